@@ -1,0 +1,29 @@
+//! hikwatch keeps every Hikvision camera on a site logged in.
+//!
+//! # Layout
+//!
+//! - [`sdk`]: the only module with `unsafe`. Raw FFI to the vendor HCNetSDK (loaded at run
+//!   time with libloading), a safe wrapper, callback trampolines, the error-class table and
+//!   the bounded blocking pool every SDK call runs on.
+//! - [`supervisor`]: the pure, sans-IO per-camera state machine and the fleet-level job
+//!   queue. Time and events go in, actions come out; deterministic simulation drives it.
+//! - [`runtime`]: the smol shell that executes the supervisor's actions through [`sdk`].
+//! - [`store`]: per-camera backoff state on flash (postcard + CRC32, atomic, wear-aware).
+//! - [`config`], [`logging`], [`watchdog`], [`status`]: thin shells for the daemon.
+//! - [`cli`]: the `hikwatch` subcommands; `main.rs` only calls [`cli::main`].
+//!
+//! See ARCHITECTURE.md for how the pieces talk to each other.
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod probe;
+pub mod runtime;
+#[allow(unsafe_code)]
+pub mod sdk;
+pub mod status;
+pub mod store;
+pub mod supervisor;
+pub mod watchdog;

@@ -1,0 +1,1 @@
+//! logging: placeholder, see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! The smol shell around the supervisor core: placeholder.

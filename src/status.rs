@@ -1,0 +1,1 @@
+//! status: placeholder, see ARCHITECTURE.md.

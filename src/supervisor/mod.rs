@@ -1,0 +1,1 @@
+//! The pure per-camera state machine: placeholder.

@@ -1,0 +1,1 @@
+//! watchdog: placeholder, see ARCHITECTURE.md.

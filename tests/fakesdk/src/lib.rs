@@ -1,0 +1,2 @@
+//! A C stand-in for libhcnetsdk.so: placeholder.
+#![forbid(unsafe_code)]
