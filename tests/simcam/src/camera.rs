@@ -128,9 +128,9 @@ pub(crate) struct CamState {
 pub(crate) struct CamShared {
     pub index: usize,
     pub addr: SocketAddr,
-    /// Bound with SO_REUSEADDR but never listening: reserves the port while the camera is
-    /// off (connects get RST, the kernel hands the port to nobody else) and lets each new
-    /// boot's listener bind the same port.
+    /// Bound (SO_REUSEPORT) but never listening: reserves the port while the camera is off
+    /// (connects get RST, the kernel hands the port to nobody else) and lets each new
+    /// boot's listener bind the same port. See `bound_socket`.
     _reserve: Socket,
     pub identity: Identity,
     pub common: Arc<Common>,
@@ -150,10 +150,17 @@ impl fmt::Debug for CamShared {
     }
 }
 
-/// Binds a SO_REUSEADDR socket to `addr` without listening.
+/// Binds a socket with SO_REUSEPORT (and deliberately without SO_REUSEADDR) to `addr`,
+/// without listening.
+///
+/// The reserving socket and every boot's listener share the port through SO_REUSEPORT
+/// (same user). Sockets of other programs, which at most set SO_REUSEADDR (Rust's std
+/// does), conflict with the reservation and cannot bind the port, and the kernel never
+/// picks it for `bind(:0)` or as an outgoing ephemeral port. TIME_WAIT leftovers of an
+/// earlier boot do not block the next listener.
 fn bound_socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     s.set_cloexec(true)?;
     s.bind(&addr.into())?;
     Ok(s)

@@ -33,7 +33,7 @@ pub enum EventKind {
     AcceptCloseSet,
     /// Illegal-login locks cleared by the operator.
     Unlocked,
-    /// A TCP connection was accepted; `detail` is the peer address.
+    /// A TCP connection was accepted; `detail` is `<peer> nodelay=<TCP_NODELAY read back>`.
     ConnOpened,
     /// A TCP connection ended; `detail` is the peer address.
     ConnClosed,

@@ -77,8 +77,8 @@ pub(crate) async fn accept_loop(
                 st.accept_close
             };
             if accept_close {
-                drop(stream);
                 cam.log(EventKind::AcceptClosed, peer.to_string());
+                drop(stream);
                 continue;
             }
             let conn_slot = SocketSlot {
@@ -86,7 +86,9 @@ pub(crate) async fn accept_loop(
                 connection: true,
             };
             let _ = stream.get_ref().set_nodelay(true);
-            cam.log(EventKind::ConnOpened, peer.to_string());
+            // Read back from the socket so tests can check the option really is on.
+            let nodelay = stream.get_ref().nodelay().unwrap_or(false);
+            cam.log(EventKind::ConnOpened, format!("{peer} nodelay={nodelay}"));
             cam.ex
                 .spawn(connection(cam.clone(), stream, peer, rx.clone(), conn_slot))
                 .detach();
@@ -157,7 +159,9 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>, peer: SocketAddr
                 let mut resp =
                     crate::isapi::response_status("", status, 4, "Invalid Operation", "badRequest");
                 resp.close = true;
-                let _ = stream.write_all(&resp.to_bytes()).await;
+                if stream.write_all(&resp.to_bytes()).await.is_ok() {
+                    lingering_close(stream).await;
+                }
                 return;
             }
         }
@@ -166,4 +170,27 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>, peer: SocketAddr
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// After an error reply: send FIN, then swallow what the client is still sending (bounded
+/// in bytes and time), so closing with unread data does not turn into an RST that could
+/// destroy the reply before the client reads it.
+async fn lingering_close(stream: &Async<TcpStream>) {
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+    let mut stream = stream;
+    let mut chunk = [0u8; READ_CHUNK];
+    let mut budget = 256 * 1024usize;
+    let drain = async {
+        while budget > 0 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+        }
+    };
+    drain
+        .or(async {
+            Timer::after(Duration::from_secs(2)).await;
+        })
+        .await;
 }
