@@ -196,7 +196,6 @@ impl CamShared {
                 st.pending.remove(&oldest);
             }
         }
-        let _ = before;
         let session_id = random_hex(&mut st.rng, 64);
         let challenge = random_hex_upper(&mut st.rng, 32);
         // Per-user salt: the configured user's is fixed until the password changes; an
