@@ -183,7 +183,6 @@ impl CamShared {
     fn capabilities(&self, st: &mut CamState, req: &Request, now: Instant) -> Response {
         let user = req.query_param("username").unwrap_or_default();
         // Forget abandoned exchanges so "in flight" stays honest and memory bounded.
-        let before = st.pending.len();
         st.pending
             .retain(|_, p| now.duration_since(p.created) < PENDING_TTL);
         if st.pending.len() >= MAX_PENDING {
