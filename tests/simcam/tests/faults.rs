@@ -377,3 +377,13 @@ fn drop_shuts_down_and_frees_ports() {
         "open connections reset on drop"
     );
 }
+
+#[test]
+fn a_handle_outliving_its_fleet_cannot_power_on() {
+    let f = fleet(1, |_| {});
+    let cam = f.camera(0);
+    drop(f);
+    assert_eq!(cam.power(), Power::Off);
+    assert!(cam.power_on().is_err());
+    assert!(refused(cam.addr()));
+}
