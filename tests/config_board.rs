@@ -56,6 +56,7 @@ fn every_board_file_is_built_in_and_valid() {
         let opts = LoadOptions {
             credentials_dir: None,
             check_only: true,
+            skip_secrets: false,
         };
         let path = dir.write("hikwatch.toml", &with_board(name, ""));
         let loaded = Config::load_with(&path, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -81,6 +82,7 @@ fn profile_values_apply_under_the_config_file() {
     let opts = LoadOptions {
         credentials_dir: None,
         check_only: true,
+        skip_secrets: false,
     };
     // Profile only.
     let path = dir.write("hikwatch.toml", &with_board("armv7-generic", ""));

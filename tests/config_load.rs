@@ -311,6 +311,7 @@ password_file = \"world.pass\"
     let opts = LoadOptions {
         credentials_dir: Some(creds.path().to_path_buf()),
         check_only: false,
+        skip_secrets: false,
     };
     let loaded = load(&dir, text, &opts).unwrap();
     let c = &loaded.config;
@@ -339,6 +340,7 @@ password_file = \"world.pass\"
     let lenient = LoadOptions {
         credentials_dir: None,
         check_only: true,
+        skip_secrets: false,
     };
     let loaded = load(&dir, text, &lenient).unwrap();
     assert!(
@@ -504,6 +506,7 @@ fn example_config_documents_the_defaults() {
     let opts = LoadOptions {
         credentials_dir: Some(creds.path().to_path_buf()),
         check_only: false,
+        skip_secrets: false,
     };
     let loaded = load(&dir, &text, &opts).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

@@ -1104,6 +1104,9 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
             match key {
                 "password_file" => {
                     let p = ctx.path(item, &field, false)?;
+                    if ctx.opts.skip_secrets {
+                        return Some((Secret::default(), PasswordSource::File(p)));
+                    }
                     match read_secret_file(&p) {
                         Ok((secret, world_readable)) => {
                             if world_readable {
@@ -1136,6 +1139,9 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                         return None;
                     }
                     let source = PasswordSource::Credential(name.to_string());
+                    if ctx.opts.skip_secrets {
+                        return Some((Secret::default(), source));
+                    }
                     match ctx.opts.credentials_dir.clone() {
                         Some(dir) => match read_secret_file(&dir.join(name)) {
                             Ok((secret, _)) => Some((secret, source)),

@@ -263,8 +263,9 @@ pub struct CameraConfig {
     pub port: u16,
     /// User name (1 to 63 bytes).
     pub user: String,
-    /// The password (1 to 63 bytes); empty only in a `check-config` run that could not
-    /// read a systemd credential.
+    /// The password (1 to 63 bytes); empty only when loaded with
+    /// [`LoadOptions::skip_secrets`] or in a `check-config` run that could not read a
+    /// systemd credential.
     pub password: Secret,
     /// Where the password came from.
     pub password_source: PasswordSource,
@@ -398,6 +399,10 @@ pub struct LoadOptions {
     /// `credentials_dir` is unset is a warning, not an error (the variable only exists
     /// inside the service).
     pub check_only: bool,
+    /// Do not read passwords at all (`hikwatch status` only needs the socket path and
+    /// may run as a user who cannot read them). Password sources are still checked for
+    /// form; every [`CameraConfig::password`] is empty.
+    pub skip_secrets: bool,
 }
 
 impl LoadOptions {
@@ -408,6 +413,7 @@ impl LoadOptions {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             check_only: false,
+            skip_secrets: false,
         }
     }
 }
