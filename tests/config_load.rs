@@ -328,14 +328,14 @@ password_file = \"world.pass\"
         "{w:?}"
     );
     assert!(
-        w[0].ends_with("is readable by every user; chmod 600 it"),
+        w[0].ends_with("is readable by every user; chmod o-rwx it"),
         "{w:?}"
     );
 
     // Daemon mode without $CREDENTIALS_DIRECTORY: an error naming the fix.
     let got = problems(load(&dir, text, &strict()).unwrap_err());
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got[0].contains(":7: camera[0].password_credential: credential \"lobby.pass\": $CREDENTIALS_DIRECTORY is not set; add LoadCredential=lobby.pass:"), "{got:?}");
+    assert!(got[0].contains(":7: camera[0].password_credential: credential \"lobby.pass\": $CREDENTIALS_DIRECTORY is not set (systemd sets it for LoadCredential=; the shipped unit passes /etc/hikwatch/credentials/NAME as camera_NAME)"), "{got:?}");
     // check-config mode: a warning only.
     let lenient = LoadOptions {
         credentials_dir: None,
@@ -493,7 +493,7 @@ fn example_config_documents_the_defaults() {
     )
     .unwrap();
     let creds = TempDir::new("cfg-example-creds");
-    creds.write("lobby.pass", "pw2");
+    creds.write("camera_lobby", "pw2");
     let text = example
         .replace(
             "dir = \"/opt/hikwatch/sdk\"",

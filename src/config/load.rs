@@ -1115,7 +1115,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                                     item.offset(),
                                     &field,
                                     format!(
-                                        "{} is readable by every user; chmod 600 it",
+                                        "{} is readable by every user; chmod o-rwx it",
                                         p.display()
                                     ),
                                 );
@@ -1171,8 +1171,9 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                                 item,
                                 &field,
                                 format!(
-                                    "credential {name:?}: $CREDENTIALS_DIRECTORY is not set; \
-                                     add LoadCredential={name}:/etc/hikwatch/{name} to the unit"
+                                    "credential {name:?}: $CREDENTIALS_DIRECTORY is not set \
+                                     (systemd sets it for LoadCredential=; the shipped unit \
+                                     passes /etc/hikwatch/credentials/NAME as camera_NAME)"
                                 ),
                             );
                             None
