@@ -345,7 +345,7 @@ impl RateLimiter {
                 e.logged_at = now;
                 return true;
             }
-            e.suppressed > 0 || age < window * 2
+            e.suppressed > 0 || age < window.saturating_mul(2)
         });
         out.sort_by(|a, b| (&a.camera, a.key).cmp(&(&b.camera, b.key)));
         out

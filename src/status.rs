@@ -142,10 +142,7 @@ impl FleetStatus {
     /// absent; `uptime_secs` is relative to `now`.
     pub fn to_json(&self, now: SystemTime) -> String {
         let mut o = String::with_capacity(256 + 256 * self.cameras.len());
-        o.push_str("{\"version\":");
-        json_str(&mut o, &self.version);
-        let _ = write!(o, ",\"uptime_secs\":{}", secs_between(self.started, now));
-        o.push_str(",\"cameras\":[");
+        o.push_str("{\"cameras\":[");
         for (i, c) in self.cameras.iter().enumerate() {
             if i > 0 {
                 o.push(',');
@@ -187,13 +184,15 @@ impl FleetStatus {
         let _ = write!(
             o,
             "],\"queue\":{{\"depth\":{},\"capacity\":{},\"overflows\":{}}},\
-             \"state_writes\":{},\"sdk_deadlines_missed\":{}}}",
+             \"state_writes\":{},\"sdk_deadlines_missed\":{},\"version\":",
             self.queue.depth,
             self.queue.capacity,
             self.queue.overflows,
             self.state_writes,
             self.sdk_deadlines_missed
         );
+        json_str(&mut o, &self.version);
+        let _ = write!(o, ",\"uptime_secs\":{}}}", secs_between(self.started, now));
         o.push('\n');
         o
     }
