@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -324,13 +324,23 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(2);
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 64;
 
-/// Binds the status socket: removes a stale socket file left by a crash (refusing when
-/// a live daemon still answers on it), binds, and makes it `0660`.
+/// Binds the status socket: creates its folder if missing (`0750`; under systemd
+/// `RuntimeDirectory=` already did), removes a stale socket file left by a crash
+/// (refusing when a live daemon still answers on it), binds, and makes it `0660`.
 ///
 /// # Errors
 /// The OS error, or `AddrInUse` when another daemon is listening, or `AlreadyExists`
 /// when the path is a file that is not a socket.
 pub fn bind(path: &Path) -> io::Result<Async<UnixListener>> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)?;
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(io::Error::new(

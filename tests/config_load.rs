@@ -633,3 +633,31 @@ fn binary_exits_78_on_a_bad_config() {
         "{err}"
     );
 }
+
+#[test]
+fn passwords_never_appear_in_problems_or_debug_output() {
+    let dir = TempDir::new("cfg-leak");
+    dir.fake_sdk();
+    let secret = "Sup3rS3cret-Passw0rd";
+    dir.write("long.pass", &format!("{secret}{}", "x".repeat(60)));
+    let text = format!(
+        "[sdk]\ndir = \"sdk\"\n[[camera]]\nid = \"a\"\nhost = \"192.0.2.1\"\nuser = \"u\"\npassword = \"{secret}\"\nport = 0\n\
+         [[camera]]\nid = \"b\"\nhost = \"192.0.2.2\"\nuser = \"u\"\npassword_file = \"long.pass\"\n\
+         [[camera]]\nid = \"c\"\nhost = \"192.0.2.3\"\nuser = \"u\"\npassword = \"{secret}\\u0001\"\n"
+    );
+    let err = load(&dir, &text, &strict()).unwrap_err();
+    let all = format!("{err}\n{err:?}");
+    assert!(!all.contains("Sup3r"), "{all}");
+    assert_eq!(err.errors().count(), 3, "{all}");
+    // And a loaded config shows *** only.
+    let ok = text
+        .replace("port = 0\n", "")
+        .replace("password_file = \"long.pass\"", "password = \"x\"")
+        .replace("\\u0001", "");
+    let loaded = load(&dir, &ok, &strict()).unwrap();
+    let dbg = format!("{:?}", loaded.config);
+    assert!(
+        !dbg.contains("Sup3r") && dbg.matches("***").count() == 3,
+        "{dbg}"
+    );
+}

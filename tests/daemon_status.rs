@@ -192,7 +192,11 @@ fn server_and_client_over_a_unix_socket() {
     // A stale socket file (no listener) is replaced.
     let listener = bind(&sock).unwrap();
     drop(listener);
-    // A regular file is not.
+    // A missing folder is created.
+    let nested = dir.join("a/b/status.sock");
+    drop(bind(&nested).unwrap());
+    assert!(nested.exists());
+    // A regular file is not replaced.
     let file = dir.write("not-a-socket", "x");
     assert_eq!(
         bind(&file).unwrap_err().kind(),
