@@ -35,6 +35,8 @@ pub fn main(mut args: Vec<OsString>) -> ExitCode {
     let cmd = args.remove(0);
     match cmd.to_str() {
         Some("probe") => crate::probe::main(args),
+        Some("check-config") => crate::config::cli_main(args),
+        Some("status") => crate::status::cli_main(args),
         Some("state") => crate::store::cli_main(args),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

@@ -9,7 +9,8 @@
 //!   queue. Time and events go in, actions come out; deterministic simulation drives it.
 //! - [`runtime`]: the smol shell that executes the supervisor's actions through [`sdk`].
 //! - [`store`]: per-camera backoff state on flash (postcard + CRC32, atomic, wear-aware).
-//! - [`config`], [`logging`], [`watchdog`], [`status`]: thin shells for the daemon.
+//! - [`config`], [`logging`], [`watchdog`], [`status`], [`metrics`]: thin shells for the
+//!   daemon.
 //! - [`cli`]: the `hikwatch` subcommands; `main.rs` only calls [`cli::main`].
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod probe;
 pub mod runtime;
 #[allow(unsafe_code)]

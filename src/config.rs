@@ -1,1 +1,0 @@
-//! config: placeholder, see ARCHITECTURE.md.

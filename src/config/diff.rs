@@ -1,0 +1,287 @@
+//! What a reload (SIGHUP) changed: pure functions over two [`Config`]s.
+
+use super::{CameraConfig, Config};
+
+/// Whether a camera's credentials changed: user name or password (the password is
+/// compared by content, so a rewritten `password_file` counts even when its path did not
+/// change). A camera parked on an authentication failure may retry only when this is
+/// true.
+pub fn credentials_changed(old: &CameraConfig, new: &CameraConfig) -> bool {
+    old.user != new.user || old.password != new.password
+}
+
+/// How one camera that exists in both configurations changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraChange {
+    /// The camera id.
+    pub id: String,
+    /// User name or password changed ([`credentials_changed`]).
+    pub credentials: bool,
+    /// Host, port or login mode changed: the session must be re-established.
+    pub endpoint: bool,
+    /// The watched stream changed (added, removed, channel or type).
+    pub stream: bool,
+}
+
+/// The difference between two configurations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    /// Ids only in the new configuration, in its order.
+    pub added: Vec<String>,
+    /// Ids only in the old configuration, in its order.
+    pub removed: Vec<String>,
+    /// Cameras present in both whose settings changed, in the new order.
+    pub changed: Vec<CameraChange>,
+    /// Global settings that changed, as field names (`supervisor.backoff_cap`,
+    /// `sdk.dir`, ...), in a fixed order.
+    pub global: Vec<&'static str>,
+}
+
+/// Global settings a running daemon cannot apply without a restart: they own open
+/// resources (the loaded SDK, the state file, sockets, the thread pool, the hardware
+/// watchdog).
+pub const RESTART_REQUIRED: &[&str] = &[
+    "sdk.dir",
+    "state.path",
+    "status.socket",
+    "status.metrics",
+    "supervisor.workers",
+    "watchdog.device",
+];
+
+impl ConfigDiff {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.global.is_empty()
+    }
+
+    /// The changed global settings that need a restart ([`RESTART_REQUIRED`]).
+    pub fn restart_required(&self) -> Vec<&'static str> {
+        self.global
+            .iter()
+            .copied()
+            .filter(|g| RESTART_REQUIRED.contains(g))
+            .collect()
+    }
+}
+
+/// Compares two configurations for a reload.
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let mut out = ConfigDiff::default();
+    for n in &new.cameras {
+        match old.camera(&n.id) {
+            None => out.added.push(n.id.clone()),
+            Some(o) => {
+                let change = CameraChange {
+                    id: n.id.clone(),
+                    credentials: credentials_changed(o, n),
+                    endpoint: o.host != n.host || o.port != n.port || o.login_mode != n.login_mode,
+                    stream: o.stream != n.stream,
+                };
+                if change.credentials || change.endpoint || change.stream {
+                    out.changed.push(change);
+                }
+            }
+        }
+    }
+    out.removed = old
+        .cameras
+        .iter()
+        .filter(|o| new.camera(&o.id).is_none())
+        .map(|o| o.id.clone())
+        .collect();
+
+    let (o, n) = (old, new);
+    let (os, ns) = (&o.supervisor, &n.supervisor);
+    let checks: &[(&'static str, bool)] = &[
+        ("board", o.board != n.board),
+        ("sdk.dir", o.sdk.dir != n.sdk.dir),
+        ("state.path", o.state.path != n.state.path),
+        (
+            "state.flush_interval",
+            o.state.flush_interval != n.state.flush_interval,
+        ),
+        ("status.socket", o.status.socket != n.status.socket),
+        ("status.metrics", o.status.metrics != n.status.metrics),
+        ("supervisor.strategy", os.strategy != ns.strategy),
+        (
+            "supervisor.heartbeat_interval",
+            os.heartbeat_interval != ns.heartbeat_interval,
+        ),
+        (
+            "supervisor.heartbeat_misses",
+            os.heartbeat_misses != ns.heartbeat_misses,
+        ),
+        (
+            "supervisor.max_concurrent_logins",
+            os.max_concurrent_logins != ns.max_concurrent_logins,
+        ),
+        (
+            "supervisor.backoff_initial",
+            os.backoff_initial != ns.backoff_initial,
+        ),
+        (
+            "supervisor.backoff_multiplier",
+            os.backoff_multiplier != ns.backoff_multiplier,
+        ),
+        ("supervisor.backoff_cap", os.backoff_cap != ns.backoff_cap),
+        (
+            "supervisor.stable_period",
+            os.stable_period != ns.stable_period,
+        ),
+        (
+            "supervisor.start_spread",
+            os.start_spread != ns.start_spread,
+        ),
+        ("supervisor.lock_margin", os.lock_margin != ns.lock_margin),
+        (
+            "supervisor.probe_interval",
+            os.probe_interval != ns.probe_interval,
+        ),
+        ("supervisor.stream_gap", os.stream_gap != ns.stream_gap),
+        (
+            "supervisor.login_deadline",
+            os.login_deadline != ns.login_deadline,
+        ),
+        (
+            "supervisor.call_deadline",
+            os.call_deadline != ns.call_deadline,
+        ),
+        ("supervisor.workers", os.workers != ns.workers),
+        ("supervisor.max_cameras", os.max_cameras != ns.max_cameras),
+        ("log.level", o.log.level != n.log.level),
+        (
+            "log.repeat_window",
+            o.log.repeat_window != n.log.repeat_window,
+        ),
+        ("watchdog.device", o.watchdog.device != n.watchdog.device),
+        (
+            "watchdog.keepalive",
+            o.watchdog.keepalive != n.watchdog.keepalive,
+        ),
+    ];
+    out.global = checks
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| *name)
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{
+        LogConfig, LoginMode, PasswordSource, SdkConfig, Secret, StateConfig, StatusConfig,
+        StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
+    };
+
+    fn cam(id: &str, pw: &str) -> CameraConfig {
+        CameraConfig {
+            id: id.into(),
+            host: "192.0.2.10".into(),
+            port: 8000,
+            user: "admin".into(),
+            password: Secret::new(pw.into()),
+            password_source: PasswordSource::Inline,
+            login_mode: LoginMode::Private,
+            stream: None,
+        }
+    }
+
+    fn config(cameras: Vec<CameraConfig>) -> Config {
+        Config {
+            path: PathBuf::from("/etc/hikwatch.toml"),
+            board: None,
+            sdk: SdkConfig::default(),
+            state: StateConfig::default(),
+            status: StatusConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            log: LogConfig::default(),
+            watchdog: WatchdogConfig::default(),
+            cameras,
+        }
+    }
+
+    #[test]
+    fn identical_configs_have_an_empty_diff() {
+        let a = config(vec![cam("a", "x"), cam("b", "y")]);
+        let d = diff(&a, &a.clone());
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn added_removed_changed() {
+        let old = config(vec![cam("a", "x"), cam("b", "y"), cam("c", "z")]);
+        let mut b2 = cam("b", "y2");
+        b2.host = "192.0.2.11".into();
+        let mut c2 = cam("c", "z");
+        c2.stream = Some(StreamConfig {
+            channel: 1,
+            stream_type: StreamType::Sub,
+        });
+        let new = config(vec![c2, b2, cam("d", "w")]);
+        let d = diff(&old, &new);
+        assert_eq!(d.added, vec!["d"]);
+        assert_eq!(d.removed, vec!["a"]);
+        assert_eq!(
+            d.changed,
+            vec![
+                CameraChange {
+                    id: "c".into(),
+                    credentials: false,
+                    endpoint: false,
+                    stream: true
+                },
+                CameraChange {
+                    id: "b".into(),
+                    credentials: true,
+                    endpoint: true,
+                    stream: false
+                },
+            ]
+        );
+        assert!(d.global.is_empty());
+    }
+
+    #[test]
+    fn credentials_change_on_user_or_password_only() {
+        let a = cam("a", "x");
+        let mut b = a.clone();
+        assert!(!credentials_changed(&a, &b));
+        b.port = 8001;
+        b.login_mode = LoginMode::Isapi;
+        assert!(!credentials_changed(&a, &b));
+        b.password = Secret::new("x2".into());
+        assert!(credentials_changed(&a, &b));
+        let mut c = a.clone();
+        c.user = "operator".into();
+        assert!(credentials_changed(&a, &c));
+        // Same password from another source is not a change.
+        let mut d = a.clone();
+        d.password_source = PasswordSource::File("/etc/hikwatch/a.pass".into());
+        assert!(!credentials_changed(&a, &d));
+    }
+
+    #[test]
+    fn global_changes_and_restart_set() {
+        let old = config(vec![]);
+        let mut new = old.clone();
+        new.supervisor.backoff_cap = Duration::from_secs(300);
+        new.log.level = log::LevelFilter::Debug;
+        new.sdk.dir = PathBuf::from("/opt/other");
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.global,
+            vec!["sdk.dir", "supervisor.backoff_cap", "log.level"]
+        );
+        assert_eq!(d.restart_required(), vec!["sdk.dir"]);
+        assert!(!d.is_empty());
+    }
+}
