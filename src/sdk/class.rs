@@ -259,7 +259,12 @@ mod tests {
     fn table_is_sorted_and_disjoint() {
         for w in TABLE.windows(2) {
             assert!(w[0].0 <= w[0].1, "{:?}", w[0]);
-            assert!(w[0].1 < w[1].0, "{:?} overlaps or precedes {:?}", w[0], w[1]);
+            assert!(
+                w[0].1 < w[1].0,
+                "{:?} overlaps or precedes {:?}",
+                w[0],
+                w[1]
+            );
         }
     }
 
@@ -292,8 +297,26 @@ mod tests {
                 assert_eq!(classify(code, &NONE), ErrorClass::Unknown(code));
             }
         }
-        for code in [0, 19, 20, 30, 40, 42, 48, 57, 150, 500, 999, 10_000, u32::MAX] {
-            assert_eq!(classify(code, &NONE), ErrorClass::Unknown(code), "code {code}");
+        for code in [
+            0,
+            19,
+            20,
+            30,
+            40,
+            42,
+            48,
+            57,
+            150,
+            500,
+            999,
+            10_000,
+            u32::MAX,
+        ] {
+            assert_eq!(
+                classify(code, &NONE),
+                ErrorClass::Unknown(code),
+                "code {code}"
+            );
         }
     }
 

@@ -149,7 +149,11 @@ mod tests {
         assert_eq!(Machine(62).to_string(), "x86_64 (EM 62)");
         assert_eq!(Machine(40).to_string(), "arm (EM 40)");
         assert_eq!(Machine(9999).to_string(), "unknown (EM 9999)");
-        assert_ne!(Machine::current().0, 0, "this build's architecture has a known EM");
+        assert_ne!(
+            Machine::current().0,
+            0,
+            "this build's architecture has a known EM"
+        );
     }
 
     #[test]

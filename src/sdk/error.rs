@@ -174,9 +174,10 @@ impl fmt::Display for SdkError {
                 found,
                 expected,
             } => {
-                let name = path
-                    .file_name()
-                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+                let name = path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                );
                 write!(
                     f,
                     "{name} is {found} but this build runs on {expected} ({})",

@@ -373,14 +373,16 @@ fn kind_bit(kind: u32) -> (usize, u32) {
 }
 
 fn on_exception(kind: DWORD, uid: LONG, handle: LONG) {
-    post(Raw::Exception { kind, uid, handle }, || match user_slot(uid) {
-        Some((i, p)) => {
-            let (w, b) = kind_bit(kind);
-            p.exc[w].fetch_or(1 << b, Release);
-            mark(&USER_DIRTY, i);
-        }
-        None => {
-            UNATTRIBUTED.fetch_add(1, Relaxed);
+    post(Raw::Exception { kind, uid, handle }, || {
+        match user_slot(uid) {
+            Some((i, p)) => {
+                let (w, b) = kind_bit(kind);
+                p.exc[w].fetch_or(1 << b, Release);
+                mark(&USER_DIRTY, i);
+            }
+            None => {
+                UNATTRIBUTED.fetch_add(1, Relaxed);
+            }
         }
     });
 }
@@ -524,12 +526,12 @@ pub(crate) fn alloc_slot() -> Option<(u16, u32, usize)> {
         s.frames.store(0, Relaxed);
         s.pending.store(0, Relaxed);
         s.pending_gap_ms.store(0, Relaxed);
-        if s
-            .active
+        if s.active
             .compare_exchange(false, true, AcqRel, Relaxed)
             .is_ok()
         {
-            let user = (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
+            let user =
+                (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
             return Some((i as u16, generation, user));
         }
     }
@@ -825,8 +827,16 @@ fn convert(raw: Raw) -> SdkEvent {
                 AsyncLoginResult::Failed
             },
         },
-        Raw::StreamStarted { slot, generation, handle } => SdkEvent::StreamStarted {
-            stream: StreamId { handle, slot, generation },
+        Raw::StreamStarted {
+            slot,
+            generation,
+            handle,
+        } => SdkEvent::StreamStarted {
+            stream: StreamId {
+                handle,
+                slot,
+                generation,
+            },
         },
         Raw::StreamResumed {
             slot,
@@ -834,13 +844,15 @@ fn convert(raw: Raw) -> SdkEvent {
             handle,
             gap_ms,
         } => SdkEvent::StreamResumed {
-            stream: StreamId { handle, slot, generation },
+            stream: StreamId {
+                handle,
+                slot,
+                generation,
+            },
             gap: Duration::from_millis(u64::from(gap_ms)),
         },
     }
 }
-
-
 
 #[cfg(test)]
 mod tests {

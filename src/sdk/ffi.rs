@@ -103,8 +103,8 @@ impl Api {
             path: path.to_path_buf(),
             source,
         })?;
-        // SAFETY (all `sym` calls below): each type is copied from the signature table in
-        // hcnetsdk-facts.md §1 (vendor header), with BOOL/LONG = i32 and DWORD = u32.
+        // SAFETY: for every `sym` call below the type is copied from the signature table
+        // in hcnetsdk-facts.md §1 (vendor header), with BOOL/LONG = i32 and DWORD = u32.
         unsafe {
             Ok(Api {
                 init: sym(&lib, path, "NET_DVR_Init")?,

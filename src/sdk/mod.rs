@@ -44,8 +44,8 @@ pub use class::{ErrorClass, LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
-    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, SdkEvent, StreamId,
-    StreamStats, UserId,
+    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, SdkEvent, StreamId, StreamStats,
+    UserId,
 };
 pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
 pub use secret::Password;
@@ -67,6 +67,21 @@ const NET_DVR_CHECK_USER_STATUS: u32 = 20005;
 const INIT_CFG_SDK_PATH: i32 = 2;
 const INIT_CFG_LIBEAY_PATH: i32 = 3;
 const INIT_CFG_SSLEAY_PATH: i32 = 4;
+
+/// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
+/// a non-null pointer; the result hikwatch uses arrives through the callback).
+struct DeviceInfoSink(std::cell::UnsafeCell<NET_DVR_DEVICEINFO_V40>);
+
+// SAFETY: Rust code never reads or writes through the cell; its address is only handed to
+// the SDK as a write-only scratch buffer, so there is no Rust-visible shared access to
+// synchronise.
+unsafe impl Sync for DeviceInfoSink {}
+
+static ASYNC_DEVICE_INFO_SINK: DeviceInfoSink = DeviceInfoSink(std::cell::UnsafeCell::new(
+    // SAFETY: all-zero bytes are a valid NET_DVR_DEVICEINFO_V40 (integers and byte arrays
+    // only).
+    unsafe { std::mem::zeroed() },
+));
 
 /// Set while an [`Sdk`] is alive: the SDK is process-global.
 static LOADED: AtomicBool = AtomicBool::new(false);
@@ -412,7 +427,11 @@ impl Sdk {
         let mut sdk_path = NET_DVR_LOCAL_SDK_PATH::zeroed();
         {
             use std::os::unix::ffi::OsStrExt;
-            put_str(&mut sdk_path.sPath, dir.as_os_str().as_bytes(), "SDK folder path")?;
+            put_str(
+                &mut sdk_path.sPath,
+                dir.as_os_str().as_bytes(),
+                "SDK folder path",
+            )?;
         }
         let crypto_c = c_path(&crypto, "libcrypto path")?;
         let ssl_c = c_path(&ssl, "libssl path")?;
@@ -434,23 +453,11 @@ impl Sdk {
         // machine matches this build (checked above); running its initialisers is what
         // using the vendor SDK means.
         let api = unsafe { Api::load(&lib) }?;
-        // SAFETY: `Api` invariant (valid pointer, correct signature); takes no arguments.
-        let build = unsafe { (api.get_sdk_build_version)() };
-        // SAFETY: as above.
-        let sdk_version_word = unsafe { (api.get_sdk_version)() };
-        let version = SdkVersion::from_build_word(build);
-        if version < MIN_VERSION {
-            return Err(SdkError::TooOld {
-                path: lib,
-                found: version,
-                minimum: MIN_VERSION,
-            });
-        }
-        let sdk = Sdk {
+        let mut sdk = Sdk {
             api,
             dir,
-            version,
-            sdk_version_word,
+            version: SdkVersion::from_build_word(0),
+            sdk_version_word: 0,
             recv_timeout_ms: ms(opts.recv_timeout),
         };
         // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
@@ -480,6 +487,19 @@ impl Sdk {
         sdk.check(ok, "NET_DVR_Init")?;
         // From here on `Drop for Sdk` runs Cleanup and releases LOADED.
         guard.0 = true;
+        // The version getters answer 0 before Init (observed with 6.1.9.48), so the
+        // version is checked now; a refused SDK is cleaned up by `Drop`.
+        // SAFETY: `Api` invariant (valid pointer, correct signature); no arguments.
+        sdk.version = SdkVersion::from_build_word(unsafe { (sdk.api.get_sdk_build_version)() });
+        // SAFETY: as above.
+        sdk.sdk_version_word = unsafe { (sdk.api.get_sdk_version)() };
+        if sdk.version < MIN_VERSION {
+            return Err(SdkError::TooOld {
+                path: lib,
+                found: sdk.version,
+                minimum: MIN_VERSION,
+            });
+        }
         let sdk = Arc::new(sdk);
         // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (facts §1), a
         // non-null `extern "C"` callback that only touches statics, and no user pointer.
@@ -538,7 +558,10 @@ impl Sdk {
             // SAFETY: non-null; the SDK returns a pointer to a NUL-terminated message in
             // its own static table, valid at least until the next SDK call on this
             // thread. It is copied immediately.
-            let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string();
+            let s = unsafe { CStr::from_ptr(p) }
+                .to_string_lossy()
+                .trim()
+                .to_string();
             (!s.is_empty()).then_some(s)
         };
         (code, msg)
@@ -642,10 +665,12 @@ impl Sdk {
         info.0.pUser = token as usize as *mut c_void;
         // SAFETY: `Api` invariant; the login struct is live and of the vendor layout and
         // the SDK copies it before returning (it returns before the login runs, and the
-        // vendor samples pass stack structs); the device-info pointer is NULL because the
-        // result comes through the callback, which only touches statics; `pUser` is an
-        // integer token, never dereferenced.
-        let uid = unsafe { (self.api.login_v40)(&mut *info.0, std::ptr::null_mut()) };
+        // vendor samples pass stack structs); the device-info pointer is the static
+        // write-only sink (valid forever, never read by Rust; the SDK refuses NULL with
+        // error 17 even for async logins, and may write it later from its own thread);
+        // the callback only touches statics; `pUser` is an integer token, never
+        // dereferenced.
+        let uid = unsafe { (self.api.login_v40)(&mut *info.0, ASYNC_DEVICE_INFO_SINK.0.get()) };
         let err = (uid < 0).then(|| self.fail("NET_DVR_Login_V40", &LoginFailure::default()));
         info.wipe();
         match err {
@@ -703,7 +728,11 @@ impl Sdk {
             return Err(e);
         }
         events::set_slot_handle(slot, handle);
-        Ok(StreamId { handle, slot, generation })
+        Ok(StreamId {
+            handle,
+            slot,
+            generation,
+        })
     }
 
     /// `NET_DVR_StopRealPlay`; the stream's counters are released either way.
@@ -973,7 +1002,11 @@ mod tests {
         assert_eq!(li.0.byLoginMode, 1);
         li.wipe();
         assert!(li.0.sPassword.iter().all(|&b| b == 0));
-        assert_eq!(&li.0.sUserName[..6], b"admin\0", "only the password is wiped");
+        assert_eq!(
+            &li.0.sUserName[..6],
+            b"admin\0",
+            "only the password is wiped"
+        );
     }
 
     #[test]

@@ -124,13 +124,19 @@ impl<T> fmt::Display for CallError<T> {
                 deadline,
                 started: true,
                 ..
-            } => write!(f, "{call} still running after its {deadline:?} deadline (stuck)"),
+            } => write!(
+                f,
+                "{call} still running after its {deadline:?} deadline (stuck)"
+            ),
             CallError::DeadlineExceeded {
                 call,
                 deadline,
                 started: false,
                 ..
-            } => write!(f, "{call} not started within its {deadline:?} deadline (cancelled)"),
+            } => write!(
+                f,
+                "{call} not started within its {deadline:?} deadline (cancelled)"
+            ),
             CallError::Busy => f.write_str("the SDK call queue is full"),
         }
     }

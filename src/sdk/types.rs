@@ -249,6 +249,26 @@ const _: () = assert!(size_of::<NET_DVR_XML_CONFIG_INPUT>() == by_width(72, 56))
 const _: () = assert!(size_of::<NET_DVR_XML_CONFIG_OUTPUT>() == by_width(72, 56));
 const _: () = assert!(size_of::<NET_DVR_SDKSTATE>() == 84);
 
+impl std::fmt::Debug for NET_DVR_USER_LOGIN_INFO {
+    /// Never prints `sPassword`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NET_DVR_USER_LOGIN_INFO")
+            .field("wPort", &self.wPort)
+            .field("bUseAsynLogin", &self.bUseAsynLogin)
+            .field("byLoginMode", &self.byLoginMode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NET_DVR_LOCAL_SDK_PATH {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = self.sPath.iter().position(|&b| b == 0).unwrap_or(256);
+        f.debug_struct("NET_DVR_LOCAL_SDK_PATH")
+            .field("sPath", &String::from_utf8_lossy(&self.sPath[..end]))
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,7 +373,10 @@ mod tests {
     #[test]
     fn local_sdk_path_layout() {
         assert_eq!(size_of::<NET_DVR_LOCAL_SDK_PATH>(), 384);
-        offsets!(NET_DVR_LOCAL_SDK_PATH { sPath: 0, byRes: 256 });
+        offsets!(NET_DVR_LOCAL_SDK_PATH {
+            sPath: 0,
+            byRes: 256
+        });
     }
 
     #[test]
@@ -384,25 +407,5 @@ mod tests {
         assert!(l.cbLoginResult.is_none());
         assert!(l.pUser.is_null());
         assert!(l.sPassword.iter().all(|&b| b == 0));
-    }
-}
-
-impl std::fmt::Debug for NET_DVR_USER_LOGIN_INFO {
-    /// Never prints `sPassword`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NET_DVR_USER_LOGIN_INFO")
-            .field("wPort", &self.wPort)
-            .field("bUseAsynLogin", &self.bUseAsynLogin)
-            .field("byLoginMode", &self.byLoginMode)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for NET_DVR_LOCAL_SDK_PATH {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let end = self.sPath.iter().position(|&b| b == 0).unwrap_or(256);
-        f.debug_struct("NET_DVR_LOCAL_SDK_PATH")
-            .field("sPath", &String::from_utf8_lossy(&self.sPath[..end]))
-            .finish_non_exhaustive()
     }
 }

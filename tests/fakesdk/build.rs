@@ -17,7 +17,11 @@ fn main() {
     for (name, defines) in variants {
         let dir = out.join(name);
         build_variant(&dir, defines);
-        println!("cargo:rustc-env=FAKESDK_DIR_{}={}", name.replace('-', "_").to_uppercase(), dir.display());
+        println!(
+            "cargo:rustc-env=FAKESDK_DIR_{}={}",
+            name.replace('-', "_").to_uppercase(),
+            dir.display()
+        );
     }
 }
 
@@ -26,8 +30,11 @@ fn build_variant(dir: &Path, defines: &[&str]) {
     // The loader passes these paths to NET_DVR_SetSDKInitCfg(3/4); the stand-in only
     // checks that they name existing files.
     for f in ["libcrypto.so.1.1", "libssl.so.1.1", "HCNetSDKCom/README"] {
-        fs::write(dir.join(f), b"placeholder written by tests/fakesdk/build.rs\n")
-            .expect("write a placeholder file");
+        fs::write(
+            dir.join(f),
+            b"placeholder written by tests/fakesdk/build.rs\n",
+        )
+        .expect("write a placeholder file");
     }
     let compiler = cc::Build::new()
         .warnings(true)
@@ -35,11 +42,19 @@ fn build_variant(dir: &Path, defines: &[&str]) {
         .opt_level(1)
         .get_compiler();
     let mut cmd: Command = compiler.to_command();
-    cmd.args(["-shared", "-fPIC", "-pthread", "-fvisibility=hidden", "-std=gnu11"])
-        .args(defines)
-        .arg("-o")
-        .arg(dir.join("libhcnetsdk.so"))
-        .arg("csrc/fakesdk.c");
-    let status = cmd.status().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    cmd.args([
+        "-shared",
+        "-fPIC",
+        "-pthread",
+        "-fvisibility=hidden",
+        "-std=gnu11",
+    ])
+    .args(defines)
+    .arg("-o")
+    .arg(dir.join("libhcnetsdk.so"))
+    .arg("csrc/fakesdk.c");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed with {status}");
 }

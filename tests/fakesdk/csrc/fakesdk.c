@@ -551,8 +551,9 @@ API BOOL NET_DVR_SetExceptionCallBack_V30(UINT r1, void *r2, EXC_CB cb, void *us
     return ok();
 }
 
-API DWORD NET_DVR_GetSDKVersion(void) { return 0x00060001u; }
-API DWORD NET_DVR_GetSDKBuildVersion(void) { return FAKE_BUILD_VERSION; }
+/* Like the real SDK, the version getters answer 0 before NET_DVR_Init. */
+API DWORD NET_DVR_GetSDKVersion(void) { return inited() ? 0x00060001u : 0; }
+API DWORD NET_DVR_GetSDKBuildVersion(void) { return inited() ? FAKE_BUILD_VERSION : 0; }
 API DWORD NET_DVR_GetLastError(void) { return t_err; }
 
 API char *NET_DVR_GetErrorMsg(LONG *code) {
@@ -579,6 +580,8 @@ API LONG NET_DVR_Login_V40(USER_LOGIN_INFO *in, DEVICEINFO_V40 *out) {
     memcpy(addr, in->sDeviceAddress, 129);
     addr[129] = 0;
     parse_script(addr, &s);
+    /* The real SDK also wants the device-info pointer for an asynchronous login. */
+    if (!out) { t_err = 17; return -1; }
     if (in->bUseAsynLogin) {
         LONG uid = alloc_user(&s);
         if (uid < 0) { t_err = 46; return -1; }
@@ -598,7 +601,6 @@ API LONG NET_DVR_Login_V40(USER_LOGIN_INFO *in, DEVICEINFO_V40 *out) {
         t_err = 0;
         return uid;
     }
-    if (!out) { t_err = 17; return -1; }
     memset(out, 0, sizeof *out);
     char pw[65];
     memcpy(pw, in->sPassword, 64);
