@@ -73,7 +73,14 @@ fn wait_event(timeout: Duration, mut pred: impl FnMut(&SdkEvent) -> bool) -> Opt
 }
 
 fn count_events(mut pred: impl FnMut(&SdkEvent) -> bool) -> usize {
-    shared().log.0.lock().expect("log").iter().filter(|e| pred(e)).count()
+    shared()
+        .log
+        .0
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|e| pred(e))
+        .count()
 }
 
 fn params(script: &str) -> LoginParams {
@@ -168,7 +175,10 @@ fn login_heartbeat_device_info_logout() {
     assert_eq!(info.firmware, "V5.7.0 build 230410");
     assert_eq!(info.name, "fake & camera");
     s.sdk.logout(login.uid).expect("logout");
-    let e = s.sdk.heartbeat(login.uid).expect_err("heartbeat after logout");
+    let e = s
+        .sdk
+        .heartbeat(login.uid)
+        .expect_err("heartbeat after logout");
     assert_eq!(e.code(), Some(47));
     assert_eq!(e.class(), ErrorClass::Network, "session gone: log in again");
 }
@@ -239,9 +249,10 @@ fn exception_callback_reaches_the_queue() {
     let s = shared();
     let login = s.sdk.login(&params("exc=0x8000@100ms")).expect("login");
     let uid = login.uid;
-    let ev = wait_event(Duration::from_secs(10), |e| {
-        matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE)
-    });
+    let ev = wait_event(
+        Duration::from_secs(10),
+        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
+    );
     assert!(ev.is_some(), "no EXCEPTION_EXCHANGE for {uid}");
     s.sdk.logout(uid).expect("logout");
 }
@@ -252,11 +263,15 @@ fn power_off_gives_error_7_and_an_exception() {
     let login = s.sdk.login(&params("down@200ms")).expect("login");
     let uid = login.uid;
     s.sdk.heartbeat(uid).expect("alive at first");
-    let ev = wait_event(Duration::from_secs(10), |e| {
-        matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE)
-    });
+    let ev = wait_event(
+        Duration::from_secs(10),
+        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
+    );
     assert!(ev.is_some(), "no exception after power-off");
-    let e = s.sdk.heartbeat(uid).expect_err("heartbeat to a dead device");
+    let e = s
+        .sdk
+        .heartbeat(uid)
+        .expect_err("heartbeat to a dead device");
     assert_eq!(e.code(), Some(7));
     assert_eq!(e.class(), ErrorClass::Network);
     s.sdk.logout(uid).expect("logout");
@@ -273,9 +288,10 @@ fn stream_counters_and_gap_transitions() {
         .sdk
         .start_stream(login.uid, &StreamParams::default())
         .expect("stream");
-    let started = wait_event(Duration::from_secs(10), |e| {
-        matches!(e, SdkEvent::StreamStarted { stream: st } if *st == stream)
-    });
+    let started = wait_event(
+        Duration::from_secs(10),
+        |e| matches!(e, SdkEvent::StreamStarted { stream: st } if *st == stream),
+    );
     assert!(started.is_some(), "no StreamStarted");
     // During the pause the consumer sees the gap growing in the counters...
     let t = Instant::now();
@@ -294,17 +310,18 @@ fn stream_counters_and_gap_transitions() {
     }
     assert!(saw_gap, "the data gap never showed in stream_stats");
     // ...and when data comes back one transition is queued.
-    let resumed = wait_event(Duration::from_secs(10), |e| {
-        matches!(e, SdkEvent::StreamResumed { stream: st, gap } if *st == stream && *gap >= Duration::from_millis(1200))
-    });
+    let resumed = wait_event(
+        Duration::from_secs(10),
+        |e| matches!(e, SdkEvent::StreamResumed { stream: st, gap } if *st == stream && *gap >= Duration::from_millis(1200)),
+    );
     assert!(resumed.is_some(), "no StreamResumed");
     let frames_before = s.sdk.stream_stats(stream).expect("running").frames;
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.sdk.stream_stats(stream).expect("running").frames > frames_before);
     // Frames are counted, not queued: far fewer events than frames.
-    let stream_events = count_events(|e| {
-        matches!(e, SdkEvent::StreamStarted { stream: st } | SdkEvent::StreamResumed { stream: st, .. } if *st == stream)
-    });
+    let stream_events = count_events(
+        |e| matches!(e, SdkEvent::StreamStarted { stream: st } | SdkEvent::StreamResumed { stream: st, .. } if *st == stream),
+    );
     assert_eq!(stream_events, 2);
     s.sdk.stop_stream(stream).expect("stop");
     assert!(s.sdk.stream_stats(stream).is_none());
@@ -361,6 +378,12 @@ fn async_login_results_arrive_as_events() {
         ev,
         SdkEvent::AsyncLogin { uid, result: AsyncLoginResult::Failed, .. } if uid == bad
     ));
+    // The failed uid is dead but holds its slot until logged out (as the real SDK does).
+    assert_eq!(s.sdk.heartbeat(bad).map_err(|e| e.code()), Err(Some(47)));
+    s.sdk
+        .logout(bad)
+        .expect("a failed async login is still logged out");
+    assert_eq!(s.sdk.logout(bad).map_err(|e| e.code()), Err(Some(47)));
 }
 
 #[test]
@@ -378,9 +401,9 @@ fn many_async_logins_at_once() {
     }
     let t = Instant::now();
     loop {
-        let done = count_events(|e| {
-            matches!(e, SdkEvent::AsyncLogin { token, result: AsyncLoginResult::Ok { .. }, .. } if (base..base + N).contains(token))
-        });
+        let done = count_events(
+            |e| matches!(e, SdkEvent::AsyncLogin { token, result: AsyncLoginResult::Ok { .. }, .. } if (base..base + N).contains(token)),
+        );
         if done == N as usize {
             break;
         }
@@ -418,7 +441,10 @@ fn a_hung_login_does_not_stall_other_cameras() {
             let pool = s.pool.clone();
             tasks.push(smol::spawn(async move {
                 let l = pool
-                    .login(params(&format!("serial=OK{i};delay=20")), Duration::from_secs(10))
+                    .login(
+                        params(&format!("serial=OK{i};delay=20")),
+                        Duration::from_secs(10),
+                    )
                     .await
                     .expect("login while others hang");
                 pool.heartbeat(l.uid, Duration::from_secs(10))

@@ -340,3 +340,32 @@ fn last_error_is_per_thread() {
     assert!(n > 0);
     assert_eq!(mismatches, 0, "error codes leaked between threads");
 }
+
+#[test]
+fn async_login_failure_is_reported() {
+    let _g = serial();
+    let s = shared();
+    drain_events();
+    let f = fleet(1);
+    let p = params(&f, 0, "hik12345");
+    assert!(f.camera(0).power_off());
+    let uid = s.sdk.login_async(&p, 4242).expect("accepted");
+    let ev = wait_event(Duration::from_secs(30), |e| {
+        matches!(e, SdkEvent::AsyncLogin { token: 4242, .. })
+    })
+    .expect("async result");
+    assert_eq!(
+        ev,
+        SdkEvent::AsyncLogin {
+            token: 4242,
+            uid,
+            result: AsyncLoginResult::Failed
+        }
+    );
+    // Observed with 6.1.9.48: the SDK keeps the failed uid's slot until Logout.
+    let held = s.sdk.state().expect("state").logins;
+    let logout = s.sdk.logout(uid).map_err(|e| e.code());
+    let after = s.sdk.state().expect("state").logins;
+    println!("failed async login: slots held {held}, logout {logout:?}, then {after}");
+    assert_eq!(after, 0, "the failed uid's slot is released by Logout");
+}

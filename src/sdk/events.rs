@@ -142,8 +142,10 @@ pub enum AsyncLoginResult {
         /// `sSerialNumber` of the device info.
         serial: Option<String>,
     },
-    /// The login failed; the uid is no longer valid. The SDK gives no code in the
-    /// callback (and the callback may not ask it), so the class is unknown here.
+    /// The login failed and the session is dead, but the SDK keeps the uid's slot until
+    /// `NET_DVR_Logout` (observed with 6.1.9.48): the owner must still call
+    /// [`super::Sdk::logout`] on it. The SDK gives no code in the callback (and the
+    /// callback may not ask it), so the class is unknown here.
     Failed,
 }
 
@@ -460,6 +462,11 @@ fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
 }
 
 /// The exception callback given to `NET_DVR_SetExceptionCallBack_V30`.
+///
+/// # Safety
+///
+/// Called by the SDK with the vendor signature; no argument is dereferenced (`_user` is
+/// ignored), so any values are accepted.
 pub(crate) unsafe extern "C" fn exception_trampoline(
     kind: DWORD,
     uid: LONG,
@@ -472,6 +479,12 @@ pub(crate) unsafe extern "C" fn exception_trampoline(
 }
 
 /// The async-login result callback; `user` carries the caller's token.
+///
+/// # Safety
+///
+/// `info` must be NULL or point to a `NET_DVR_DEVICEINFO_V30` that is valid for reads for
+/// the duration of the call (the SDK's contract for `fLoginResultCallBack`). `user` is
+/// only used as an integer.
 pub(crate) unsafe extern "C" fn login_trampoline(
     uid: LONG,
     result: DWORD,
@@ -497,6 +510,12 @@ pub(crate) unsafe extern "C" fn login_trampoline(
 
 /// The stream-data callback of `NET_DVR_RealPlay_V40`; `user` encodes slot and generation.
 /// The data itself (`_buf`) is not read: hikwatch watches liveness, not content.
+///
+/// # Safety
+///
+/// Called by the SDK with the vendor signature; no pointer is dereferenced (`user` is an
+/// integer, and a stale or foreign value only selects a slot whose generation check then
+/// fails), so any values are accepted.
 pub(crate) unsafe extern "C" fn real_data_trampoline(
     handle: LONG,
     data_type: DWORD,

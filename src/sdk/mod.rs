@@ -653,7 +653,8 @@ impl Sdk {
 
     /// Asynchronous login (`bUseAsynLogin` = 1): returns the uid at once; the result
     /// arrives as [`SdkEvent::AsyncLogin`] with `token`. Tokens are truncated to the
-    /// pointer width (32 bits everywhere hikwatch runs).
+    /// pointer width (32 bits everywhere hikwatch runs). The uid must be logged out in
+    /// both outcomes: after a failure the SDK still holds its slot until `Logout`.
     ///
     /// # Errors
     ///

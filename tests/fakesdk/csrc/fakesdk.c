@@ -201,6 +201,7 @@ typedef struct {
     int used;
     unsigned gen;
     int down;
+    int failed; /* async login failed: slot held until Logout */
     script_t s;
 } user_t;
 
@@ -347,6 +348,7 @@ static LONG alloc_user(const script_t *s) {
             g_users[i].used = 1;
             g_users[i].gen++;
             g_users[i].down = 0;
+            g_users[i].failed = 0;
             g_users[i].s = *s;
             pthread_mutex_unlock(&g_mu);
             return i;
@@ -455,8 +457,12 @@ static void *async_thread(void *arg) {
         start_exc_thread(j->uid, &j->s);
         if (j->cb) j->cb(j->uid, 1, &info.struDeviceV30, j->user);
     } else {
+        /* Like the real SDK (6.1.9.48), a failed async login keeps its uid slot until
+           NET_DVR_Logout; the session itself is dead (calls on it fail with 47). */
         t_err = e ? e : 3;
-        free_user(j->uid);
+        pthread_mutex_lock(&g_mu);
+        g_users[j->uid].failed = 1;
+        pthread_mutex_unlock(&g_mu);
         if (j->cb) j->cb(j->uid, 0, NULL, j->user);
     }
     free(j);
@@ -618,7 +624,7 @@ API LONG NET_DVR_Login_V40(USER_LOGIN_INFO *in, DEVICEINFO_V40 *out) {
 static int valid_user(LONG uid, script_t *copy, int *down) {
     if (uid < 0 || uid >= MAX_USERS) return 0;
     pthread_mutex_lock(&g_mu);
-    int r = g_users[uid].used;
+    int r = g_users[uid].used && !g_users[uid].failed;
     if (r && copy) *copy = g_users[uid].s;
     if (r && down) *down = g_users[uid].down;
     pthread_mutex_unlock(&g_mu);
@@ -628,7 +634,12 @@ static int valid_user(LONG uid, script_t *copy, int *down) {
 API BOOL NET_DVR_Logout(LONG uid) {
     if (!inited()) return fail(3);
     script_t s;
-    if (!valid_user(uid, &s, NULL)) return fail(47);
+    if (uid < 0 || uid >= MAX_USERS) return fail(47);
+    pthread_mutex_lock(&g_mu);
+    int used = g_users[uid].used;
+    s = g_users[uid].s;
+    pthread_mutex_unlock(&g_mu);
+    if (!used) return fail(47);
     if (s.logout_hang_ms > 0) fake_sleep(s.logout_hang_ms, 0);
     for (int i = 0; i < MAX_PLAYS; i++) {
         pthread_mutex_lock(&g_mu);
