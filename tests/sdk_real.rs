@@ -103,6 +103,17 @@ fn login_heartbeat_device_info_logout() {
     let _g = serial();
     let s = shared();
     assert_eq!(s.sdk.version().to_string(), "6.1.9.48");
+    // The SDK's own reconnect is off after load and can be switched (benchmark).
+    s.sdk
+        .set_sdk_reconnect(Some(Duration::from_secs(5)))
+        .expect("reconnect on");
+    s.sdk.set_sdk_reconnect(None).expect("reconnect off");
+    s.sdk
+        .set_connect_timeout(Duration::from_secs(2))
+        .expect("connect timeout");
+    s.sdk
+        .set_recv_timeout(Duration::from_secs(5))
+        .expect("recv timeout");
     let f = fleet(1);
     let id = f.camera(0).identity().clone();
     let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
@@ -117,6 +128,25 @@ fn login_heartbeat_device_info_logout() {
     assert_eq!(
         info.firmware,
         format!("{} {}", id.firmware, id.firmware_date)
+    );
+    // Regression: the SDK reads the request URL as a C string; repeated calls must send
+    // exactly the path (an unterminated URL once sent trailing garbage and got 23).
+    for _ in 0..3 {
+        assert_eq!(
+            s.sdk.device_info(login.uid).expect("again").serial,
+            id.serial
+        );
+    }
+    let sent: Vec<String> = f
+        .events_since(0)
+        .into_iter()
+        .filter(|e| e.detail.starts_with("GET /ISAPI/System/deviceInfo"))
+        .map(|e| e.detail)
+        .collect();
+    assert!(
+        sent.iter()
+            .all(|d| d == "GET /ISAPI/System/deviceInfo -> 200"),
+        "{sent:?}"
     );
     s.sdk.logout(login.uid).expect("logout");
     assert_eq!(s.sdk.logout(login.uid).map_err(|e| e.code()), Err(Some(47)));
@@ -368,4 +398,24 @@ fn async_login_failure_is_reported() {
     let after = s.sdk.state().expect("state").logins;
     println!("failed async login: slots held {held}, logout {logout:?}, then {after}");
     assert_eq!(after, 0, "the failed uid's slot is released by Logout");
+}
+
+#[test]
+fn realplay_against_a_camera_without_rtsp_fails_cleanly() {
+    // simcam speaks no RTSP, so the real SDK's ISAPI-mode preview must fail; the failure
+    // is classified and leaves no preview handle or stream slot behind. (Stream data,
+    // gaps and StopRealPlay are covered against the stand-in in sdk_fake.rs.)
+    let _g = serial();
+    let s = shared();
+    let f = fleet(1);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    let t = Instant::now();
+    let e = s
+        .sdk
+        .start_stream(login.uid, &hikwatch::sdk::StreamParams::default())
+        .expect_err("no RTSP on simcam");
+    println!("RealPlay_V40 without RTSP: {e} after {:?}", t.elapsed());
+    assert_eq!((e.code(), e.class()), (Some(7), ErrorClass::Network), "{e}");
+    assert_eq!(s.sdk.state().expect("state").real_plays, 0);
+    s.sdk.logout(login.uid).expect("logout");
 }

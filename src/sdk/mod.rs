@@ -753,13 +753,23 @@ impl Sdk {
     /// `"GET /ISAPI/System/deviceInfo"`, and returns the reply body.
     pub fn isapi(&self, uid: UserId, request: &str) -> Result<String, SdkError> {
         const OUT: usize = 64 * 1024;
-        let mut url = request.as_bytes().to_vec();
+        if request.contains('\0') {
+            return Err(SdkError::InvalidArgument {
+                field: "ISAPI request",
+                reason: "contains a NUL byte".into(),
+            });
+        }
+        // The SDK reads the URL up to a NUL and ignores dwRequestUrlLen (observed with
+        // 6.1.9.48: without the terminator it sent whatever followed in memory).
+        let mut url = Vec::with_capacity(request.len() + 1);
+        url.extend_from_slice(request.as_bytes());
+        url.push(0);
         let mut out = vec![0u8; OUT];
         let mut status = vec![0u8; 4096];
         let mut input = NET_DVR_XML_CONFIG_INPUT::zeroed();
         input.dwSize = std::mem::size_of::<NET_DVR_XML_CONFIG_INPUT>() as u32;
         input.lpRequestUrl = url.as_mut_ptr().cast();
-        input.dwRequestUrlLen = url.len() as u32;
+        input.dwRequestUrlLen = request.len() as u32;
         input.dwRecvTimeOut = self.recv_timeout_ms;
         let mut output = NET_DVR_XML_CONFIG_OUTPUT::zeroed();
         output.dwSize = std::mem::size_of::<NET_DVR_XML_CONFIG_OUTPUT>() as u32;
@@ -770,7 +780,7 @@ impl Sdk {
         // SAFETY: `Api` invariant; input/output are live structs of the vendor layout
         // with `dwSize` set; every buffer they point to lives until after the call and
         // its length is the one given (the SDK writes at most dwOutBufferSize /
-        // dwStatusSize bytes).
+        // dwStatusSize bytes); the URL is NUL-terminated (the SDK reads it as a C string).
         let ok = unsafe { (self.api.std_xml_config)(uid.0, &mut input, &mut output) };
         self.check(ok, "NET_DVR_STDXMLConfig")?;
         let n = (output.dwReturnedXMLSize as usize).min(OUT);

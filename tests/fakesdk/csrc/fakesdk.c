@@ -746,6 +746,9 @@ API BOOL NET_DVR_STDXMLConfig(LONG uid, XML_CONFIG_INPUT *in, XML_CONFIG_OUTPUT 
     if (in->dwSize != sizeof *in || out->dwSize != sizeof *out) return fail(17);
     script_t s;
     if (!valid_user(uid, &s, NULL)) return fail(47);
+    /* The real SDK reads the URL as a C string and ignores dwRequestUrlLen; insist on
+       the terminator so a caller relying on the length fails here too. */
+    if (((const char *)in->lpRequestUrl)[in->dwRequestUrlLen] != 0) return fail(17);
     char url[256];
     size_t n = in->dwRequestUrlLen < sizeof url - 1 ? in->dwRequestUrlLen : sizeof url - 1;
     memcpy(url, in->lpRequestUrl, n);
