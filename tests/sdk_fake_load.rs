@@ -102,7 +102,10 @@ fn missing_symbol_is_named() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(e.to_string().contains("does not export NET_DVR_STDXMLConfig"));
+    assert!(
+        e.to_string()
+            .contains("does not export NET_DVR_STDXMLConfig")
+    );
 }
 
 #[test]
@@ -144,7 +147,10 @@ fn one_instance_owns_init_and_cleanup() {
     drop(clone);
     // Cleanup ran (the stand-in forgets sessions), and a new instance can load.
     let sdk = load(&fakesdk::sdk_dir()).expect("reload");
-    assert_eq!(sdk.heartbeat(login.uid).map_err(|e| e.code()), Err(Some(47)));
+    assert_eq!(
+        sdk.heartbeat(login.uid).map_err(|e| e.code()),
+        Err(Some(47))
+    );
     assert_eq!(sdk.state().expect("state").logins, 0);
 }
 
@@ -166,7 +172,11 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
     let b = sdk.login(&p("exc=0x8000@400ms")).expect("login b").uid;
     let t = Instant::now();
     while sdk.event_counters().dropped < before + 5000 - 1024 + 1 {
-        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", sdk.event_counters());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            sdk.event_counters()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(600));
@@ -184,8 +194,14 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
             matches!(e, SdkEvent::Exception { uid: u, kind: k, coalesced: true, .. } if *u == uid && *k == kind)
         })
     };
-    assert!(coalesced(a, ExceptionKind::PREVIEW), "a's overflow folded into one event");
-    assert!(coalesced(b, ExceptionKind::EXCHANGE), "b's exception not lost");
+    assert!(
+        coalesced(a, ExceptionKind::PREVIEW),
+        "a's overflow folded into one event"
+    );
+    assert!(
+        coalesced(b, ExceptionKind::EXCHANGE),
+        "b's exception not lost"
+    );
     let overflow: u64 = events
         .iter()
         .map(|e| match e {
@@ -193,14 +209,22 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
             _ => 0,
         })
         .sum();
-    assert_eq!(overflow, 5000 + 1 - 1024, "every dropped callback is counted");
+    assert_eq!(
+        overflow,
+        5000 + 1 - 1024,
+        "every dropped callback is counted"
+    );
     assert_eq!(sdk.event_counters().panics, 0);
     // After draining, new events flow normally again.
     let c = sdk.login(&p("exc=0x8000@50ms")).expect("login c").uid;
     let got = smol::block_on(async {
         loop {
             match rx.recv_timeout(Duration::from_secs(10)).await {
-                Some(SdkEvent::Exception { uid, coalesced: false, .. }) if uid == c => {
+                Some(SdkEvent::Exception {
+                    uid,
+                    coalesced: false,
+                    ..
+                }) if uid == c => {
                     break true;
                 }
                 Some(_) => continue,
