@@ -304,6 +304,13 @@ fn stream_counters_and_gap_transitions() {
         {
             saw_gap = true;
             assert!(st.frames > 10 && st.bytes >= st.frames * 1000, "{st:?}");
+            let stalled = s.sdk.stalled_streams(Duration::from_millis(1000));
+            assert!(
+                stalled
+                    .iter()
+                    .any(|(id, d)| *id == stream && *d > Duration::from_millis(1000)),
+                "{stalled:?}"
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -315,6 +322,13 @@ fn stream_counters_and_gap_transitions() {
         |e| matches!(e, SdkEvent::StreamResumed { stream: st, gap } if *st == stream && *gap >= Duration::from_millis(1200)),
     );
     assert!(resumed.is_some(), "no StreamResumed");
+    assert!(
+        !s.sdk
+            .stalled_streams(Duration::from_millis(1000))
+            .iter()
+            .any(|(id, _)| *id == stream),
+        "data flows again"
+    );
     let frames_before = s.sdk.stream_stats(stream).expect("running").frames;
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.sdk.stream_stats(stream).expect("running").frames > frames_before);

@@ -29,8 +29,9 @@
 //! - **Stream data is not queued per frame.** Each callback only bumps the stream slot's
 //!   atomics (last-data time, bytes, frames). It queues [`SdkEvent::StreamStarted`] on the
 //!   first data and [`SdkEvent::StreamResumed`] when data comes back after a pause longer
-//!   than the configured gap; an ongoing gap is seen by reading
-//!   [`super::Sdk::stream_stats`].
+//!   than the configured gap; an ongoing gap is seen by polling
+//!   [`super::Sdk::stalled_streams`] or [`super::Sdk::stream_stats`] (the absence of
+//!   callbacks cannot be reported by a callback).
 //!
 //! All state here is `static`: the SDK is process-global, callbacks can arrive on any
 //! thread at any time between `NET_DVR_Init` and `NET_DVR_Cleanup`, and statics make the
@@ -600,6 +601,39 @@ pub(crate) fn stats(id: StreamId) -> Option<StreamStats> {
         bytes: s.bytes.load(Relaxed),
         frames: s.frames.load(Relaxed),
     })
+}
+
+/// Running streams without data for longer than `older_than` (counting from the start
+/// for streams that never delivered any), with how long. This is how an ongoing gap is
+/// seen: callbacks cannot report the absence of data, so the consumer polls this (or
+/// [`stats`]) on its own timer.
+pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for (i, s) in SLOTS.iter().enumerate() {
+        if !s.active.load(Acquire) {
+            continue;
+        }
+        let last = s.last_ms.load(Acquire);
+        let since = if last != 0 {
+            last
+        } else {
+            s.started_ms.load(Relaxed)
+        };
+        let quiet = Duration::from_millis(now.saturating_sub(since));
+        let handle = s.handle.load(Acquire);
+        if quiet > older_than && handle >= 0 {
+            out.push((
+                StreamId {
+                    handle,
+                    slot: i as u16,
+                    generation: s.generation.load(Acquire),
+                },
+                quiet,
+            ));
+        }
+    }
+    out
 }
 
 /// Counters of the event path, for status pages and tests.

@@ -652,7 +652,8 @@ impl Sdk {
     }
 
     /// Asynchronous login (`bUseAsynLogin` = 1): returns the uid at once; the result
-    /// arrives as [`SdkEvent::AsyncLogin`] with `token`. Tokens are truncated to the
+    /// arrives as [`SdkEvent::AsyncLogin`] with `token` (possibly before this call has
+    /// returned the uid to the caller: match results by token). Tokens are truncated to the
     /// pointer width (32 bits everywhere hikwatch runs). The uid must be logged out in
     /// both outcomes: after a failure the SDK still holds its slot until `Logout`.
     ///
@@ -747,6 +748,12 @@ impl Sdk {
     /// The counters of a running stream; `None` after it was stopped.
     pub fn stream_stats(&self, s: StreamId) -> Option<StreamStats> {
         events::stats(s)
+    }
+
+    /// Running streams whose last data (or start, if none yet) is older than
+    /// `older_than`: the ongoing-gap check the runtime runs on its own timer.
+    pub fn stalled_streams(&self, older_than: Duration) -> Vec<(StreamId, Duration)> {
+        events::stalled(older_than)
     }
 
     /// Sends an ISAPI request through the session (`NET_DVR_STDXMLConfig`), e.g.
