@@ -5,9 +5,9 @@
 //!
 //! | Callback | Registered by | Called on | Touches |
 //! |---|---|---|---|
-//! | [`exception_trampoline`] | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; facts §7) | [`QUEUE`], the per-uid pending masks, the doorbell |
-//! | [`login_trampoline`] | `NET_DVR_Login_V40` with `bUseAsynLogin` | an SDK pool thread | reads the V30 serial, then the same as above |
-//! | [`real_data_trampoline`] | `NET_DVR_RealPlay_V40` | the SDK's stream receive thread (which one is unconfirmed for the real SDK; the stand-in uses one thread per stream) | the stream slot's atomics; the queue only on transitions |
+//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; facts §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
+//! | `login_trampoline` | `NET_DVR_Login_V40` with `bUseAsynLogin` | an SDK pool thread | reads the V30 serial, then the same as above |
+//! | `real_data_trampoline` | `NET_DVR_RealPlay_V40` | the SDK's stream receive thread (which one is unconfirmed for the real SDK; the stand-in uses one thread per stream) | the stream slot's atomics; the queue only on transitions |
 //!
 //! Rules every trampoline keeps (and that make them safe to run on any SDK thread):
 //! - **Never call the SDK.** Not even to read the last error: a heartbeat issued from an
