@@ -25,6 +25,9 @@ pub(crate) struct Common {
     pub lock_duration: Duration,
     pub session_idle_timeout: Option<Duration>,
     pub backlog: i32,
+    /// Set when the fleet is dropped: no executor thread runs tasks any more, so a camera
+    /// handle that outlived its fleet must not power on again.
+    pub shut_down: std::sync::atomic::AtomicBool,
 }
 
 /// Power state.
@@ -234,6 +237,15 @@ impl CamShared {
     /// Starts a new boot: sessions and locks forgotten, listener after `delay`.
     pub(crate) fn power_on(self: &Arc<Self>, delay: Duration) -> std::io::Result<bool> {
         let mut st = self.lock();
+        if self
+            .common
+            .shut_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(std::io::Error::other(
+                "the fleet of this camera was dropped",
+            ));
+        }
         if st.power != Power::Off {
             return Ok(false);
         }
@@ -415,11 +427,17 @@ impl Camera {
 
     /// Power on at once: a new boot (new boot id, no sessions, no locks), listening when
     /// this returns. `Ok(false)` if it was not off.
+    ///
+    /// # Errors
+    /// The listener cannot bind the reserved port, or the fleet was dropped.
     pub fn power_on(&self) -> std::io::Result<bool> {
         self.cam.power_on(Duration::ZERO)
     }
 
     /// Power on with a boot delay: connects are refused until `delay` has passed.
+    ///
+    /// # Errors
+    /// As [`Camera::power_on`] (a bind failure after the delay is logged as `power_off`).
     pub fn power_on_after(&self, delay: Duration) -> std::io::Result<bool> {
         self.cam.power_on(delay)
     }

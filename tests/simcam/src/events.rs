@@ -167,6 +167,15 @@ struct Ring {
     dropped: u64,
 }
 
+impl Ring {
+    /// Index in `events` of the first event with `seq >= from` (sequence numbers are
+    /// contiguous, so no scan is needed).
+    fn index_of(&self, from: u64) -> usize {
+        let first = self.next_seq - self.events.len() as u64;
+        (from.saturating_sub(first) as usize).min(self.events.len())
+    }
+}
+
 /// The shared, bounded event log.
 #[derive(Debug)]
 pub(crate) struct EventLog {
@@ -238,11 +247,7 @@ impl EventLog {
     /// Events with `seq >= from` still in the ring, oldest first.
     pub(crate) fn since(&self, from: u64) -> Vec<Event> {
         let ring = self.lock();
-        ring.events
-            .iter()
-            .filter(|e| e.seq >= from)
-            .cloned()
-            .collect()
+        ring.events.range(ring.index_of(from)..).cloned().collect()
     }
 
     /// Blocks until an event with `seq >= from` matches `pred`, or `timeout` passes.
@@ -256,7 +261,8 @@ impl EventLog {
         let mut cursor = from;
         let mut ring = self.lock();
         loop {
-            for e in ring.events.iter().filter(|e| e.seq >= cursor) {
+            let start = ring.index_of(cursor);
+            for e in ring.events.range(start..) {
                 if pred(e) {
                     return Some(e.clone());
                 }
@@ -289,6 +295,17 @@ mod tests {
         assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert_eq!(log.dropped(), 2);
         assert_eq!(log.next_seq(), 5);
+        assert_eq!(log.since(4).len(), 1);
+        assert_eq!(log.since(9).len(), 0);
+        assert_eq!(log.since(1).len(), 3);
+        let e = log
+            .wait_for(3, Duration::from_millis(1), |e| e.camera == 3)
+            .unwrap();
+        assert_eq!(e.seq, 3);
+        assert!(
+            log.wait_for(0, Duration::from_millis(1), |e| e.camera == 1)
+                .is_none()
+        );
     }
 
     #[test]

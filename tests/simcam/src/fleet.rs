@@ -48,6 +48,7 @@ impl Fleet {
             lock_duration: config.lock_duration,
             session_idle_timeout: config.session_idle_timeout,
             backlog: config.backlog,
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         });
         let log = Arc::new(EventLog::new(config.event_capacity));
         let ex = Arc::new(Executor::new());
@@ -207,6 +208,11 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
+        if let Some(c) = self.cameras.first() {
+            c.common
+                .shut_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         for c in &self.cameras {
             c.power_off();
         }

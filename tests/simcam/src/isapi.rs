@@ -183,7 +183,6 @@ impl CamShared {
     fn capabilities(&self, st: &mut CamState, req: &Request, now: Instant) -> Response {
         let user = req.query_param("username").unwrap_or_default();
         // Forget abandoned exchanges so "in flight" stays honest and memory bounded.
-        let before = st.pending.len();
         st.pending
             .retain(|_, p| now.duration_since(p.created) < PENDING_TTL);
         if st.pending.len() >= MAX_PENDING {
@@ -196,7 +195,6 @@ impl CamShared {
                 st.pending.remove(&oldest);
             }
         }
-        let _ = before;
         let session_id = random_hex(&mut st.rng, 64);
         let challenge = random_hex_upper(&mut st.rng, 32);
         // Per-user salt: the configured user's is fixed until the password changes; an

@@ -274,14 +274,14 @@ fn accept_then_close() {
 #[test]
 fn idle_sessions_expire() {
     let f = fleet(1, |c| {
-        c.session_idle_timeout = Some(Duration::from_millis(500))
+        c.session_idle_timeout = Some(Duration::from_millis(1500))
     });
     let cam = f.camera(0);
     let mut c = Conn::open(cam.addr()).unwrap();
     let l = login_on(&mut c, USER, PASS).unwrap();
-    // Heartbeats keep it alive.
-    for _ in 0..4 {
-        std::thread::sleep(Duration::from_millis(200));
+    // Heartbeats well inside the timeout keep it alive for longer than the timeout.
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
         let hb = c.request(
             "PUT",
             "/ISAPI/Security/sessionHeartbeat",
@@ -290,7 +290,7 @@ fn idle_sessions_expire() {
         );
         assert_eq!(hb.unwrap().status, 200);
     }
-    std::thread::sleep(Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(cam.stats().sessions, 0);
     let hb = c.request(
         "PUT",
@@ -376,4 +376,14 @@ fn drop_shuts_down_and_frees_ports() {
         c.stream.read(&mut b).is_err(),
         "open connections reset on drop"
     );
+}
+
+#[test]
+fn a_handle_outliving_its_fleet_cannot_power_on() {
+    let f = fleet(1, |_| {});
+    let cam = f.camera(0);
+    drop(f);
+    assert_eq!(cam.power(), Power::Off);
+    assert!(cam.power_on().is_err());
+    assert!(refused(cam.addr()));
 }

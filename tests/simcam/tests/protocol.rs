@@ -337,3 +337,28 @@ fn logins_counted_and_stale_session_id_refused() {
     let s = f.camera(0).stats();
     assert_eq!((s.logins_stale, s.logins_bad, s.logins_ok), (1, 0, 0));
 }
+
+#[test]
+fn usable_from_async_tests_and_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<simcam::Fleet>();
+    send_sync::<simcam::Camera>();
+    let f = fleet(1, |_| {});
+    let addr = f.addr(0);
+    // An async client on the test's own executor, while simcam runs on its threads.
+    let status = smol::block_on(async {
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = smol::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ISAPI/Security/sessionLogin/capabilities?username=admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    });
+    assert!(status.starts_with("HTTP/1.1 200 OK\r\n"), "{status}");
+    // Controls from another thread.
+    let cam = f.camera(0);
+    std::thread::spawn(move || cam.power_off()).join().unwrap();
+    assert_eq!(f.camera(0).power(), simcam::Power::Off);
+}

@@ -4,7 +4,7 @@
 Usage (from the repository root, after `cargo build -p simcam`):
 
     python3 tests/simcam/tools/sdk_smoke.py [--sdk vendor/hcnetsdk-linux64] \
-        [--simcam target/debug/simcam] [--scenario all|login|lockout|power|limit|relogin]
+        [--simcam target/debug/simcam] [--scenario all|login|lockout|power|limit|relogin|faults]
         [--log /tmp/sdklog]
 
 It starts `simcam` as a child (JSON-lines over stdin/stdout), loads libhcnetsdk.so with
@@ -197,7 +197,7 @@ def scenario_power(sdk, sim):
     ok, e = sdk.heartbeat(uid)
     s = sim.stats(1)
     # A rebooted camera forgot the session: the heartbeat gets 401.
-    check("power: heartbeat after reboot (session forgotten)", True,
+    check("power: heartbeat after reboot gets 401 (session forgotten)", s["heartbeats_rejected"] >= 1,
           f"ok={ok} err={e} hb_rejected={s['heartbeats_rejected']} boot={s['boot_id']}")
     time.sleep(1)
     s = sim.stats(1)
@@ -254,6 +254,45 @@ def scenario_relogin(sdk, sim):
     sdk.logout(uid)
 
 
+def scenario_faults(sdk, sim):
+    """What the SDK reports for each camera fault (documented in README.md)."""
+    port = sim.port(4)
+    sim.cmd("freeze 4")
+    t0 = time.monotonic()
+    uid, err, _, _ = sdk.login(port, "admin", "hik12345")
+    dt = time.monotonic() - t0
+    check("faults: login to a frozen camera -> error 10 (receive timeout)", uid < 0 and err == 10,
+          f"err={err} after {dt:.1f} s")
+    sim.cmd("thaw 4")
+    sim.cmd("ace 4 on")
+    uid, err, _, _ = sdk.login(port, "admin", "hik12345")
+    # 73 (socket closed) or 9 (receive failed), depending on when the FIN is seen.
+    check("faults: login to accept-then-close -> error 73 or 9", uid < 0 and err in (9, 73),
+          f"err={err}")
+    sim.cmd("ace 4 off")
+    sim.cmd("slow 4 300")
+    uid, err, _, dt = sdk.login(port, "admin", "hik12345")
+    check("faults: slow 300 ms -> login still succeeds, slower", uid >= 0, f"err={err} {dt * 1000:.0f} ms")
+    sim.cmd("slow 4 0")
+    sim.cmd("off 4")
+    ok, e = sdk.heartbeat(uid)
+    check("faults: heartbeat with camera off -> error 7", not ok and e == 7, f"err={e}")
+    sim.cmd("on 4 1500")
+    u2, e2, _, _ = sdk.login(port, "admin", "hik12345")
+    check("faults: login during boot delay -> error 7", u2 < 0 and e2 == 7, f"err={e2}")
+    time.sleep(2)
+    u3, e3, _, _ = sdk.login(port, "admin", "hik12345")
+    check("faults: login after boot -> ok", u3 >= 0, f"err={e3}")
+    sim.cmd("passwd 4 other")
+    ok, e = sdk.heartbeat(u3)
+    check("faults: password change keeps the session (heartbeat ok)", ok, f"err={e}")
+    u4, e4, di, _ = sdk.login(port, "admin", "hik12345")
+    check("faults: old password after change -> error 1", u4 < 0 and e4 == 1, f"err={e4} retry={di.byRetryLoginTime}")
+    sim.cmd("unlock 4")
+    for u in (uid, u3):
+        sdk.logout(u)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sdk", default=os.environ.get("HIKWATCH_TEST_SDK", os.path.join(ROOT, "vendor/hcnetsdk-linux64")))
@@ -268,7 +307,7 @@ def main():
     sdk = Sdk(a.sdk, a.log)
     try:
         for name, fn in [("login", scenario_login), ("lockout", scenario_lockout), ("power", scenario_power),
-                         ("limit", scenario_limit), ("relogin", scenario_relogin)]:
+                         ("limit", scenario_limit), ("relogin", scenario_relogin), ("faults", scenario_faults)]:
             if a.scenario in ("all", name):
                 fn(sdk, sim)
         if a.events:
