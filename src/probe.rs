@@ -1,10 +1,448 @@
-//! `hikwatch probe`: one login, one heartbeat, device info and a logout.
+//! `hikwatch probe`: one login, one heartbeat, device info and a logout, with a human or
+//! JSON summary. Exit status 0 when every step worked, 1 when one failed (the output says
+//! which step, the SDK error code, its class and what to check), 64 for bad usage.
+//!
+//! Every SDK call runs on the SDK layer's blocking pool with a deadline, so a camera that
+//! hangs the SDK makes the probe fail with a timeout instead of hanging the shell.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::cli::EX_USAGE;
+use crate::sdk::{
+    CallError, DeviceInfo, ErrorClass, Login, LoginMode, LoginParams, Password, PoolOptions, Sdk,
+    SdkError, SdkOptions, SdkPool, SdkVersion,
+};
+
+const USAGE: &str = "usage: hikwatch probe --sdk DIR --host H --port P --user U --password-file F \
+                     [--mode private|isapi|auto] [--json]";
+
+/// Parsed command line.
+#[derive(Debug)]
+struct Args {
+    sdk: PathBuf,
+    host: String,
+    port: u16,
+    user: String,
+    password_file: PathBuf,
+    mode: LoginMode,
+    json: bool,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Args, String> {
+    let mut it = args.into_iter();
+    let (mut sdk, mut host, mut port, mut user, mut pwf) = (None, None, None, None, None);
+    let mut mode = LoginMode::Private;
+    let mut json = false;
+    while let Some(a) = it.next() {
+        let flag = a.to_string_lossy().into_owned();
+        if flag == "--json" {
+            json = true;
+            continue;
+        }
+        let Some(v) = it.next() else {
+            return Err(format!("{flag} needs a value"));
+        };
+        let text = || {
+            v.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{flag}: not valid UTF-8"))
+        };
+        match flag.as_str() {
+            "--sdk" => sdk = Some(PathBuf::from(&v)),
+            "--password-file" => pwf = Some(PathBuf::from(&v)),
+            "--host" => host = Some(text()?),
+            "--user" => user = Some(text()?),
+            "--port" => {
+                let t = text()?;
+                port = Some(
+                    t.parse::<u16>()
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| format!("--port: {t:?} is not a port number (1-65535)"))?,
+                );
+            }
+            "--mode" => {
+                let t = text()?;
+                mode = LoginMode::parse(&t)
+                    .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?;
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
+        v.ok_or_else(|| format!("{name} is required"))
+    }
+    Ok(Args {
+        sdk: need(sdk, "--sdk")?,
+        host: need(host, "--host")?,
+        port: need(port, "--port")?,
+        user: need(user, "--user")?,
+        password_file: need(pwf, "--password-file")?,
+        mode,
+        json,
+    })
+}
+
+/// Where the probe stopped.
+#[derive(Debug)]
+struct Failure {
+    stage: &'static str,
+    code: Option<u32>,
+    class: ErrorClass,
+    message: String,
+}
+
+impl Failure {
+    fn from_sdk(stage: &'static str, e: &SdkError) -> Failure {
+        Failure {
+            stage,
+            code: e.code(),
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+
+    fn from_call<T>(stage: &'static str, e: &CallError<T>) -> Failure {
+        match e {
+            CallError::Sdk(e) => Failure::from_sdk(stage, e),
+            other => Failure {
+                stage,
+                code: None,
+                class: other.class(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self.class {
+            ErrorClass::Auth {
+                retries_left: Some(n),
+            } => Some(format!("{n} attempts left before the camera locks this IP")),
+            ErrorClass::Locked { secs_left: Some(s) } => {
+                Some(format!("locked for another {s} s ({} min)", s.div_ceil(60)))
+            }
+            _ => None,
+        }
+    }
+
+    fn advice(&self) -> &'static str {
+        match self.stage {
+            "sdk" => {
+                "check that --sdk names the folder holding libhcnetsdk.so, HCNetSDKCom/, \
+                 libcrypto and libssl, built for this CPU"
+            }
+            "password-file" => "check that the password file exists and is readable",
+            _ => self.class.advice(),
+        }
+    }
+}
+
+/// What the probe found.
+#[derive(Debug, Default)]
+struct Report {
+    sdk_version: Option<SdkVersion>,
+    login: Option<Login>,
+    heartbeat: Option<Duration>,
+    device: Option<DeviceInfo>,
+    failure: Option<Failure>,
+}
+
+fn run(a: &Args) -> Report {
+    let mut r = Report::default();
+    let password = match Password::from_file(&a.password_file) {
+        Ok(p) => p,
+        Err(e) => {
+            r.failure = Some(Failure {
+                stage: "password-file",
+                code: None,
+                class: ErrorClass::Fatal,
+                message: format!("cannot read {}: {e}", a.password_file.display()),
+            });
+            return r;
+        }
+    };
+    let opts = SdkOptions::default();
+    let sdk = match Sdk::load(&a.sdk, &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            r.failure = Some(Failure::from_sdk("sdk", &e));
+            return r;
+        }
+    };
+    r.sdk_version = Some(sdk.version());
+    let pool = match SdkPool::new(
+        sdk,
+        PoolOptions {
+            threads: 1,
+            max_threads: 2,
+            queue: 4,
+            name: "probe".into(),
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            r.failure = Some(Failure::from_sdk("sdk", &e));
+            return r;
+        }
+    };
+    // Generous: connect + receive timeouts, ISAPI's extra requests after login.
+    let login_deadline = opts.connect_timeout + opts.recv_timeout * 3;
+    let call_deadline = opts.recv_timeout * 2;
+    let params = LoginParams {
+        host: a.host.clone(),
+        port: a.port,
+        user: a.user.clone(),
+        password,
+        mode: a.mode,
+    };
+    smol::block_on(async {
+        let login = match pool.login(params, login_deadline).await {
+            Ok(l) => l,
+            Err(e) => {
+                r.failure = Some(Failure::from_call("login", &e));
+                return;
+            }
+        };
+        let uid = login.uid;
+        r.login = Some(login);
+        let t = Instant::now();
+        match pool.heartbeat(uid, call_deadline).await {
+            Ok(()) => r.heartbeat = Some(t.elapsed()),
+            Err(e) => r.failure = Some(Failure::from_call("heartbeat", &e)),
+        }
+        if r.failure.is_none() {
+            match pool.device_info(uid, call_deadline).await {
+                Ok(d) => r.device = Some(d),
+                Err(e) => r.failure = Some(Failure::from_call("device-info", &e)),
+            }
+        }
+        if let Err(e) = pool.logout(uid, call_deadline).await {
+            if r.failure.is_none() {
+                r.failure = Some(Failure::from_call("logout", &e));
+            }
+        }
+    });
+    r
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn human(a: &Args, r: &Report) -> String {
+    let mut s = String::new();
+    let status = match &r.failure {
+        None => "OK".to_string(),
+        Some(f) => format!("FAILED at {}", f.stage),
+    };
+    let _ = writeln!(
+        s,
+        "hikwatch probe {}:{} ({}): {status}",
+        a.host,
+        a.port,
+        a.mode.name()
+    );
+    if let Some(d) = &r.device {
+        let _ = writeln!(s, "  model      {}", d.model);
+        let _ = writeln!(s, "  serial     {}", d.serial);
+        let _ = writeln!(s, "  firmware   {}", d.firmware);
+        let _ = writeln!(s, "  mac        {}", d.mac);
+    } else if let Some(l) = &r.login {
+        let _ = writeln!(s, "  serial     {}", l.serial);
+    }
+    if let Some(l) = &r.login {
+        let _ = writeln!(s, "  login      {} ms", ms(l.latency));
+    }
+    if let Some(h) = r.heartbeat {
+        let _ = writeln!(s, "  heartbeat  {} ms", ms(h));
+    }
+    if let Some(v) = r.sdk_version {
+        let _ = writeln!(s, "  sdk        HCNetSDK {v}");
+    }
+    if let Some(f) = &r.failure {
+        let code = f.code.map_or_else(String::new, |c| format!("error {c}, "));
+        let _ = writeln!(
+            s,
+            "  error      {code}class {}: {}",
+            f.class.name(),
+            f.message
+        );
+        if let Some(d) = f.detail() {
+            let _ = writeln!(s, "  detail     {d}");
+        }
+        let _ = writeln!(s, "  advice     {}", f.advice());
+    }
+    s
+}
+
+/// JSON string literal.
+fn js(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn opt_num<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+}
+
+fn json(a: &Args, r: &Report) -> String {
+    let mut s = String::from("{");
+    let _ = write!(
+        s,
+        "\"ok\":{},\"host\":{},\"port\":{},\"mode\":{}",
+        r.failure.is_none(),
+        js(&a.host),
+        a.port,
+        js(a.mode.name())
+    );
+    let _ = write!(
+        s,
+        ",\"sdk_version\":{}",
+        r.sdk_version
+            .map_or_else(|| "null".into(), |v| js(&v.to_string()))
+    );
+    match &r.login {
+        Some(l) => {
+            let _ = write!(
+                s,
+                ",\"login_ms\":{},\"uid\":{},\"login_serial\":{}",
+                ms(l.latency),
+                l.uid.0,
+                js(&l.serial)
+            );
+        }
+        None => s.push_str(",\"login_ms\":null"),
+    }
+    let _ = write!(
+        s,
+        ",\"heartbeat_ms\":{}",
+        r.heartbeat.map_or_else(|| "null".into(), ms)
+    );
+    match &r.device {
+        Some(d) => {
+            let _ = write!(
+                s,
+                ",\"device\":{{\"model\":{},\"serial\":{},\"firmware\":{},\"mac\":{},\"name\":{}}}",
+                js(&d.model),
+                js(&d.serial),
+                js(&d.firmware),
+                js(&d.mac),
+                js(&d.name)
+            );
+        }
+        None => s.push_str(",\"device\":null"),
+    }
+    match &r.failure {
+        Some(f) => {
+            let (retries, secs) = match f.class {
+                ErrorClass::Auth { retries_left } => (retries_left.map(u32::from), None),
+                ErrorClass::Locked { secs_left } => (None, secs_left),
+                _ => (None, None),
+            };
+            let _ = write!(
+                s,
+                ",\"error\":{{\"stage\":{},\"code\":{},\"class\":{},\"retries_left\":{},\
+                 \"secs_left\":{},\"message\":{},\"advice\":{}}}",
+                js(f.stage),
+                opt_num(f.code),
+                js(f.class.name()),
+                opt_num(retries),
+                opt_num(secs),
+                js(&f.message),
+                js(f.advice())
+            );
+        }
+        None => s.push_str(",\"error\":null"),
+    }
+    s.push('}');
+    s
+}
 
 /// Entry point of `hikwatch probe`.
-pub fn main(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("hikwatch probe: not implemented yet");
-    ExitCode::FAILURE
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let a = match parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hikwatch probe: {e}\n{USAGE}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let r = run(&a);
+    if a.json {
+        println!("{}", json(&a, &r));
+    } else {
+        print!("{}", human(&a, &r));
+    }
+    if r.failure.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<OsString> {
+        s.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_all_flags() {
+        let a = parse(argv(&[
+            "--sdk",
+            "/s",
+            "--host",
+            "h",
+            "--port",
+            "80",
+            "--user",
+            "u",
+            "--password-file",
+            "/p",
+            "--mode",
+            "isapi",
+            "--json",
+        ]))
+        .expect("parse");
+        assert_eq!((a.port, a.mode, a.json), (80, LoginMode::Isapi, true));
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        let e = parse(argv(&["--sdk", "/s"])).expect_err("missing");
+        assert!(e.contains("--host is required"), "{e}");
+        let e = parse(argv(&["--port", "99999"])).expect_err("bad port");
+        assert!(e.contains("--port"), "{e}");
+        let e = parse(argv(&["--mode", "x"])).expect_err("bad mode");
+        assert!(e.contains("private, isapi or auto"), "{e}");
+        let e = parse(argv(&["--bogus", "1"])).expect_err("unknown");
+        assert!(e.contains("--bogus"), "{e}");
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(js("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
 }

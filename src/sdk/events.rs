@@ -1,0 +1,934 @@
+//! SDK callbacks → async code: `extern "C"` trampolines, a bounded lock-free queue, per-id
+//! coalescing on overflow, per-stream atomics, and the async [`EventReceiver`].
+//!
+//! # Which SDK threads call what, and what they may touch
+//!
+//! | Callback | Registered by | Called on | Touches |
+//! |---|---|---|---|
+//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; facts §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
+//! | `login_trampoline` | `NET_DVR_Login_V40` with `bUseAsynLogin` | an SDK pool thread | reads the V30 serial, then the same as above |
+//! | `real_data_trampoline` | `NET_DVR_RealPlay_V40` | the SDK's stream receive thread (which one is unconfirmed for the real SDK; the stand-in uses one thread per stream) | the stream slot's atomics; the queue only on transitions |
+//!
+//! Rules every trampoline keeps (and that make them safe to run on any SDK thread):
+//! - **Never call the SDK.** Not even to read the last error: a heartbeat issued from an
+//!   exception callback makes the SDK enqueue another exception per failure (the callback
+//!   storm of facts §7). The async-login failure code is therefore not known here; a
+//!   failed async login reports [`AsyncLoginResult::Failed`] and the owner retries with a
+//!   blocking login when it needs the class.
+//! - **Never block and never lock.** Work is a few atomic operations, one non-blocking
+//!   `heapless::mpmc` enqueue (Vyukov's bounded queue, no mutex) and at most one
+//!   non-blocking `write(2)` of one byte to a socketpair (the doorbell). No mutex, no
+//!   allocation, no waker call (a waker could take an executor's lock).
+//! - **Never unwind into C.** Bodies are panic-free by construction (checked indexing via
+//!   `get`, no allocation); they are still wrapped in `catch_unwind` for test builds, and
+//!   release builds use `panic = "abort"`.
+//! - **Nothing is lost silently.** When the queue is full the event is folded into a
+//!   per-uid bitmask (exception kinds, async-login result) or per-stream flags, the slot is
+//!   marked dirty, and [`EventReceiver`] turns the marks back into events, followed by one
+//!   [`SdkEvent::Overflow`] with the number of events that took this path.
+//! - **Stream data is not queued per frame.** Each callback only bumps the stream slot's
+//!   atomics (last-data time, bytes, frames). It queues [`SdkEvent::StreamStarted`] on the
+//!   first data and [`SdkEvent::StreamResumed`] when data comes back after a pause longer
+//!   than the configured gap; an ongoing gap is seen by polling
+//!   [`super::Sdk::stalled_streams`] or [`super::Sdk::stream_stats`] (the absence of
+//!   callbacks cannot be reported by a callback).
+//!
+//! All state here is `static`: the SDK is process-global, callbacks can arrive on any
+//! thread at any time between `NET_DVR_Init` and `NET_DVR_Cleanup`, and statics make the
+//! "pointer valid while the callback runs" question moot.
+
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::FutureExt;
+use heapless::mpmc::Queue;
+
+use super::types::{BYTE, DWORD, LONG, NET_DVR_DEVICEINFO_V30};
+
+/// Queue slots. 1024 × ~64 bytes = 64 KiB of static memory: room for one burst of
+/// events from every camera of a large site between two consumer wake-ups; beyond that
+/// events are coalesced, not lost.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// User ids the coalescing tables cover: the SDK's default login limit (2048, facts §6),
+/// which hikwatch does not raise, and the SDK hands out ids below it.
+pub const MAX_USERS: usize = 2048;
+/// Concurrent streams (RealPlay handles) hikwatch tracks.
+pub const MAX_STREAMS: usize = 512;
+/// The consumer also wakes this often even without a doorbell ring (belt and braces).
+const SAFETY_TICK: Duration = Duration::from_millis(500);
+/// Most queue items converted per [`EventReceiver::try_recv`] refill.
+const MAX_DRAIN: usize = 4 * QUEUE_CAPACITY;
+
+/// A logged-in session's id (`lUserID`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i32);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "uid {}", self.0)
+    }
+}
+
+/// A running stream: the SDK's RealPlay handle plus hikwatch's slot for its counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    /// The `NET_DVR_RealPlay_V40` handle.
+    pub handle: i32,
+    pub(crate) slot: u16,
+    pub(crate) generation: u32,
+}
+
+/// An exception callback type (`dwType`, facts §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExceptionKind(pub u32);
+
+impl ExceptionKind {
+    /// 0x8000: session/heartbeat exception (device unreachable).
+    pub const EXCHANGE: ExceptionKind = ExceptionKind(0x8000);
+    /// 0x8003: live view exception.
+    pub const PREVIEW: ExceptionKind = ExceptionKind(0x8003);
+    /// 0x8005: live view reconnecting (the SDK's own reconnect).
+    pub const RECONNECT: ExceptionKind = ExceptionKind(0x8005);
+    /// 0x8015: live view reconnected.
+    pub const PREVIEW_RECONNECT_SUCCESS: ExceptionKind = ExceptionKind(0x8015);
+    /// 0x8017: user interaction restored (device back, same uid).
+    pub const RESUME_EXCHANGE: ExceptionKind = ExceptionKind(0x8017);
+    /// 0x8040: the SDK is logging the user in again.
+    pub const RELOGIN: ExceptionKind = ExceptionKind(0x8040);
+    /// 0x8041: re-login succeeded, same uid.
+    pub const RELOGIN_SUCCESS: ExceptionKind = ExceptionKind(0x8041);
+    /// 0x8044: re-login failed; the SDK stops trying (session dead).
+    pub const RELOGIN_FAILED: ExceptionKind = ExceptionKind(0x8044);
+    /// 0x8045: the SDK stopped reconnecting the preview.
+    pub const PREVIEW_RECONNECT_CLOSED: ExceptionKind = ExceptionKind(0x8045);
+    /// Stands for a kind outside 0x8000..0x807f that was coalesced on overflow.
+    pub const OTHER: ExceptionKind = ExceptionKind(0xffff_ffff);
+
+    /// The vendor name, when known.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0x8000 => "EXCEPTION_EXCHANGE",
+            0x8001 => "EXCEPTION_AUDIOEXCHANGE",
+            0x8002 => "EXCEPTION_ALARM",
+            0x8003 => "EXCEPTION_PREVIEW",
+            0x8004 => "EXCEPTION_SERIAL",
+            0x8005 => "EXCEPTION_RECONNECT",
+            0x8006 => "EXCEPTION_ALARMRECONNECT",
+            0x8015 => "PREVIEW_RECONNECTSUCCESS",
+            0x8016 => "ALARM_RECONNECTSUCCESS",
+            0x8017 => "RESUME_EXCHANGE",
+            0x8040 => "EXCEPTION_RELOGIN",
+            0x8041 => "RELOGIN_SUCCESS",
+            0x8044 => "EXCEPTION_RELOGIN_FAILED",
+            0x8045 => "EXCEPTION_PREVIEW_RECONNECT_CLOSED",
+            0x8046 => "EXCEPTION_ALARM_RECONNECT_CLOSED",
+            _ => "other",
+        }
+    }
+}
+
+/// The result of an asynchronous login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AsyncLoginResult {
+    /// Logged in; the serial number when the event was queued (not when coalesced).
+    Ok {
+        /// `sSerialNumber` of the device info.
+        serial: Option<String>,
+    },
+    /// The login failed and the session is dead, but the SDK keeps the uid's slot until
+    /// `NET_DVR_Logout` (observed with 6.1.9.48): the owner must still call
+    /// [`super::Sdk::logout`] on it. The SDK gives no code in the callback (and the
+    /// callback may not ask it), so the class is unknown here.
+    Failed,
+}
+
+/// What the SDK told us, delivered in order per producer thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SdkEvent {
+    /// An exception callback.
+    Exception {
+        /// The session it concerns (`lUserID`; may be -1 for SDK-wide exceptions).
+        uid: UserId,
+        /// `dwType`.
+        kind: ExceptionKind,
+        /// `lHandle` (a preview handle for preview exceptions); -1 when coalesced.
+        handle: i32,
+        /// Rebuilt from the overflow bitmask: one event stands for one or more callbacks
+        /// of this kind for this uid.
+        coalesced: bool,
+    },
+    /// An asynchronous login finished.
+    AsyncLogin {
+        /// The caller's token given to [`super::Sdk::login_async`].
+        token: u32,
+        /// The uid `login_async` returned.
+        uid: UserId,
+        /// Success or failure.
+        result: AsyncLoginResult,
+    },
+    /// The first data of a stream arrived.
+    StreamStarted {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Data arrived again after a pause longer than the configured stream gap.
+    StreamResumed {
+        /// The stream.
+        stream: StreamId,
+        /// How long no data had arrived (the longest one when coalesced).
+        gap: Duration,
+    },
+    /// The queue was full: `dropped` callbacks since the last report were folded into
+    /// the coalesced events delivered just before this one (`unattributed` of them had a
+    /// uid outside the tables and are only counted).
+    Overflow {
+        /// Callbacks that took the overflow path since the last report.
+        dropped: u64,
+        /// Of those, exceptions whose uid was outside 0..MAX_USERS.
+        unattributed: u64,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Raw {
+    Exception {
+        kind: u32,
+        uid: i32,
+        handle: i32,
+    },
+    AsyncLogin {
+        token: u32,
+        uid: i32,
+        ok: bool,
+        serial: [u8; 48],
+    },
+    StreamStarted {
+        slot: u16,
+        generation: u32,
+        handle: i32,
+    },
+    StreamResumed {
+        slot: u16,
+        generation: u32,
+        handle: i32,
+        gap_ms: u32,
+    },
+}
+
+/// Per-uid overflow marks.
+struct UserPending {
+    /// Bit `i` of word `w`: exception kind `0x8000 + 64 * w + i`; bit 63 of word 1 also
+    /// stands for any kind outside that range.
+    exc: [AtomicU64; 2],
+    /// Bit 0: async login succeeded, bit 1: failed.
+    login: AtomicU32,
+    /// The async-login token, valid when `login` is non-zero.
+    token: AtomicU32,
+}
+
+impl UserPending {
+    const fn new() -> Self {
+        UserPending {
+            exc: [AtomicU64::new(0), AtomicU64::new(0)],
+            login: AtomicU32::new(0),
+            token: AtomicU32::new(0),
+        }
+    }
+}
+
+/// One tracked stream's counters.
+pub(crate) struct Slot {
+    /// Whether the slot belongs to a running stream.
+    active: AtomicBool,
+    /// Bumped at each allocation; callbacks carrying an older generation are ignored.
+    generation: AtomicU32,
+    handle: AtomicI32,
+    /// Milliseconds since [`EPOCH`] of the last data (0 = none yet).
+    last_ms: AtomicU64,
+    /// When the stream was started, ms since [`EPOCH`].
+    started_ms: AtomicU64,
+    bytes: AtomicU64,
+    frames: AtomicU64,
+    /// Overflow marks: bit 0 started, bit 1 resumed.
+    pending: AtomicU32,
+    /// Longest coalesced gap, ms.
+    pending_gap_ms: AtomicU32,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            active: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+            handle: AtomicI32::new(-1),
+            last_ms: AtomicU64::new(0),
+            started_ms: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            pending: AtomicU32::new(0),
+            pending_gap_ms: AtomicU32::new(0),
+        }
+    }
+}
+
+static QUEUE: Queue<Raw, QUEUE_CAPACITY> = Queue::new();
+static USERS: [UserPending; MAX_USERS] = [const { UserPending::new() }; MAX_USERS];
+static USER_DIRTY: [AtomicU64; MAX_USERS / 64] = [const { AtomicU64::new(0) }; MAX_USERS / 64];
+static SLOTS: [Slot; MAX_STREAMS] = [const { Slot::new() }; MAX_STREAMS];
+static SLOT_DIRTY: [AtomicU64; MAX_STREAMS / 64] = [const { AtomicU64::new(0) }; MAX_STREAMS / 64];
+/// Callbacks that found the queue full (cumulative).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Of those, exceptions whose uid was outside the tables (cumulative).
+static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
+/// Panics caught in trampolines (test builds; release aborts).
+static PANICS: AtomicU64 = AtomicU64::new(0);
+/// A pause longer than this between two data callbacks queues `StreamResumed`.
+static GAP_MS: AtomicU64 = AtomicU64::new(5000);
+/// Set by the producer that rang the doorbell; cleared by the consumer before draining.
+static RUNG: AtomicBool = AtomicBool::new(false);
+/// Whether an [`EventReceiver`] exists.
+static RECEIVER_TAKEN: AtomicBool = AtomicBool::new(false);
+/// The doorbell: (producer end, consumer end), both non-blocking.
+static DOORBELL: OnceLock<(UnixStream, UnixStream)> = OnceLock::new();
+/// Time origin of the `*_ms` atomics.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Milliseconds since [`EPOCH`], plus one so that 0 means "never".
+fn now_ms() -> u64 {
+    match EPOCH.get() {
+        Some(e) => u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1,
+        None => 1,
+    }
+}
+
+/// Sets up the process-wide state; called by `Sdk::load` before any callback can be
+/// registered. Clears leftovers of a previous `Sdk`.
+pub(crate) fn init(gap: Duration) -> std::io::Result<()> {
+    EPOCH.get_or_init(Instant::now);
+    if DOORBELL.get().is_none() {
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        let _ = DOORBELL.set((tx, rx));
+    }
+    GAP_MS.store(u64::try_from(gap.as_millis()).unwrap_or(u64::MAX), Relaxed);
+    while QUEUE.dequeue().is_some() {}
+    for u in &USERS {
+        u.exc[0].store(0, Relaxed);
+        u.exc[1].store(0, Relaxed);
+        u.login.store(0, Relaxed);
+    }
+    for d in USER_DIRTY.iter().chain(SLOT_DIRTY.iter()) {
+        d.store(0, Relaxed);
+    }
+    for s in &SLOTS {
+        s.active.store(false, Relaxed);
+        s.pending.store(0, Relaxed);
+    }
+    Ok(())
+}
+
+fn ring() {
+    if !RUNG.swap(true, SeqCst) {
+        if let Some((tx, _)) = DOORBELL.get() {
+            // Non-blocking; at most one byte is outstanding per ring, so EAGAIN cannot
+            // happen in practice, and the consumer's safety tick covers any failure.
+            let _ = (&*tx).write(&[1]);
+        }
+    }
+}
+
+fn mark(dirty: &[AtomicU64], i: usize) {
+    if let Some(w) = dirty.get(i / 64) {
+        w.fetch_or(1 << (i % 64), Release);
+    }
+}
+
+fn user_slot(uid: i32) -> Option<(usize, &'static UserPending)> {
+    let i = usize::try_from(uid).ok()?;
+    USERS.get(i).map(|p| (i, p))
+}
+
+/// Enqueues `ev`; when the queue is full runs `fold` (which must record the event in the
+/// pending tables) and counts the drop. Then rings the doorbell.
+fn post(ev: Raw, fold: impl FnOnce()) {
+    if QUEUE.enqueue(ev).is_err() {
+        fold();
+        DROPPED.fetch_add(1, SeqCst);
+    }
+    ring();
+}
+
+fn kind_bit(kind: u32) -> (usize, u32) {
+    match kind.checked_sub(0x8000) {
+        Some(d) if d < 128 => ((d / 64) as usize, d % 64),
+        _ => (1, 63),
+    }
+}
+
+fn on_exception(kind: DWORD, uid: LONG, handle: LONG) {
+    post(Raw::Exception { kind, uid, handle }, || {
+        match user_slot(uid) {
+            Some((i, p)) => {
+                let (w, b) = kind_bit(kind);
+                p.exc[w].fetch_or(1 << b, Release);
+                mark(&USER_DIRTY, i);
+            }
+            None => {
+                UNATTRIBUTED.fetch_add(1, Relaxed);
+            }
+        }
+    });
+}
+
+fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
+    post(
+        Raw::AsyncLogin {
+            token,
+            uid,
+            ok,
+            serial,
+        },
+        || match user_slot(uid) {
+            Some((i, p)) => {
+                p.token.store(token, Relaxed);
+                p.login.fetch_or(if ok { 1 } else { 2 }, Release);
+                mark(&USER_DIRTY, i);
+            }
+            None => {
+                UNATTRIBUTED.fetch_add(1, Relaxed);
+            }
+        },
+    );
+}
+
+/// Bits of `pUser` that hold the slot index; the rest hold the generation.
+const SLOT_BITS: u32 = 10;
+const GEN_MASK: u32 = (usize::MAX >> SLOT_BITS) as u32;
+const _: () = assert!(MAX_STREAMS <= 1 << SLOT_BITS);
+
+fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
+    let idx = user & ((1 << SLOT_BITS) - 1);
+    let generation = (user >> SLOT_BITS) as u32;
+    let Some(slot) = SLOTS.get(idx) else { return };
+    if !slot.active.load(Acquire) || slot.generation.load(Acquire) & GEN_MASK != generation {
+        return; // a late callback for a stream that was stopped
+    }
+    let now = now_ms();
+    slot.bytes.fetch_add(u64::from(len), Relaxed);
+    if data_type != 1 {
+        // 1 = NET_DVR_SYSHEAD, the stream header; everything else is media or metadata.
+        slot.frames.fetch_add(1, Relaxed);
+    }
+    let prev = slot.last_ms.swap(now, AcqRel);
+    let full_generation = slot.generation.load(Relaxed);
+    let slot_no = idx as u16;
+    if prev == 0 {
+        post(
+            Raw::StreamStarted {
+                slot: slot_no,
+                generation: full_generation,
+                handle,
+            },
+            || {
+                slot.pending.fetch_or(1, Release);
+                mark(&SLOT_DIRTY, idx);
+            },
+        );
+    } else if now.saturating_sub(prev) > GAP_MS.load(Relaxed) {
+        let gap_ms = u32::try_from(now - prev).unwrap_or(u32::MAX);
+        post(
+            Raw::StreamResumed {
+                slot: slot_no,
+                generation: full_generation,
+                handle,
+                gap_ms,
+            },
+            || {
+                slot.pending_gap_ms.fetch_max(gap_ms, Relaxed);
+                slot.pending.fetch_or(2, Release);
+                mark(&SLOT_DIRTY, idx);
+            },
+        );
+    }
+}
+
+/// The exception callback given to `NET_DVR_SetExceptionCallBack_V30`.
+///
+/// # Safety
+///
+/// Called by the SDK with the vendor signature; no argument is dereferenced (`_user` is
+/// ignored), so any values are accepted.
+pub(crate) unsafe extern "C" fn exception_trampoline(
+    kind: DWORD,
+    uid: LONG,
+    handle: LONG,
+    _user: *mut c_void,
+) {
+    if catch_unwind(|| on_exception(kind, uid, handle)).is_err() {
+        PANICS.fetch_add(1, Relaxed);
+    }
+}
+
+/// The async-login result callback; `user` carries the caller's token.
+///
+/// # Safety
+///
+/// `info` must be NULL or point to a `NET_DVR_DEVICEINFO_V30` that is valid for reads for
+/// the duration of the call (the SDK's contract for `fLoginResultCallBack`). `user` is
+/// only used as an integer.
+pub(crate) unsafe extern "C" fn login_trampoline(
+    uid: LONG,
+    result: DWORD,
+    info: *mut NET_DVR_DEVICEINFO_V30,
+    user: *mut c_void,
+) {
+    let token = user as usize as u32;
+    let ok = result == 1;
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut serial = [0u8; 48];
+        if ok && !info.is_null() {
+            // SAFETY: for dwResult 1 the SDK passes a pointer to a live DEVICEINFO_V30
+            // that stays valid for the duration of the callback (facts §6; checked for
+            // null above). We copy 48 bytes out of it and keep no reference.
+            serial = unsafe { (*info).sSerialNumber };
+        }
+        on_login(uid, ok, serial, token);
+    }));
+    if r.is_err() {
+        PANICS.fetch_add(1, Relaxed);
+    }
+}
+
+/// The stream-data callback of `NET_DVR_RealPlay_V40`; `user` encodes slot and generation.
+/// The data itself (`_buf`) is not read: hikwatch watches liveness, not content.
+///
+/// # Safety
+///
+/// Called by the SDK with the vendor signature; no pointer is dereferenced (`user` is an
+/// integer, and a stale or foreign value only selects a slot whose generation check then
+/// fails), so any values are accepted.
+pub(crate) unsafe extern "C" fn real_data_trampoline(
+    handle: LONG,
+    data_type: DWORD,
+    _buf: *mut BYTE,
+    len: DWORD,
+    user: *mut c_void,
+) {
+    let user = user as usize;
+    if catch_unwind(|| on_data(handle, data_type, len, user)).is_err() {
+        PANICS.fetch_add(1, Relaxed);
+    }
+}
+
+/// Takes a free stream slot; returns `(slot, generation, pUser)`.
+pub(crate) fn alloc_slot() -> Option<(u16, u32, usize)> {
+    for (i, s) in SLOTS.iter().enumerate() {
+        if s.active.load(Relaxed) {
+            continue;
+        }
+        // Reset counters before activating so callbacks never see stale values.
+        let generation = s.generation.load(Relaxed).wrapping_add(1);
+        s.generation.store(generation, Release);
+        s.handle.store(-1, Relaxed);
+        s.last_ms.store(0, Relaxed);
+        s.started_ms.store(now_ms(), Relaxed);
+        s.bytes.store(0, Relaxed);
+        s.frames.store(0, Relaxed);
+        s.pending.store(0, Relaxed);
+        s.pending_gap_ms.store(0, Relaxed);
+        if s.active
+            .compare_exchange(false, true, AcqRel, Relaxed)
+            .is_ok()
+        {
+            let user =
+                (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
+            return Some((i as u16, generation, user));
+        }
+    }
+    None
+}
+
+/// Records the RealPlay handle of an allocated slot.
+pub(crate) fn set_slot_handle(slot: u16, handle: i32) {
+    if let Some(s) = SLOTS.get(usize::from(slot)) {
+        s.handle.store(handle, Release);
+    }
+}
+
+/// Frees a slot if it still belongs to `generation`.
+pub(crate) fn free_slot(slot: u16, generation: u32) {
+    if let Some(s) = SLOTS.get(usize::from(slot)) {
+        if s.generation.load(Acquire) == generation {
+            s.active.store(false, Release);
+        }
+    }
+}
+
+/// A snapshot of a stream's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Time since the last data callback, or `None` before the first.
+    pub since_last_data: Option<Duration>,
+    /// Time since the stream was started.
+    pub since_start: Duration,
+    /// Bytes delivered.
+    pub bytes: u64,
+    /// Data callbacks other than the stream header.
+    pub frames: u64,
+}
+
+/// Reads a stream's counters; `None` when the stream was stopped.
+pub(crate) fn stats(id: StreamId) -> Option<StreamStats> {
+    let s = SLOTS.get(usize::from(id.slot))?;
+    if !s.active.load(Acquire) || s.generation.load(Acquire) != id.generation {
+        return None;
+    }
+    let now = now_ms();
+    let last = s.last_ms.load(Acquire);
+    Some(StreamStats {
+        since_last_data: (last != 0).then(|| Duration::from_millis(now.saturating_sub(last))),
+        since_start: Duration::from_millis(now.saturating_sub(s.started_ms.load(Relaxed))),
+        bytes: s.bytes.load(Relaxed),
+        frames: s.frames.load(Relaxed),
+    })
+}
+
+/// Running streams without data for longer than `older_than` (counting from the start
+/// for streams that never delivered any), with how long. This is how an ongoing gap is
+/// seen: callbacks cannot report the absence of data, so the consumer polls this (or
+/// [`stats`]) on its own timer.
+pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for (i, s) in SLOTS.iter().enumerate() {
+        if !s.active.load(Acquire) {
+            continue;
+        }
+        let last = s.last_ms.load(Acquire);
+        let since = if last != 0 {
+            last
+        } else {
+            s.started_ms.load(Relaxed)
+        };
+        let quiet = Duration::from_millis(now.saturating_sub(since));
+        let handle = s.handle.load(Acquire);
+        if quiet > older_than && handle >= 0 {
+            out.push((
+                StreamId {
+                    handle,
+                    slot: i as u16,
+                    generation: s.generation.load(Acquire),
+                },
+                quiet,
+            ));
+        }
+    }
+    out
+}
+
+/// Counters of the event path, for status pages and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventCounters {
+    /// Callbacks that found the queue full (since the process started).
+    pub dropped: u64,
+    /// Of those, exceptions with a uid outside the tables.
+    pub unattributed: u64,
+    /// Panics caught inside trampolines (always 0 unless there is a bug).
+    pub panics: u64,
+}
+
+/// Process-wide event counters.
+pub fn counters() -> EventCounters {
+    EventCounters {
+        dropped: DROPPED.load(Relaxed),
+        unattributed: UNATTRIBUTED.load(Relaxed),
+        panics: PANICS.load(Relaxed),
+    }
+}
+
+/// The single consumer of SDK events (see [`super::Sdk::events`]).
+///
+/// `recv().await` waits on the doorbell socket through async-io, so it works on any
+/// executor (smol, `block_on`). Dropping the receiver lets a new one be taken.
+pub struct EventReceiver {
+    bell: Async<UnixStream>,
+    backlog: VecDeque<SdkEvent>,
+    reported_dropped: u64,
+    reported_unattributed: u64,
+}
+
+impl fmt::Debug for EventReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventReceiver")
+            .field("backlog", &self.backlog.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventReceiver {
+    /// Takes the receiver, or `None` when one exists already.
+    pub(crate) fn take() -> Option<EventReceiver> {
+        let (_, rx) = DOORBELL.get()?;
+        if RECEIVER_TAKEN.swap(true, AcqRel) {
+            return None;
+        }
+        let bell = rx.try_clone().and_then(Async::new);
+        match bell {
+            Ok(bell) => Some(EventReceiver {
+                bell,
+                backlog: VecDeque::new(),
+                reported_dropped: DROPPED.load(SeqCst),
+                reported_unattributed: UNATTRIBUTED.load(SeqCst),
+            }),
+            Err(e) => {
+                log::error!("sdk: cannot register the event doorbell: {e}");
+                RECEIVER_TAKEN.store(false, Release);
+                None
+            }
+        }
+    }
+
+    /// The next event, if one is ready.
+    pub fn try_recv(&mut self) -> Option<SdkEvent> {
+        if self.backlog.is_empty() {
+            self.refill();
+        }
+        self.backlog.pop_front()
+    }
+
+    /// Waits for the next event.
+    pub async fn recv(&mut self) -> SdkEvent {
+        loop {
+            if let Some(e) = self.try_recv() {
+                return e;
+            }
+            let _ = self
+                .bell
+                .readable()
+                .or(async {
+                    Timer::after(SAFETY_TICK).await;
+                    Ok(())
+                })
+                .await;
+        }
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<SdkEvent> {
+        async { Some(self.recv().await) }
+            .or(async {
+                Timer::after(timeout).await;
+                None
+            })
+            .await
+    }
+
+    fn refill(&mut self) {
+        RUNG.store(false, SeqCst);
+        let mut sink = [0u8; 64];
+        let mut bell: &UnixStream = self.bell.get_ref();
+        while let Ok(n) = bell.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+        for _ in 0..MAX_DRAIN {
+            match QUEUE.dequeue() {
+                Some(raw) => self.backlog.push_back(convert(raw)),
+                None => break,
+            }
+        }
+        self.drain_marks();
+        let dropped = DROPPED.load(SeqCst);
+        let unattributed = UNATTRIBUTED.load(SeqCst);
+        if dropped != self.reported_dropped {
+            self.backlog.push_back(SdkEvent::Overflow {
+                dropped: dropped.wrapping_sub(self.reported_dropped),
+                unattributed: unattributed.wrapping_sub(self.reported_unattributed),
+            });
+            self.reported_dropped = dropped;
+            self.reported_unattributed = unattributed;
+        }
+    }
+
+    fn drain_marks(&mut self) {
+        for (w, word) in USER_DIRTY.iter().enumerate() {
+            if word.load(Acquire) == 0 {
+                continue;
+            }
+            let mut bits = word.swap(0, AcqRel);
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let uid = w * 64 + b;
+                let Some(p) = USERS.get(uid) else { continue };
+                let uid = UserId(uid as i32);
+                for (i, cell) in p.exc.iter().enumerate() {
+                    let mut kinds = cell.swap(0, AcqRel);
+                    while kinds != 0 {
+                        let k = kinds.trailing_zeros();
+                        kinds &= kinds - 1;
+                        let kind = if i == 1 && k == 63 {
+                            ExceptionKind::OTHER
+                        } else {
+                            ExceptionKind(0x8000 + 64 * i as u32 + k)
+                        };
+                        self.backlog.push_back(SdkEvent::Exception {
+                            uid,
+                            kind,
+                            handle: -1,
+                            coalesced: true,
+                        });
+                    }
+                }
+                let login = p.login.swap(0, AcqRel);
+                if login != 0 {
+                    let token = p.token.load(Relaxed);
+                    // A success and a failure both pending: the SDK reported twice for the
+                    // same uid; report both, failure last (the uid is dead then).
+                    if login & 1 != 0 {
+                        self.backlog.push_back(SdkEvent::AsyncLogin {
+                            token,
+                            uid,
+                            result: AsyncLoginResult::Ok { serial: None },
+                        });
+                    }
+                    if login & 2 != 0 {
+                        self.backlog.push_back(SdkEvent::AsyncLogin {
+                            token,
+                            uid,
+                            result: AsyncLoginResult::Failed,
+                        });
+                    }
+                }
+            }
+        }
+        for (w, word) in SLOT_DIRTY.iter().enumerate() {
+            if word.load(Acquire) == 0 {
+                continue;
+            }
+            let mut bits = word.swap(0, AcqRel);
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let idx = w * 64 + b;
+                let Some(s) = SLOTS.get(idx) else { continue };
+                let pending = s.pending.swap(0, AcqRel);
+                let stream = StreamId {
+                    handle: s.handle.load(Acquire),
+                    slot: idx as u16,
+                    generation: s.generation.load(Acquire),
+                };
+                if pending & 1 != 0 {
+                    self.backlog.push_back(SdkEvent::StreamStarted { stream });
+                }
+                if pending & 2 != 0 {
+                    let gap = s.pending_gap_ms.swap(0, AcqRel);
+                    self.backlog.push_back(SdkEvent::StreamResumed {
+                        stream,
+                        gap: Duration::from_millis(u64::from(gap)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        RECEIVER_TAKEN.store(false, Release);
+    }
+}
+
+pub(crate) fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).trim().to_string()
+}
+
+fn convert(raw: Raw) -> SdkEvent {
+    match raw {
+        Raw::Exception { kind, uid, handle } => SdkEvent::Exception {
+            uid: UserId(uid),
+            kind: ExceptionKind(kind),
+            handle,
+            coalesced: false,
+        },
+        Raw::AsyncLogin {
+            token,
+            uid,
+            ok,
+            serial,
+        } => SdkEvent::AsyncLogin {
+            token,
+            uid: UserId(uid),
+            result: if ok {
+                let s = c_string(&serial);
+                AsyncLoginResult::Ok {
+                    serial: (!s.is_empty()).then_some(s),
+                }
+            } else {
+                AsyncLoginResult::Failed
+            },
+        },
+        Raw::StreamStarted {
+            slot,
+            generation,
+            handle,
+        } => SdkEvent::StreamStarted {
+            stream: StreamId {
+                handle,
+                slot,
+                generation,
+            },
+        },
+        Raw::StreamResumed {
+            slot,
+            generation,
+            handle,
+            gap_ms,
+        } => SdkEvent::StreamResumed {
+            stream: StreamId {
+                handle,
+                slot,
+                generation,
+            },
+            gap: Duration::from_millis(u64::from(gap_ms)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_bits_round_trip() {
+        assert_eq!(kind_bit(0x8000), (0, 0));
+        assert_eq!(kind_bit(0x8041), (1, 1));
+        assert_eq!(kind_bit(0x807f), (1, 63));
+        assert_eq!(kind_bit(0x1234), (1, 63));
+        assert_eq!(kind_bit(0x9000), (1, 63));
+    }
+
+    #[test]
+    fn c_string_stops_at_nul() {
+        assert_eq!(c_string(b"AB12\0junk"), "AB12");
+        assert_eq!(c_string(b"full"), "full");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(ExceptionKind::EXCHANGE.name(), "EXCEPTION_EXCHANGE");
+        assert_eq!(ExceptionKind(0x8017).name(), "RESUME_EXCHANGE");
+    }
+}

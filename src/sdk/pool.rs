@@ -1,0 +1,669 @@
+//! A bounded pool of named threads for blocking SDK calls, each with a deadline.
+//!
+//! HCNetSDK calls block (a login to a silent socket takes the receive timeout; a bad
+//! network can make one hang far longer), so none of them may run on the executor. The
+//! pool runs them on its own threads and hands the caller an async result.
+//!
+//! - **Bounded:** `threads` workers and a job queue of `queue` entries; a full queue is an
+//!   immediate [`CallError::Busy`], never unbounded growth.
+//! - **Deadlines:** the caller races the result against a timer. A call still queued at
+//!   its deadline is cancelled (it never runs). A call already running is reported as
+//!   [`CallError::DeadlineExceeded`] with `started: true`, so the camera can be marked
+//!   stuck; its worker is counted as stuck and, while fewer than `max_threads` threads
+//!   exist, a replacement is started so the other cameras' calls keep flowing.
+//! - **Late results:** the eventual result of a stuck call is still delivered through
+//!   [`Late`]. When nobody is waiting for it any more (the [`Late`] or the caller's future
+//!   was dropped), the job's `orphan` hook runs on the worker with the value — for a login
+//!   that is a logout, so a late success never leaks a session.
+//! - When a stuck worker finishes and the pool has more live workers than it needs, it
+//!   exits, so the pool shrinks back to `threads`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use futures_lite::FutureExt;
+
+use super::error::SdkError;
+
+/// Sizing of a [`Pool`].
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Worker threads kept running (default 4: logins are mostly waiting on the network,
+    /// and the SDK serialises much internally).
+    pub threads: usize,
+    /// Hard limit of threads including replacements for stuck workers (default 16).
+    pub max_threads: usize,
+    /// Jobs waiting for a worker (default 1024).
+    pub queue: usize,
+    /// Thread name prefix (default `sdk`; Linux shows 15 characters).
+    pub name: String,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            threads: 4,
+            max_threads: 16,
+            queue: 1024,
+            name: "sdk".into(),
+        }
+    }
+}
+
+/// Why a pooled call did not return a value.
+pub enum CallError<T> {
+    /// The SDK (or the argument check before it) failed.
+    Sdk(SdkError),
+    /// The deadline passed.
+    DeadlineExceeded {
+        /// The call's name (e.g. `login`).
+        call: &'static str,
+        /// The deadline that passed.
+        deadline: Duration,
+        /// Whether the call had started on a worker (false: it was cancelled in the queue
+        /// and will never run). A started call is stuck inside the SDK.
+        started: bool,
+        /// The eventual result of a started call.
+        late: Late<T>,
+    },
+    /// The job queue is full.
+    Busy,
+}
+
+impl<T> CallError<T> {
+    /// The vendor error code, for SDK failures.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            CallError::Sdk(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// The reconnect class: the SDK error's; a missed deadline is a
+    /// [`super::ErrorClass::Timeout`], a full queue a [`super::ErrorClass::Resource`].
+    pub fn class(&self) -> super::ErrorClass {
+        match self {
+            CallError::Sdk(e) => e.class(),
+            CallError::DeadlineExceeded { .. } => super::ErrorClass::Timeout,
+            CallError::Busy => super::ErrorClass::Resource,
+        }
+    }
+}
+
+impl<T> fmt::Debug for CallError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Sdk(e) => f.debug_tuple("Sdk").field(e).finish(),
+            CallError::DeadlineExceeded {
+                call,
+                deadline,
+                started,
+                ..
+            } => f
+                .debug_struct("DeadlineExceeded")
+                .field("call", call)
+                .field("deadline", deadline)
+                .field("started", started)
+                .finish_non_exhaustive(),
+            CallError::Busy => f.write_str("Busy"),
+        }
+    }
+}
+
+impl<T> fmt::Display for CallError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Sdk(e) => e.fmt(f),
+            CallError::DeadlineExceeded {
+                call,
+                deadline,
+                started: true,
+                ..
+            } => write!(
+                f,
+                "{call} still running after its {deadline:?} deadline (stuck)"
+            ),
+            CallError::DeadlineExceeded {
+                call,
+                deadline,
+                started: false,
+                ..
+            } => write!(
+                f,
+                "{call} not started within its {deadline:?} deadline (cancelled)"
+            ),
+            CallError::Busy => f.write_str("the SDK call queue is full"),
+        }
+    }
+}
+
+impl<T> std::error::Error for CallError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Sdk(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<T> From<SdkError> for CallError<T> {
+    fn from(e: SdkError) -> Self {
+        CallError::Sdk(e)
+    }
+}
+
+/// The eventual result of a call that missed its deadline.
+pub struct Late<T> {
+    rx: Option<Receiver<Result<T, SdkError>>>,
+}
+
+impl<T> fmt::Debug for Late<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Late")
+            .field("pending", &self.rx.is_some())
+            .finish()
+    }
+}
+
+impl<T> Late<T> {
+    /// Waits for the late result; `None` when the call never ran (cancelled) or the
+    /// worker died. Dropping the `Late` instead hands a late success to the call's orphan
+    /// hook (a late login is logged out).
+    pub async fn result(mut self) -> Option<Result<T, SdkError>> {
+        match self.rx.take() {
+            Some(rx) => rx.recv().await.ok(),
+            None => None,
+        }
+    }
+}
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const STUCK: u8 = 2;
+const DONE: u8 = 3;
+const CANCELLED: u8 = 4;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// What to do with a late success nobody waits for (e.g. log the session out).
+pub type Orphan<T> = Box<dyn FnOnce(T) + Send>;
+
+struct State {
+    jobs: VecDeque<Job>,
+    /// Worker threads alive.
+    live: usize,
+    /// Of those, running a call past its deadline.
+    stuck: usize,
+    /// Threads ever started (for names).
+    spawned: usize,
+    /// Set when the last [`Pool`] handle is dropped.
+    closed: bool,
+}
+
+struct Inner {
+    opts: PoolOptions,
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A worker never panics while holding the lock (jobs run unlocked), so poisoning
+        // cannot carry a broken invariant; recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Counters of a [`Pool`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Worker threads alive.
+    pub live: usize,
+    /// Of those, stuck in a call past its deadline.
+    pub stuck: usize,
+    /// Jobs waiting.
+    pub queued: usize,
+    /// Threads started since the pool was created.
+    pub spawned: usize,
+}
+
+/// The blocking-call pool. Cloning gives another handle to the same pool; when the last
+/// handle is dropped the idle workers exit (stuck ones exit when their call returns).
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+    _closer: Arc<Closer>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Closes the pool when the last [`Pool`] handle goes (workers hold `Inner`, not this).
+struct Closer(Arc<Inner>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.work.notify_all();
+    }
+}
+
+impl Pool {
+    /// Starts `opts.threads` workers.
+    ///
+    /// # Errors
+    ///
+    /// An [`SdkError::InvalidArgument`] for zero threads or a hard limit below `threads`,
+    /// or when the OS refuses to start a thread.
+    pub fn new(opts: PoolOptions) -> Result<Pool, SdkError> {
+        if opts.threads == 0 || opts.max_threads < opts.threads || opts.queue == 0 {
+            return Err(SdkError::InvalidArgument {
+                field: "pool",
+                reason: format!(
+                    "need 0 < threads <= max_threads and queue > 0, got {} / {} / {}",
+                    opts.threads, opts.max_threads, opts.queue
+                ),
+            });
+        }
+        let n = opts.threads;
+        let inner = Arc::new(Inner {
+            opts,
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                live: 0,
+                stuck: 0,
+                spawned: 0,
+                closed: false,
+            }),
+            work: Condvar::new(),
+        });
+        for _ in 0..n {
+            spawn_worker(&inner).map_err(|e| SdkError::InvalidArgument {
+                field: "pool",
+                reason: format!("cannot start a worker thread: {e}"),
+            })?;
+        }
+        Ok(Pool {
+            _closer: Arc::new(Closer(inner.clone())),
+            inner,
+        })
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> PoolStats {
+        let s = self.inner.lock();
+        PoolStats {
+            live: s.live,
+            stuck: s.stuck,
+            queued: s.jobs.len(),
+            spawned: s.spawned,
+        }
+    }
+
+    /// Runs `f` on a worker; resolves with its result, or with
+    /// [`CallError::DeadlineExceeded`] when `deadline` passes first (counted from now,
+    /// queueing included). `orphan` receives a success nobody waits for any more.
+    pub async fn run<T, F>(
+        &self,
+        call: &'static str,
+        deadline: Duration,
+        f: F,
+        orphan: Option<Orphan<T>>,
+    ) -> Result<T, CallError<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+    {
+        let (tx, rx) = async_channel::bounded::<Result<T, SdkError>>(1);
+        let phase = Arc::new(AtomicU8::new(QUEUED));
+        let job_phase = phase.clone();
+        let inner = self.inner.clone();
+        let job: Job = Box::new(move || run_job(&inner, &job_phase, f, tx, orphan));
+        {
+            let mut s = self.inner.lock();
+            if s.jobs.len() >= self.inner.opts.queue {
+                return Err(CallError::Busy);
+            }
+            s.jobs.push_back(job);
+        }
+        self.inner.work.notify_one();
+
+        let timed_out = async {
+            Timer::after(deadline).await;
+            None
+        };
+        match async { rx.recv().await.ok() }.or(timed_out).await {
+            Some(r) => r.map_err(CallError::Sdk),
+            None => {
+                if phase
+                    .compare_exchange(QUEUED, CANCELLED, AcqRel, Acquire)
+                    .is_ok()
+                {
+                    return Err(CallError::DeadlineExceeded {
+                        call,
+                        deadline,
+                        started: false,
+                        late: Late { rx: None },
+                    });
+                }
+                if self.mark_stuck(&phase, call, deadline) {
+                    return Err(CallError::DeadlineExceeded {
+                        call,
+                        deadline,
+                        started: true,
+                        late: Late { rx: Some(rx) },
+                    });
+                }
+                // It finished just now: the result is in the channel (or the worker died).
+                match rx.recv().await {
+                    Ok(r) => r.map_err(CallError::Sdk),
+                    Err(_) => Err(CallError::DeadlineExceeded {
+                        call,
+                        deadline,
+                        started: true,
+                        late: Late { rx: None },
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Marks a running call stuck (under the state lock, so the worker's decrement can
+    /// never precede this increment) and starts a replacement worker when allowed.
+    /// Returns false when the call was not running any more.
+    fn mark_stuck(&self, phase: &AtomicU8, call: &'static str, deadline: Duration) -> bool {
+        let mut s = self.inner.lock();
+        if phase
+            .compare_exchange(RUNNING, STUCK, AcqRel, Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        s.stuck += 1;
+        let healthy = s.live - s.stuck.min(s.live);
+        let want_more = healthy < self.inner.opts.threads && s.live < self.inner.opts.max_threads;
+        let (live, stuck) = (s.live, s.stuck);
+        drop(s);
+        log::warn!(
+            "sdk: {call} exceeded its {deadline:?} deadline; {stuck} of {live} workers stuck"
+        );
+        if want_more {
+            if let Err(e) = spawn_worker(&self.inner) {
+                log::error!("sdk: cannot start a replacement worker: {e}");
+            }
+        } else if healthy == 0 {
+            log::error!(
+                "sdk: all {live} workers are stuck and the hard limit {} is reached",
+                self.inner.opts.max_threads
+            );
+        }
+        true
+    }
+}
+
+fn run_job<T, F>(
+    inner: &Inner,
+    phase: &AtomicU8,
+    f: F,
+    tx: Sender<Result<T, SdkError>>,
+    orphan: Option<Orphan<T>>,
+) where
+    F: FnOnce() -> Result<T, SdkError>,
+{
+    if phase
+        .compare_exchange(QUEUED, RUNNING, AcqRel, Acquire)
+        .is_err()
+    {
+        return; // cancelled at its deadline before it started
+    }
+    let result = f();
+    let was = phase.swap(DONE, AcqRel);
+    if was == STUCK {
+        inner.lock().stuck -= 1;
+    }
+    if let Err(e) = tx.try_send(result) {
+        // Nobody is waiting (the caller's future or its `Late` was dropped).
+        if let (Ok(v), Some(hook)) = (e.into_inner(), orphan) {
+            hook(v);
+        }
+    }
+}
+
+fn spawn_worker(inner: &Arc<Inner>) -> std::io::Result<()> {
+    let id = {
+        let mut s = inner.lock();
+        s.live += 1;
+        s.spawned += 1;
+        s.spawned
+    };
+    let name = format!("{}-{id}", inner.opts.name);
+    let worker = inner.clone();
+    let r = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || worker_loop(&worker));
+    if r.is_err() {
+        inner.lock().live -= 1;
+    }
+    r.map(drop)
+}
+
+fn worker_loop(inner: &Inner) {
+    let mut s = inner.lock();
+    loop {
+        // Shrink back after stuck workers were replaced and then came back.
+        if s.live - s.stuck > inner.opts.threads || (s.closed && s.jobs.is_empty()) {
+            s.live -= 1;
+            return;
+        }
+        match s.jobs.pop_front() {
+            Some(job) => {
+                drop(s);
+                job();
+                s = inner.lock();
+            }
+            None => {
+                s = inner.work.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    fn pool(threads: usize, max: usize) -> Pool {
+        Pool::new(PoolOptions {
+            threads,
+            max_threads: max,
+            queue: 64,
+            name: "t".into(),
+        })
+        .expect("pool")
+    }
+
+    #[test]
+    fn runs_and_returns() {
+        let p = pool(2, 4);
+        let r = smol::block_on(p.run("x", Duration::from_secs(5), || Ok(7), None));
+        assert_eq!(r.ok(), Some(7));
+        let r: Result<(), _> = smol::block_on(p.run(
+            "x",
+            Duration::from_secs(5),
+            || {
+                Err(SdkError::InvalidArgument {
+                    field: "f",
+                    reason: "r".into(),
+                })
+            },
+            None,
+        ));
+        assert!(matches!(r, Err(CallError::Sdk(_))));
+    }
+
+    #[test]
+    fn stuck_call_is_reported_replaced_and_delivered_late() {
+        let p = pool(1, 3);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let r = smol::block_on(p.run(
+            "hang",
+            Duration::from_millis(100),
+            move || {
+                let _ = release_rx.recv();
+                Ok(42)
+            },
+            None,
+        ));
+        let late = match r {
+            Err(CallError::DeadlineExceeded {
+                started: true,
+                late,
+                ..
+            }) => late,
+            other => panic!("expected a stuck call, got {other:?}"),
+        };
+        // The only worker is stuck; a replacement must serve the next call.
+        let t = Instant::now();
+        let r = smol::block_on(p.run("next", Duration::from_secs(10), || Ok(1), None));
+        assert_eq!(r.ok(), Some(1));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(p.stats().stuck, 1);
+        release_tx.send(()).expect("release");
+        assert_eq!(smol::block_on(late.result()).and_then(|r| r.ok()), Some(42));
+        // The pool shrinks back to one live worker once the stuck one returned.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Wake idle workers so the surplus one notices and exits.
+            let _ = smol::block_on(p.run("poke", Duration::from_secs(5), || Ok(()), None));
+            let s = p.stats();
+            if s.live == 1 && s.stuck == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "pool did not shrink: {s:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn orphaned_late_success_goes_to_the_hook() {
+        static ORPHANS: AtomicUsize = AtomicUsize::new(0);
+        fn hook(v: usize) {
+            ORPHANS.fetch_add(v, Ordering::SeqCst);
+        }
+        let p = pool(1, 2);
+        let r = smol::block_on(p.run(
+            "slow",
+            Duration::from_millis(50),
+            || {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(5usize)
+            },
+            Some(Box::new(hook)),
+        ));
+        assert!(matches!(
+            r,
+            Err(CallError::DeadlineExceeded { started: true, .. })
+        ));
+        drop(r); // drops the Late: nobody wants the result any more
+        let t = Instant::now();
+        while ORPHANS.load(Ordering::SeqCst) != 5 {
+            assert!(t.elapsed() < Duration::from_secs(10), "hook never ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn queued_call_past_deadline_is_cancelled_and_never_runs() {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let p = pool(1, 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let blocker = p.clone();
+        let h = std::thread::spawn(move || {
+            smol::block_on(blocker.run(
+                "block",
+                Duration::from_secs(30),
+                move || {
+                    let _ = rx.recv();
+                    Ok(())
+                },
+                None,
+            ))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let r = smol::block_on(p.run(
+            "queued",
+            Duration::from_millis(100),
+            || {
+                RAN.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+            None,
+        ));
+        assert!(matches!(
+            r,
+            Err(CallError::DeadlineExceeded { started: false, .. })
+        ));
+        tx.send(()).expect("release");
+        assert!(h.join().expect("join").is_ok());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(RAN.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn full_queue_is_busy() {
+        let p = Pool::new(PoolOptions {
+            threads: 1,
+            max_threads: 1,
+            queue: 1,
+            name: "q".into(),
+        })
+        .expect("pool");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let a = p.clone();
+        let h1 = std::thread::spawn(move || {
+            smol::block_on(a.run(
+                "a",
+                Duration::from_secs(30),
+                move || {
+                    let _ = rx.recv();
+                    Ok(())
+                },
+                None,
+            ))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let b = p.clone();
+        let h2 = std::thread::spawn(move || {
+            smol::block_on(b.run("b", Duration::from_secs(30), || Ok(()), None))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let r = smol::block_on(p.run("c", Duration::from_secs(1), || Ok(()), None));
+        assert!(matches!(r, Err(CallError::Busy)));
+        tx.send(()).expect("release");
+        assert!(h1.join().expect("join").is_ok());
+        assert!(h2.join().expect("join").is_ok());
+    }
+
+    #[test]
+    fn bad_options_are_rejected() {
+        assert!(
+            Pool::new(PoolOptions {
+                threads: 0,
+                ..PoolOptions::default()
+            })
+            .is_err()
+        );
+    }
+}
