@@ -923,6 +923,7 @@ impl Camera {
                 self.failures = 0;
                 self.port = PortState::Unknown;
                 self.last_reopen_login = None;
+                self.blind_at = cx.now; // the first attempt needs no probe verdict
                 self.down_since = cx.now;
                 self.attempt_at = Some(cx.now.plus(cx.rng.u64(0..=cx.p.start_spread)));
                 self.enter(cx, State::Starting);
@@ -938,7 +939,9 @@ impl Camera {
             return None;
         }
         let mut t = self.attempt_at?;
-        if p.traits.probe_gate && self.port == PortState::Closed && !self.force {
+        // Probe-gated: without an "open" verdict only blind attempts go out (the first
+        // attempt after a drop or start is one: `blind_at` is set to that moment).
+        if p.traits.probe_gate && self.port != PortState::Open && !self.force {
             t = t.max(self.blind_at);
         }
         if p.traits.ticker_cadence {

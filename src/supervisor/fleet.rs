@@ -19,6 +19,12 @@ use super::time::{Millis, ms};
 /// room: never dropped. The simulation runs 1,000 cameras through it to prove that.
 pub const JOB_QUEUE_CAPACITY: usize = 256;
 
+/// Largest probe burst, in thousandths of a probe: a tenth of a second's budget (at least
+/// one probe), so no one-second window sees more than `probe_rate` + 10 %.
+fn probe_burst(p: &Policy) -> u64 {
+    (u64::from(p.probe_rate) * 100).max(1000)
+}
+
 /// What the store keeps for one camera, with times relative to `now`.
 ///
 /// The store converts the remaining durations to wall-clock times when it writes, and back
@@ -153,7 +159,7 @@ impl Supervisor {
             overflowed: 0,
             overflow_cursor: 0,
             probes: VecDeque::new(),
-            probe_budget: u64::from(p.probe_rate) * 1000,
+            probe_budget: probe_burst(&p),
             probe_budget_at: Millis::ZERO,
             logins_in_flight: 0,
             throttle_until: Millis::ZERO,
@@ -496,7 +502,7 @@ impl Supervisor {
     fn refill_probe_budget(&mut self, now: Millis) {
         let elapsed = now.since(self.probe_budget_at);
         let rate = u64::from(self.p.probe_rate);
-        let cap = rate * 1000;
+        let cap = probe_burst(&self.p);
         self.probe_budget = self
             .probe_budget
             .saturating_add(elapsed.saturating_mul(rate))

@@ -59,7 +59,7 @@
 //! | online, suspect | stable period reached | same | backoff counter reset (the only reset) |
 //! | any | `LogoutDone` / logout deadline | same (stopping → removed/starting) | next login allowed |
 //! | backoff, stuck | probe granted (fleet probe budget) | same | `Probe` (hybrid) |
-//! | backoff, stuck | `ProbeResult` | same | closed → logins skipped except blind ones; closed→open → due now |
+//! | backoff, stuck | `ProbeResult` | same | not open → logins skipped except blind ones; closed→open → due now |
 //! | locked | lock wait over | backoff | due now |
 //! | auth-hold | `CredentialsChanged` | backoff | due now, counter reset |
 //! | starting, backoff, stuck | `CredentialsChanged` after an auth error | same | due now |
@@ -78,11 +78,11 @@
 //! # Probe-gated login (hybrid)
 //! While a camera waits in `backoff`/`stuck`, a TCP probe runs every `probe_interval`,
 //! within a fleet-wide budget of `probe_rate` probes per second (FIFO, so every waiting
-//! camera gets its turn). While the port is closed, due logins are skipped except one
-//! *blind* login per `blind_login_interval` (+0–25 % jitter); with the first attempt of an
-//! outage that is at most 5 logins per outage-hour. A closed→open transition makes one
-//! login due at once (at most once per `reopen_login_gap`), still behind locks, holds,
-//! the teardown and the login cap.
+//! camera gets its turn). Until a probe says "open", due logins are skipped except the
+//! first attempt after a drop (or start) and one *blind* login per
+//! `blind_login_interval` (+0–25 % jitter): at most 5 logins per outage-hour. A
+//! closed→open transition makes one login due at once (at most once per
+//! `reopen_login_gap`), still behind locks, holds, the teardown and the login cap.
 //!
 //! # Global limits
 //! - Logins in flight ≤ `max_concurrent_logins` (and ≤ `workers` for queue/hybrid); a

@@ -161,11 +161,13 @@ pub struct Settings {
     /// Probe period per camera while down (`hybrid`). Default 1 s, so a login follows
     /// within about a second of the port reopening.
     pub probe_interval: Duration,
-    /// Fleet-wide probe budget per second. Default 200: at most ~200 half-open sockets
-    /// with a 1 s probe timeout; beyond 200 down cameras each is probed every N/200 s.
+    /// Fleet-wide probe budget per second (token bucket, burst of a tenth of it).
+    /// Default 200: at most ~200 half-open sockets with a 1 s probe timeout; beyond 200
+    /// down cameras each is probed every N/200 s (FIFO, nobody starves).
     pub probe_rate: u32,
-    /// While the probe says "closed", a blind login is still made this often (+0–25 %
-    /// jitter). Default 15 min: with the first attempt that is ≤ 5 logins per outage-hour.
+    /// Without an "open" probe verdict, a blind login is still made this often (+0–25 %
+    /// jitter); the first attempt after a drop or start is always allowed. Default 15 min:
+    /// with the first attempt that is ≤ 5 logins per outage-hour (target ≤ 6).
     pub blind_login_interval: Duration,
     /// A closed→open probe transition makes a login due at once, at most this often per
     /// camera. Default 30 s: a port flapping every few seconds cannot drive a login storm.

@@ -153,6 +153,8 @@ pub struct Stats {
     pub heartbeats: u64,
     /// Probes issued.
     pub probes: u64,
+    /// Most probes issued within one second of virtual time (fleet-wide).
+    pub max_probes_per_second: u32,
     /// Faults injected.
     pub faults: u64,
     /// Most logins in flight at once (deadline-aware count, as the cap is defined).
@@ -179,6 +181,9 @@ pub struct Stats {
     pub reopen_to_login_ms: Vec<u64>,
     /// Time from a port reopening to online, ms.
     pub reopen_to_online_ms: Vec<u64>,
+    /// Time from a port reopening to the next login, for cameras that were already down,
+    /// waiting and probe-gated (probe said closed) when it reopened, ms.
+    pub gated_reopen_to_login_ms: Vec<u64>,
     /// Longest time a reachable camera took to get online (ms).
     pub max_reachable_to_online_ms: u64,
     /// The bound "reachable for long enough" the run asserted (ms).
@@ -282,8 +287,13 @@ struct WCam {
     reachable_since: Option<Millis>,
     outage: Option<(Millis, u32)>,
     reopened_at: Option<Millis>,
+    gated_reopen: Option<Millis>,
     reopen_online_pending: Option<Millis>,
     last_state: State,
+    /// The supervisor announced an auth-hold (cleared by the releases the sim sends).
+    core_hold: bool,
+    /// The supervisor announced a lock wait until then.
+    core_lock_until: Millis,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -342,6 +352,8 @@ pub struct Sim {
     stats: Stats,
     slots: u32,
     login_deadline: u64,
+    /// Probes in the current one-second bucket: (second, count).
+    probe_bucket: (u64, u32),
 }
 
 const MAX_VIOLATIONS: usize = 50;
@@ -380,6 +392,7 @@ impl Sim {
             stats: Stats::default(),
             slots,
             login_deadline: ms(cfg.settings.login_deadline),
+            probe_bucket: (0, 0),
             rng: fastrand::Rng::with_seed(rng.u64(..)),
         };
         for i in 0..cfg.cameras {
@@ -412,11 +425,14 @@ impl Sim {
                 reachable_since: Some(Millis::ZERO),
                 outage: None,
                 reopened_at: None,
+                gated_reopen: None,
                 reopen_online_pending: None,
                 last_state: State::Starting,
+                core_hold: false,
+                core_lock_until: Millis::ZERO,
             });
             if let Some(mix) = cfg.faults {
-                let gap = sim.exp_ms(ms(mix.mean_gap));
+                let gap = sim.gap_ms(ms(mix.mean_gap));
                 sim.push(gap, Item::FaultStart(i));
             }
         }
@@ -472,6 +488,18 @@ impl Sim {
         self.cams[i as usize].stream.is_some()
     }
 
+    /// Whether device `i` reports `byRetryLoginTime`/`dwSurplusLockTime`.
+    #[must_use]
+    pub fn device_supports_lock(&self, i: u32) -> bool {
+        self.cams[i as usize].supports_lock
+    }
+
+    /// Bad password tries device `i` has counted since its last good login.
+    #[must_use]
+    pub fn device_bad_tries(&self, i: u32) -> u8 {
+        self.cams[i as usize].bad_tries
+    }
+
     /// Whether camera `i` is locked by the device right now.
     #[must_use]
     pub fn device_locked(&self, i: u32) -> bool {
@@ -489,7 +517,12 @@ impl Sim {
             ev,
             Event::CredentialsChanged | Event::RetryNow | Event::ReleaseHold
         ) {
-            self.cams[i as usize].hold_reported = false;
+            let c = &mut self.cams[i as usize];
+            c.hold_reported = false;
+            c.core_hold = false;
+            if ev == Event::ReleaseHold {
+                c.core_lock_until = Millis::ZERO;
+            }
         }
         self.handle(i, ev);
     }
@@ -575,19 +608,21 @@ impl Sim {
         }));
     }
 
-    fn exp_ms(&mut self, mean: u64) -> u64 {
-        // Exponential via inverse CDF on a 53-bit uniform; deterministic everywhere.
-        let u = (self.rng.u64(1..(1u64 << 53)) as f64) / ((1u64 << 53) as f64);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let v = (-(u.ln()) * mean as f64) as u64;
-        v.max(1)
+    /// A random gap with the given mean: uniform in [1, 2·mean]. Integer-only, so runs
+    /// are bit-identical on every target (libm's `ln`/`exp` are not).
+    fn gap_ms(&mut self, mean: u64) -> u64 {
+        self.rng.u64(1..=mean.saturating_mul(2).max(1))
     }
 
+    /// Roughly log-uniform in [lo, hi]: a uniform octave, then uniform inside it.
+    /// Integer-only for the same reason as [`Sim::gap_ms`].
     fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
-        let (l, h) = ((lo.max(1)) as f64, (hi.max(lo + 1)) as f64);
-        let u = self.rng.f64();
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let v = (l.ln() + u * (h.ln() - l.ln())).exp() as u64;
+        let lo = lo.max(1);
+        let hi = hi.max(lo + 1);
+        let octaves = u64::from(64 - (hi / lo).leading_zeros()); // ≈ log2(hi/lo) + 1
+        let k = self.rng.u64(0..octaves.max(1));
+        let base = lo.saturating_mul(1 << k.min(62));
+        let v = self.rng.u64(base..=base.saturating_mul(2));
         v.clamp(lo, hi)
     }
 
@@ -672,8 +707,10 @@ impl Sim {
                     *n += 1;
                 }
                 if let Some(t) = c.reopened_at.take() {
-                    let d = now.since(t);
-                    self.stats.reopen_to_login_ms.push(d);
+                    self.stats.reopen_to_login_ms.push(now.since(t));
+                }
+                if let Some(t) = c.gated_reopen.take() {
+                    self.stats.gated_reopen_to_login_ms.push(now.since(t));
                 }
                 self.issue(i, Call::Login(token));
             }
@@ -685,8 +722,11 @@ impl Sim {
                         session.0
                     ));
                 }
-                if self.cams[idx].hold_reported
-                    || (now < self.cams[idx].locked_until && self.cams[idx].lock_reported)
+                let c = &self.cams[idx];
+                if c.hold_reported
+                    || c.core_hold
+                    || now < c.core_lock_until
+                    || (now < c.locked_until && c.lock_reported)
                 {
                     self.violate(format!("camera {i}: heartbeat while held or locked"));
                 }
@@ -729,6 +769,14 @@ impl Sim {
             }
             ActionKind::Probe { token } => {
                 self.stats.probes += 1;
+                let sec = now.0 / 1000;
+                if self.probe_bucket.0 == sec {
+                    self.probe_bucket.1 += 1;
+                } else {
+                    self.probe_bucket = (sec, 1);
+                }
+                self.stats.max_probes_per_second =
+                    self.stats.max_probes_per_second.max(self.probe_bucket.1);
                 let (delay, open) = match self.cams[idx].cond {
                     Cond::Up | Cond::Frozen { .. } => (self.rng.u64(1..20), true),
                     Cond::Down => (self.rng.u64(1..20), false),
@@ -738,8 +786,14 @@ impl Sim {
             }
             ActionKind::Persist => {}
             ActionKind::Alert(alert) => match alert {
-                Alert::AuthHold { .. } => self.stats.auth_holds += 1,
-                Alert::Locked { .. } => self.stats.locks += 1,
+                Alert::AuthHold { .. } => {
+                    self.stats.auth_holds += 1;
+                    self.cams[idx].core_hold = true;
+                }
+                Alert::Locked { wait_ms } => {
+                    self.stats.locks += 1;
+                    self.cams[idx].core_lock_until = now.plus(wait_ms);
+                }
                 Alert::Recovered { .. } => {
                     if let Some(t) = self.cams[idx].reopen_online_pending.take() {
                         self.stats.reopen_to_online_ms.push(now.since(t));
@@ -757,8 +811,17 @@ impl Sim {
             .any(|s| s.id == session && s.known && !s.logged_out)
     }
 
-    /// Safety checks on a login the supervisor just issued.
+    /// Safety checks on a login the supervisor just issued: against the device's view
+    /// (what it told us) and against the supervisor's own announcements.
     fn check_login_allowed(&mut self, i: u32) {
+        let c = &self.cams[i as usize];
+        let (own_hold, own_lock) = (c.core_hold, self.now < c.core_lock_until);
+        if own_hold {
+            self.violate(format!("camera {i}: login during its own auth-hold"));
+        }
+        if own_lock {
+            self.violate(format!("camera {i}: login during its own lock wait"));
+        }
         let c = &self.cams[i as usize];
         let held = c.hold_reported && !c.password_ok;
         let locked = self.now < c.locked_until && c.lock_reported;
@@ -1207,6 +1270,7 @@ impl Sim {
                 c.epoch += 1; // the device reboots
                 c.outage = Some((now, 0));
                 c.reopened_at = None;
+                c.gated_reopen = None;
                 self.session_trouble(i);
             }
             Fault::Unreachable => {
@@ -1235,10 +1299,13 @@ impl Sim {
             Fault::Glitch => self.cams[idx].glitch = true,
             Fault::AddressChange => {
                 // A new address is a new camera for the supervisor: the liveness window
-                // starts again.
-                if self.cams[idx].reachable_since.is_some() {
-                    self.cams[idx].reachable_since = Some(now);
+                // starts again, holds and lock waits are forgotten.
+                let c = &mut self.cams[idx];
+                if c.reachable_since.is_some() {
+                    c.reachable_since = Some(now);
                 }
+                c.core_hold = false;
+                c.core_lock_until = Millis::ZERO;
                 self.handle(i, Event::AddressChanged);
             }
             Fault::Poke => {
@@ -1264,9 +1331,14 @@ impl Sim {
         }
         match fault {
             Fault::Outage => {
+                let gated = self.sup.status(self.ids[idx]).is_some_and(|st| {
+                    matches!(st.state, State::Backoff | State::Stuck)
+                        && st.port == super::camera::PortState::Closed
+                });
                 let c = &mut self.cams[idx];
                 c.cond = Cond::Up;
                 c.reopened_at = Some(now);
+                c.gated_reopen = gated.then_some(now);
                 c.reopen_online_pending = Some(now);
                 if let Some((start, logins)) = c.outage.take() {
                     let hours = now.since(start) as f64 / 3_600_000.0;
@@ -1303,10 +1375,8 @@ impl Sim {
                 }
             }
             Fault::WrongPassword => {
-                let c = &mut self.cams[idx];
-                c.password_ok = true;
-                c.hold_reported = false;
-                self.handle(i, Event::CredentialsChanged);
+                self.cams[idx].password_ok = true;
+                self.send(i, Event::CredentialsChanged);
             }
             Fault::ExternalLock | Fault::AddressChange | Fault::Poke => {}
             Fault::SessionsFull => self.cams[idx].sessions_full = false,
@@ -1320,7 +1390,7 @@ impl Sim {
         }
         self.update_reachable(i);
         if let (true, Some(mix)) = (natural, self.cfg.faults) {
-            let gap = self.exp_ms(ms(mix.mean_gap));
+            let gap = self.gap_ms(ms(mix.mean_gap));
             self.push(gap, Item::FaultStart(i));
         }
     }
@@ -1484,8 +1554,9 @@ pub fn run(cfg: SimConfig) -> Report {
 }
 
 /// Formats a failing run for a test failure, with the command that reproduces it.
+/// `env` is extra environment for the command (e.g. `SIM_STRATEGY=poll`), may be empty.
 #[must_use]
-pub fn describe_failure(test: &str, cfg: &SimConfig, report: &Report) -> String {
+pub fn describe_failure(test: &str, env: &str, cfg: &SimConfig, report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -1494,7 +1565,9 @@ pub fn describe_failure(test: &str, cfg: &SimConfig, report: &Report) -> String 
     );
     let _ = writeln!(
         s,
-        "reproduce with: SIM_SEED={} SIM_CAMS={} SIM_HOURS={} cargo test --test {test}",
+        "reproduce with: {env}{}SIM_SEED={} SIM_CAMS={} SIM_HOURS={} SIM_TRACE=<camera> \
+         cargo test --test {test} -- --nocapture",
+        if env.is_empty() { "" } else { " " },
         cfg.seed,
         cfg.cameras,
         cfg.duration.as_secs_f64() / 3600.0
