@@ -344,6 +344,9 @@ impl Camera {
                 self.stuck_login = None;
                 self.go_online(cx, session);
             }
+            (_, I::Event(E::LoginOk { session, .. })) if self.session == Some(session) => {
+                // A duplicate of the result that made this session: nothing to do.
+            }
             (_, I::Event(E::LoginOk { token, session })) => {
                 // Late, stale, or arriving while stopping: never keep a second session.
                 if self.is_login(token) {
@@ -512,6 +515,9 @@ impl Camera {
                 self.stream_call = None;
                 self.stream = Some(stream);
                 self.last_data = cx.now;
+            }
+            (_, I::Event(E::StreamStarted { stream, .. })) if self.stream == Some(stream) => {
+                // A duplicate of the result that started this stream.
             }
             (_, I::Event(E::StreamStarted { stream, .. })) => {
                 // A stream we no longer want (late, or the session is gone): stop it.

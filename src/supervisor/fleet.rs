@@ -19,6 +19,12 @@ use super::time::{Millis, ms};
 /// room: never dropped. The simulation runs 1,000 cameras through it to prove that.
 pub const JOB_QUEUE_CAPACITY: usize = 256;
 
+/// Timer heap entries allowed before superseded ones are compacted away: 4 per camera
+/// (16 bytes each) + slack.
+fn timer_limit(cams: usize) -> usize {
+    4 * cams + 64
+}
+
 /// Largest probe burst, in thousandths of a probe: a tenth of a second's budget (at least
 /// one probe), so no one-second window sees more than `probe_rate` + 10 %.
 fn probe_burst(p: &Policy) -> u64 {
@@ -203,8 +209,12 @@ impl Supervisor {
             self.cams[index] = cam;
         } else {
             self.cams.push(cam);
-            self.probes.reserve(1);
-            self.timers.reserve(2);
+            // Room for every camera in the probe FIFO and for the timer heap up to its
+            // compaction threshold: steady-state events never allocate.
+            self.probes
+                .reserve(self.cams.len().saturating_sub(self.probes.len()));
+            let want = timer_limit(self.cams.len()) + 1;
+            self.timers.reserve(want.saturating_sub(self.timers.len()));
         }
         self.schedule(index, now);
         id
@@ -278,9 +288,6 @@ impl Supervisor {
             self.run(i, now, out, Camera::on_timers);
         }
         self.dispatch(now, out);
-        if self.timers.len() > 8 * self.cams.len() + 64 {
-            self.compact_timers();
-        }
     }
 
     /// When [`tick`](Self::tick) should be called next (it may be called earlier).
@@ -457,26 +464,33 @@ impl Supervisor {
     }
 
     fn schedule(&mut self, i: usize, now: Millis) {
-        let c = &mut self.cams[i];
-        let Some(w) = c.next_wake(&self.p) else {
+        let Some(w) = self.cams[i].next_wake(&self.p) else {
             return;
         };
         // Anything due now was consumed by `run`; never schedule into the past (that
         // would spin the tick loop).
         let w = w.max(now.plus(1));
-        if c.heap_wake.is_none_or(|h| w < h) {
+        if self.cams[i].heap_wake.is_none_or(|h| w < h) {
+            if self.timers.len() >= timer_limit(self.cams.len()) {
+                self.compact_timers(); // drop superseded entries instead of growing
+            }
+            let c = &mut self.cams[i];
             c.heap_wake = Some(w);
             self.timers.push(Reverse((w.0, c.id.0)));
         }
     }
 
+    /// Keeps only each camera's live wake-up (at most one per camera). Reuses the heap's
+    /// buffer: no allocation.
     fn compact_timers(&mut self) {
-        self.timers.clear();
-        for c in &self.cams {
-            if let Some(w) = c.heap_wake {
-                self.timers.push(Reverse((w.0, c.id.0)));
-            }
-        }
+        let mut v = core::mem::take(&mut self.timers).into_vec();
+        v.clear();
+        v.extend(
+            self.cams
+                .iter()
+                .filter_map(|c| c.heap_wake.map(|w| Reverse((w.0, c.id.0)))),
+        );
+        self.timers = BinaryHeap::from(v);
     }
 
     fn login_slots(&self) -> u32 {

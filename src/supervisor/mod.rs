@@ -34,6 +34,7 @@
 //! | starting, backoff, stuck | login granted (queue turn + free slot) | connecting | `Login` |
 //! | connecting | `LoginOk` (current token) | online | `Alert(Recovered)`, `StartStream` if configured, heartbeat timer |
 //! | stuck | `LoginOk` of the stuck login, no newer login | online | adopt the late session |
+//! | any | duplicate `LoginOk` of the live session | same | ignored |
 //! | any | other `LoginOk` (late/stale, or stopping) | same | `Logout` it at once: never two sessions |
 //! | connecting | `LoginFailed` auth, credentials changed meanwhile | backoff | due now, counter reset |
 //! | connecting | `LoginFailed` auth, `retries_left` ≤ 1 or unknown | auth-hold | `Alert(AuthHold)` |
@@ -54,7 +55,7 @@
 //! | suspect | `Exception` resume / relogin-ok (no heartbeat pending) | online | |
 //! | suspect | relogin verdict timeout | backoff | teardown |
 //! | online, suspect | `StreamStarted` (current) | same | gap timer starts |
-//! | any | other `StreamStarted` | same | `StopStream` it |
+//! | any | other `StreamStarted` (not a duplicate of the live one) | same | `StopStream` it |
 //! | online, suspect | `StreamFailed` / stream deadline / data gap > `stream_gap` | backoff | teardown, `Alert(Down)` |
 //! | online, suspect | stable period reached | same | backoff counter reset (the only reset) |
 //! | any | `LogoutDone` / logout deadline | same (stopping → removed/starting) | next login allowed |

@@ -664,6 +664,33 @@ fn late_stream_is_stopped() {
 }
 
 #[test]
+fn duplicated_results_do_not_tear_down_what_they_created() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), true);
+    let token = h.next_login(c, 1_000);
+    let s = Session(4);
+    let acts = h.ev(c, Event::LoginOk { token, session: s });
+    let Some(ActionKind::StartStream { token: st, .. }) = acts
+        .into_iter()
+        .find(|k| matches!(k, ActionKind::StartStream { .. }))
+    else {
+        panic!("no stream start")
+    };
+    // The runtime delivers the same results twice: nothing is logged out or stopped.
+    assert!(h.ev(c, Event::LoginOk { token, session: s }).is_empty());
+    let started = Event::StreamStarted {
+        token: st,
+        stream: StreamHandle(9),
+    };
+    h.ev(c, started);
+    assert!(h.ev(c, started).is_empty());
+    let st = h.status(c);
+    assert_eq!(
+        (st.state, st.session, st.streaming),
+        (State::Online, Some(s), true)
+    );
+}
+
+#[test]
 fn preview_exception_matters_only_with_a_stream() {
     let (mut h, c) = H::with_cam(settings(Strategy::Event), false);
     let s = h.online(c, 1);
