@@ -1,0 +1,1172 @@
+//! One camera's state machine. [`Camera::step`] is the only place a transition happens;
+//! the table in the [module docs](super) mirrors its `match`.
+
+use crate::sdk::ErrorClass;
+
+use super::backoff::{self, Pace};
+use super::event::{
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastError, Session,
+    StreamHandle, Token,
+};
+use super::settings::Policy;
+use super::time::Millis;
+
+/// Where a camera is in its life. See the transition table in the [module docs](super).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Added (or restarted after an address change); first attempt at a spread-out time.
+    Starting,
+    /// A login is in flight.
+    Connecting,
+    /// A live session (and stream, if configured); heartbeats per strategy.
+    Online,
+    /// Still holding the session, but a heartbeat was missed or the SDK reported trouble.
+    Suspect,
+    /// No session; the next login waits for the backoff (and, in `hybrid`, the probe).
+    Backoff,
+    /// Credentials rejected with no tries to spare: nothing authenticated is sent until the
+    /// credentials change or an operator releases the hold.
+    AuthHold,
+    /// The device locked us out: nothing authenticated is sent until the lock (+ margin)
+    /// has passed.
+    Locked,
+    /// A login ran past its deadline; like `Backoff`, while its late result may still come.
+    Stuck,
+    /// Tearing down because the camera was removed or its address changed.
+    Stopping,
+    /// Gone; the slot may be reused by a new camera.
+    Removed,
+}
+
+impl State {
+    /// Number of states (for per-state counts).
+    pub const COUNT: usize = 10;
+
+    /// Every state, in declaration order (index = [`State::index`]).
+    pub const ALL: [State; State::COUNT] = [
+        State::Starting,
+        State::Connecting,
+        State::Online,
+        State::Suspect,
+        State::Backoff,
+        State::AuthHold,
+        State::Locked,
+        State::Stuck,
+        State::Stopping,
+        State::Removed,
+    ];
+
+    /// Stable lowercase name for status output and metrics labels.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Connecting => "connecting",
+            State::Online => "online",
+            State::Suspect => "suspect",
+            State::Backoff => "backoff",
+            State::AuthHold => "auth-hold",
+            State::Locked => "locked",
+            State::Stuck => "stuck",
+            State::Stopping => "stopping",
+            State::Removed => "removed",
+        }
+    }
+
+    /// Position in [`State::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the camera holds a usable session.
+    #[must_use]
+    pub const fn has_session(self) -> bool {
+        matches!(self, State::Online | State::Suspect)
+    }
+}
+
+/// What the last TCP probe said (hybrid strategy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortState {
+    /// No probe result since the camera went down.
+    Unknown,
+    /// The port accepted a connection.
+    Open,
+    /// Refused, unreachable or timed out.
+    Closed,
+}
+
+/// Per-camera counters for status and metrics. Monotonic except across slot reuse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Logins issued.
+    pub login_attempts: u64,
+    /// Logins that produced the camera's session.
+    pub logins_ok: u64,
+    /// Live sessions lost (reconnects needed).
+    pub drops: u64,
+    /// Heartbeats sent.
+    pub heartbeats: u64,
+    /// Heartbeats failed or past their deadline.
+    pub heartbeat_misses: u64,
+    /// TCP probes sent.
+    pub probes: u64,
+    /// Calls past their deadline.
+    pub stuck_calls: u64,
+    /// Late successful logins that were logged out at once.
+    pub late_sessions: u64,
+    /// Exception callbacks received for the current session.
+    pub exceptions: u64,
+}
+
+/// Whether the camera is in the fleet's job queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobMark {
+    /// Not queued.
+    None,
+    /// In the job queue (exactly once).
+    Queued,
+    /// Due, but the queue was full: retried on every dispatch until it fits.
+    Overflow,
+}
+
+/// What the camera does once a `Stopping` teardown has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterStop {
+    Remove,
+    Restart,
+}
+
+/// A call in flight.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    token: Token,
+    deadline: Millis,
+}
+
+/// Inputs of [`Camera::step`]: outside events plus the core's own timers and grants.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Input {
+    /// From the runtime.
+    Event(Event),
+    /// The fleet granted a login slot (cap, workers, queue turn).
+    LoginGranted,
+    /// The fleet granted a probe (fleet-wide probe rate).
+    ProbeGranted,
+    /// The login in flight passed its deadline.
+    LoginDeadline,
+    /// Time for the next heartbeat.
+    HeartbeatDue,
+    /// The heartbeat in flight passed its deadline.
+    HeartbeatDeadline,
+    /// The stream start in flight passed its deadline.
+    StreamDeadline,
+    /// The logout in flight passed its deadline.
+    LogoutDeadline,
+    /// The probe in flight passed its deadline.
+    ProbeDeadline,
+    /// No stream data for `stream_gap`.
+    StreamGap,
+    /// Online for `stable_period`: the backoff counter resets.
+    StableReached,
+    /// The lock wait is over.
+    LockExpired,
+    /// Suspect (SDK re-login) for too long without a verdict.
+    SuspectTimeout,
+}
+
+/// The context of one step: policy, randomness, time and the output buffer.
+pub(crate) struct Cx<'a> {
+    pub p: &'a Policy,
+    pub rng: &'a mut fastrand::Rng,
+    pub now: Millis,
+    pub out: &'a mut Vec<Action>,
+}
+
+/// One camera: state, calls in flight, timers, counters.
+#[derive(Debug)]
+pub(crate) struct Camera {
+    pub id: CamId,
+    /// Start a stream after login and watch it for gaps.
+    pub stream_wanted: bool,
+    pub state: State,
+    /// When `state` was entered.
+    pub since: Millis,
+    next_token: u32,
+
+    // ---- calls in flight (each answered by token, or ended by its deadline)
+    login: Option<Call>,
+    /// The newest login that passed its deadline and may still answer.
+    stuck_login: Option<Token>,
+    heartbeat: Option<Call>,
+    stream_call: Option<Call>,
+    /// The session being logged out and the logout's deadline. No login while set.
+    logout: Option<(Session, Millis)>,
+    probe: Option<Call>,
+
+    // ---- the session
+    session: Option<Session>,
+    stream: Option<StreamHandle>,
+    last_data: Millis,
+
+    // ---- schedule
+    /// Backoff due time (before probe gating and ticker alignment).
+    attempt_at: Option<Millis>,
+    /// Ignore the probe gate for the next attempt (operator, credentials change).
+    force: bool,
+    /// Earliest blind login while the probe says closed.
+    blind_at: Millis,
+    heartbeat_at: Option<Millis>,
+    probe_at: Option<Millis>,
+    lock_until: Option<Millis>,
+    stable_at: Option<Millis>,
+    suspect_until: Option<Millis>,
+    misses: u8,
+    /// Consecutive failures: the backoff exponent. Reset only after a stable period.
+    failures: u32,
+    port: PortState,
+    last_reopen_login: Option<Millis>,
+    /// Offset of this camera's ticker (poll cadence), in ms.
+    ticker_phase: u64,
+    after_stop: AfterStop,
+    /// When the camera last lost (or never had) its session.
+    down_since: Millis,
+    /// Last time the camera was online (for the persisted view).
+    last_online: Option<Millis>,
+    /// Bumped by every credentials change; a login remembers the epoch it used.
+    creds_epoch: u32,
+    login_epoch: u32,
+
+    // ---- fleet bookkeeping
+    pub job: JobMark,
+    pub probe_waiting: bool,
+    pub heap_wake: Option<Millis>,
+    /// Set when a login failed with a resource class (the fleet throttles).
+    pub sig_resource: bool,
+
+    // ---- status
+    pub counters: Counters,
+    pub last_error: Option<LastError>,
+}
+
+/// Whether an auth failure leaves no try to spare: `retries_left <= 1`, or unknown.
+pub(crate) fn auth_needs_hold(retries_left: Option<u8>) -> bool {
+    retries_left.is_none_or(|n| n <= 1)
+}
+
+impl Camera {
+    /// A fresh camera whose first attempt is spread over `start_spread`.
+    pub fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
+        let now = cx.now;
+        let spread = cx.rng.u64(0..=cx.p.start_spread);
+        let phase = cx.rng.u64(0..cx.p.heartbeat_interval);
+        Camera {
+            id,
+            stream_wanted,
+            state: State::Starting,
+            since: now,
+            next_token: first_token,
+            login: None,
+            stuck_login: None,
+            heartbeat: None,
+            stream_call: None,
+            logout: None,
+            probe: None,
+            session: None,
+            stream: None,
+            last_data: now,
+            attempt_at: Some(now.plus(spread)),
+            force: false,
+            blind_at: now,
+            heartbeat_at: None,
+            probe_at: None,
+            lock_until: None,
+            stable_at: None,
+            suspect_until: None,
+            misses: 0,
+            failures: 0,
+            port: PortState::Unknown,
+            last_reopen_login: None,
+            ticker_phase: now.0.wrapping_add(phase) % cx.p.heartbeat_interval,
+            after_stop: AfterStop::Remove,
+            down_since: now,
+            last_online: None,
+            creds_epoch: 0,
+            login_epoch: 0,
+            job: JobMark::None,
+            probe_waiting: false,
+            heap_wake: None,
+            sig_resource: false,
+            counters: Counters::default(),
+            last_error: None,
+        }
+    }
+
+    /// The token the next call will use; slot reuse continues from here.
+    pub fn next_token(&self) -> u32 {
+        self.next_token
+    }
+
+    // ================================================================ the transition function
+
+    /// Applies one input. Every state change of a camera happens in this `match`.
+    #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
+    pub fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
+        use Event as E;
+        use Input as I;
+        use State as S;
+
+        // A runtime-reported stuck call is the same as the core's own deadline.
+        if let I::Event(E::CallStuck { token }) = input {
+            if let Some(deadline) = self.deadline_input_for(token) {
+                self.step(cx, deadline);
+            }
+            return;
+        }
+
+        match (self.state, input) {
+            // ---------------------------------------------------------------- login
+            (S::Starting | S::Backoff | S::Stuck, I::LoginGranted) => {
+                self.issue_login(cx);
+                self.enter(cx, S::Connecting);
+            }
+            (_, I::LoginGranted) => {} // no longer eligible: the fleet drops the grant
+
+            (S::Connecting, I::Event(E::LoginOk { token, session })) if self.is_login(token) => {
+                self.login = None;
+                self.go_online(cx, session);
+            }
+            (S::Stuck, I::Event(E::LoginOk { token, session }))
+                if self.stuck_login == Some(token) && self.login.is_none() =>
+            {
+                // The stuck login answered before any newer one was issued: adopt it.
+                self.stuck_login = None;
+                self.go_online(cx, session);
+            }
+            (_, I::Event(E::LoginOk { session, .. })) if self.session == Some(session) => {
+                // A duplicate of the result that made this session: nothing to do.
+            }
+            (_, I::Event(E::LoginOk { token, session })) => {
+                // Late, stale, or arriving while stopping: never keep a second session.
+                if self.is_login(token) {
+                    self.login = None;
+                }
+                if self.stuck_login == Some(token) {
+                    self.stuck_login = None;
+                }
+                self.counters.late_sessions += 1;
+                cx.emit(self.id, ActionKind::Logout { session });
+                self.finish_stop_if_done(cx);
+            }
+
+            (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
+                if self.is_login(token) =>
+            {
+                self.login = None;
+                self.record(cx, class, code);
+                let stale_creds = self.login_epoch != self.creds_epoch;
+                match class {
+                    ErrorClass::Auth { .. } if stale_creds => {
+                        // The credentials changed while this login was in flight: the
+                        // change is the release the hold would wait for. Try the new ones.
+                        self.failures = 0;
+                        self.retry_now(cx, S::Backoff);
+                    }
+                    ErrorClass::Auth { retries_left } if auth_needs_hold(retries_left) => {
+                        self.hold(cx, retries_left);
+                    }
+                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+                    ErrorClass::Unsupported | ErrorClass::Fatal => {
+                        cx.emit(
+                            self.id,
+                            ActionKind::Alert(Alert::NeedsOperator { class, code }),
+                        );
+                        self.fail_and_wait(cx, Pace::VerySlow, S::Backoff);
+                    }
+                    ErrorClass::Resource => {
+                        self.sig_resource = true;
+                        self.fail_and_wait(cx, Pace::Slow, S::Backoff);
+                    }
+                    ErrorClass::Auth { .. }
+                    | ErrorClass::Network
+                    | ErrorClass::Timeout
+                    | ErrorClass::Unknown(_) => {
+                        self.fail_and_wait(cx, Pace::of(class), S::Backoff);
+                    }
+                }
+            }
+            (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
+                if self.stuck_login == Some(token) && self.login.is_none() =>
+            {
+                // The stuck login finally failed. Its failure was already counted at the
+                // deadline; only hold/lock information changes the plan.
+                self.stuck_login = None;
+                self.record(cx, class, code);
+                match class {
+                    ErrorClass::Auth { retries_left }
+                        if auth_needs_hold(retries_left)
+                            && self.login_epoch == self.creds_epoch =>
+                    {
+                        self.hold(cx, retries_left);
+                    }
+                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+                    _ => self.enter(cx, S::Backoff),
+                }
+            }
+            (_, I::Event(E::LoginFailed { token, .. })) => {
+                // Stale (or while stopping): it only ends the call.
+                if self.is_login(token) {
+                    self.login = None;
+                }
+                if self.stuck_login == Some(token) {
+                    self.stuck_login = None;
+                }
+                self.finish_stop_if_done(cx);
+            }
+
+            (S::Connecting, I::LoginDeadline) => {
+                self.mark_login_stuck(cx);
+                self.record(cx, ErrorClass::Timeout, 0);
+                self.fail_and_wait(cx, Pace::Normal, S::Stuck);
+            }
+            (_, I::LoginDeadline) => {
+                self.mark_login_stuck(cx);
+                self.finish_stop_if_done(cx);
+            }
+
+            // ---------------------------------------------------------------- heartbeat
+            (S::Online | S::Suspect, I::HeartbeatDue) => {
+                if cx.p.traits.heartbeat {
+                    self.heartbeat_at = Some(cx.now.plus(cx.p.heartbeat_interval));
+                }
+                self.send_heartbeat(cx);
+            }
+            (_, I::HeartbeatDue) => self.heartbeat_at = None,
+
+            (S::Online | S::Suspect, I::Event(E::HeartbeatOk { token }))
+                if self.is_heartbeat(token) =>
+            {
+                self.heartbeat = None;
+                self.misses = 0;
+                self.enter(cx, S::Online);
+            }
+            (S::Online | S::Suspect, I::Event(E::HeartbeatFailed { token, class, code }))
+                if self.is_heartbeat(token) =>
+            {
+                self.heartbeat = None;
+                self.missed(cx, class, code);
+            }
+            (S::Online | S::Suspect, I::HeartbeatDeadline) => {
+                self.heartbeat = None;
+                self.counters.stuck_calls += 1;
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::Stuck {
+                        call: CallKind::Heartbeat,
+                    }),
+                );
+                self.missed(cx, ErrorClass::Timeout, 0);
+            }
+            (_, I::Event(E::HeartbeatOk { .. } | E::HeartbeatFailed { .. })) => {} // stale
+            (_, I::HeartbeatDeadline) => self.heartbeat = None,
+
+            // ---------------------------------------------------------------- exceptions
+            (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
+                if cx.p.traits.exceptions && self.session == Some(session) =>
+            {
+                self.counters.exceptions += 1;
+                match kind {
+                    ExceptionKind::Exchange => self.trouble(cx, 0x8000),
+                    ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
+                    ExceptionKind::ReloginFailed => {
+                        self.lose_session(cx, ErrorClass::Network, 0x8044);
+                    }
+                    ExceptionKind::PreviewClosed if self.stream_wanted => {
+                        self.lose_session(cx, ErrorClass::Network, 0x8045);
+                    }
+                    ExceptionKind::Relogin => {
+                        // The SDK re-logs in by itself; wait for its verdict (bounded).
+                        self.suspect_until = Some(cx.now.plus(cx.p.login_deadline));
+                        self.enter(cx, S::Suspect);
+                    }
+                    ExceptionKind::Resume | ExceptionKind::ReloginOk => {
+                        if self.state == S::Suspect && self.heartbeat.is_none() {
+                            self.misses = 0;
+                            self.suspect_until = None;
+                            self.enter(cx, S::Online);
+                        }
+                    }
+                    ExceptionKind::Preview
+                    | ExceptionKind::PreviewClosed
+                    | ExceptionKind::Other(_) => {}
+                }
+            }
+            (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
+            (S::Suspect, I::SuspectTimeout) => {
+                self.lose_session(cx, ErrorClass::Timeout, 0x8040);
+            }
+            (_, I::SuspectTimeout) => self.suspect_until = None,
+
+            // ---------------------------------------------------------------- stream
+            (S::Online | S::Suspect, I::Event(E::StreamStarted { token, stream }))
+                if self.is_stream_call(token) =>
+            {
+                self.stream_call = None;
+                self.stream = Some(stream);
+                self.last_data = cx.now;
+            }
+            (_, I::Event(E::StreamStarted { stream, .. })) if self.stream == Some(stream) => {
+                // A duplicate of the result that started this stream.
+            }
+            (_, I::Event(E::StreamStarted { stream, .. })) => {
+                // A stream we no longer want (late, or the session is gone): stop it.
+                cx.emit(self.id, ActionKind::StopStream { stream });
+            }
+            (S::Online | S::Suspect, I::Event(E::StreamFailed { token, class, code }))
+                if self.is_stream_call(token) =>
+            {
+                self.stream_call = None;
+                self.lose_session(cx, class, code);
+            }
+            (_, I::Event(E::StreamFailed { .. })) => {}
+            (S::Online | S::Suspect, I::StreamDeadline) => {
+                self.stream_call = None;
+                self.counters.stuck_calls += 1;
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::Stuck {
+                        call: CallKind::StartStream,
+                    }),
+                );
+                self.lose_session(cx, ErrorClass::Timeout, 0);
+            }
+            (_, I::StreamDeadline) => self.stream_call = None,
+            (_, I::Event(E::StreamData)) => {
+                if self.stream.is_some() {
+                    self.last_data = cx.now;
+                }
+            }
+            (S::Online | S::Suspect, I::StreamGap) => {
+                self.lose_session(cx, ErrorClass::Timeout, 0);
+            }
+            (_, I::StreamGap) => {}
+
+            // ---------------------------------------------------------------- stable period
+            (S::Online | S::Suspect, I::StableReached) => {
+                self.stable_at = None;
+                self.failures = 0;
+            }
+            (_, I::StableReached) => self.stable_at = None,
+
+            // ---------------------------------------------------------------- logout
+            (_, I::Event(E::LogoutDone { session })) => {
+                if self.logout.is_some_and(|(s, _)| s == session) {
+                    self.logout = None;
+                    self.finish_stop_if_done(cx);
+                }
+            }
+            (_, I::LogoutDeadline) => {
+                // The SDK frees the handle even when the device is gone (facts §6); a
+                // logout that hangs is abandoned so the camera can log in again.
+                self.logout = None;
+                self.counters.stuck_calls += 1;
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::Stuck {
+                        call: CallKind::Logout,
+                    }),
+                );
+                self.finish_stop_if_done(cx);
+            }
+
+            // ---------------------------------------------------------------- probes
+            (S::Backoff | S::Stuck, I::ProbeGranted) => {
+                if self.probe.is_none() {
+                    let token = self.take_token();
+                    self.probe = Some(Call {
+                        token,
+                        deadline: cx.now.plus(cx.p.probe_deadline),
+                    });
+                    self.probe_at = None;
+                    self.counters.probes += 1;
+                    cx.emit(self.id, ActionKind::Probe { token });
+                }
+            }
+            (_, I::ProbeGranted) => {}
+            (S::Backoff | S::Stuck, I::Event(E::ProbeResult { token, open }))
+                if self.probe.is_some_and(|c| c.token == token) =>
+            {
+                self.probe_seen(cx, open);
+            }
+            (S::Backoff | S::Stuck, I::ProbeDeadline) => self.probe_seen(cx, false),
+            (_, I::Event(E::ProbeResult { .. }) | I::ProbeDeadline) => self.probe = None,
+
+            // ---------------------------------------------------------------- lock
+            (S::Locked, I::LockExpired) => {
+                self.lock_until = None;
+                self.retry_now(cx, S::Backoff);
+            }
+            (_, I::LockExpired) => self.lock_until = None,
+
+            // ---------------------------------------------------------------- config
+            (S::AuthHold, I::Event(E::CredentialsChanged)) => {
+                self.creds_epoch = self.creds_epoch.wrapping_add(1);
+                self.failures = 0;
+                self.retry_now(cx, S::Backoff);
+            }
+            (S::Starting | S::Backoff | S::Stuck, I::Event(E::CredentialsChanged)) => {
+                self.creds_epoch = self.creds_epoch.wrapping_add(1);
+                if self
+                    .last_error
+                    .is_some_and(|e| matches!(e.class, ErrorClass::Auth { .. }))
+                {
+                    self.failures = 0;
+                    let to = self.state;
+                    self.retry_now(cx, to);
+                }
+            }
+            (_, I::Event(E::CredentialsChanged)) => {
+                // Online keeps its session; Locked stays locked (the lock is per client IP);
+                // a login in flight with the old credentials is judged by the epoch.
+                self.creds_epoch = self.creds_epoch.wrapping_add(1);
+            }
+            (S::Stopping | S::Removed, I::Event(E::AddressChanged | E::Removed)) => {
+                if matches!(input, I::Event(E::Removed)) {
+                    self.after_stop = AfterStop::Remove;
+                }
+            }
+            (_, I::Event(E::AddressChanged)) => self.begin_stop(cx, AfterStop::Restart),
+            (_, I::Event(E::Removed)) => self.begin_stop(cx, AfterStop::Remove),
+
+            // ---------------------------------------------------------------- operator
+            (S::Starting | S::Backoff | S::Stuck, I::Event(E::RetryNow | E::ReleaseHold)) => {
+                let to = self.state;
+                self.retry_now(cx, to);
+            }
+            (S::AuthHold | S::Locked, I::Event(E::ReleaseHold))
+            | (S::AuthHold, I::Event(E::RetryNow)) => {
+                self.lock_until = None;
+                self.retry_now(cx, S::Backoff);
+            }
+            (_, I::Event(E::RetryNow | E::ReleaseHold)) => {} // a lock needs an explicit release
+
+            (_, I::Event(E::CallStuck { .. })) => {} // translated above
+        }
+    }
+
+    // ================================================================ transition helpers
+    // These do the bookkeeping for the `match` above; none of them picks a target state
+    // on its own except where the name says so (`hold`, `lock`, `lose_session`).
+
+    fn enter(&mut self, cx: &Cx<'_>, to: State) {
+        if self.state != to {
+            if self.state.has_session() && !to.has_session() {
+                self.last_online = Some(cx.now);
+            }
+            self.state = to;
+            self.since = cx.now;
+        }
+        if !matches!(to, State::Backoff | State::Stuck) {
+            self.probe_at = None;
+            self.probe = None;
+        }
+    }
+
+    fn take_token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token = self.next_token.wrapping_add(1);
+        t
+    }
+
+    fn is_login(&self, token: Token) -> bool {
+        self.login.is_some_and(|c| c.token == token)
+    }
+
+    fn is_heartbeat(&self, token: Token) -> bool {
+        self.heartbeat.is_some_and(|c| c.token == token)
+    }
+
+    fn is_stream_call(&self, token: Token) -> bool {
+        self.stream_call.is_some_and(|c| c.token == token)
+    }
+
+    fn deadline_input_for(&self, token: Token) -> Option<Input> {
+        if self.is_login(token) {
+            Some(Input::LoginDeadline)
+        } else if self.is_heartbeat(token) {
+            Some(Input::HeartbeatDeadline)
+        } else if self.is_stream_call(token) {
+            Some(Input::StreamDeadline)
+        } else if self.probe.is_some_and(|c| c.token == token) {
+            Some(Input::ProbeDeadline)
+        } else {
+            None
+        }
+    }
+
+    fn record(&mut self, cx: &Cx<'_>, class: ErrorClass, code: u32) {
+        self.last_error = Some(LastError {
+            class,
+            code,
+            at: cx.now,
+        });
+    }
+
+    fn issue_login(&mut self, cx: &mut Cx<'_>) {
+        let token = self.take_token();
+        self.login = Some(Call {
+            token,
+            deadline: cx.now.plus(cx.p.login_deadline),
+        });
+        self.login_epoch = self.creds_epoch;
+        self.counters.login_attempts += 1;
+        self.attempt_at = None;
+        self.force = false;
+        let jitter = cx.rng.u64(0..=cx.p.blind_interval / 4);
+        self.blind_at = cx.now.plus(cx.p.blind_interval.saturating_add(jitter));
+        cx.emit(self.id, ActionKind::Login { token });
+    }
+
+    fn mark_login_stuck(&mut self, cx: &mut Cx<'_>) {
+        if let Some(c) = self.login.take() {
+            self.stuck_login = Some(c.token);
+            self.counters.stuck_calls += 1;
+            cx.emit(
+                self.id,
+                ActionKind::Alert(Alert::Stuck {
+                    call: CallKind::Login,
+                }),
+            );
+        }
+    }
+
+    fn go_online(&mut self, cx: &mut Cx<'_>, session: Session) {
+        self.session = Some(session);
+        self.misses = 0;
+        self.counters.logins_ok += 1;
+        self.attempt_at = None;
+        self.force = false;
+        self.stable_at = Some(cx.now.plus(cx.p.stable_period));
+        self.heartbeat_at =
+            cx.p.traits
+                .heartbeat
+                .then(|| cx.now.plus(cx.p.heartbeat_interval));
+        cx.emit(
+            self.id,
+            ActionKind::Alert(Alert::Recovered {
+                downtime_ms: cx.now.since(self.down_since),
+            }),
+        );
+        if self.stream_wanted {
+            let token = self.take_token();
+            self.stream_call = Some(Call {
+                token,
+                deadline: cx.now.plus(cx.p.stream_deadline),
+            });
+            cx.emit(self.id, ActionKind::StartStream { session, token });
+        }
+        self.enter(cx, State::Online);
+    }
+
+    fn send_heartbeat(&mut self, cx: &mut Cx<'_>) {
+        if let (None, Some(session)) = (self.heartbeat, self.session) {
+            let token = self.take_token();
+            self.heartbeat = Some(Call {
+                token,
+                deadline: cx.now.plus(cx.p.heartbeat_deadline),
+            });
+            self.counters.heartbeats += 1;
+            cx.emit(self.id, ActionKind::Heartbeat { session, token });
+        }
+    }
+
+    /// A heartbeat failed or timed out: suspect, or down after `heartbeat_misses`.
+    fn missed(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+        self.counters.heartbeat_misses += 1;
+        self.misses = self.misses.saturating_add(1);
+        if self.misses >= cx.p.heartbeat_misses {
+            self.lose_session(cx, class, code);
+        } else {
+            self.enter(cx, State::Suspect);
+        }
+    }
+
+    /// An exception reported trouble with the session.
+    fn trouble(&mut self, cx: &mut Cx<'_>, code: u32) {
+        if cx.p.traits.confirm_exceptions {
+            // Counts as all but one missed heartbeat; one failed confirmation ends it.
+            self.misses = self.misses.max(cx.p.heartbeat_misses.saturating_sub(1));
+            self.enter(cx, State::Suspect);
+            self.send_heartbeat(cx);
+        } else {
+            self.lose_session(cx, ErrorClass::Network, code);
+        }
+    }
+
+    /// The session is dead: tear it down and wait for the backoff.
+    fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+        self.record(cx, class, code);
+        self.counters.drops += 1;
+        self.down_since = cx.now;
+        cx.emit(self.id, ActionKind::Alert(Alert::Down { class, code }));
+        self.teardown(cx);
+        self.port = PortState::Unknown;
+        // The first attempt of an outage is allowed even if the probe says closed at once;
+        // blind attempts then follow every `blind_login_interval`.
+        self.blind_at = cx.now;
+        self.fail_and_wait(cx, Pace::Normal, State::Backoff);
+    }
+
+    /// Stop the stream and log out, in that order; the next login waits for the logout.
+    fn teardown(&mut self, cx: &mut Cx<'_>) {
+        if let Some(stream) = self.stream.take() {
+            cx.emit(self.id, ActionKind::StopStream { stream });
+        }
+        self.stream_call = None; // a late StreamStarted will be stopped
+        self.heartbeat = None;
+        self.heartbeat_at = None;
+        self.stable_at = None;
+        self.suspect_until = None;
+        self.misses = 0;
+        if let Some(session) = self.session.take() {
+            self.logout = Some((session, cx.now.plus(cx.p.logout_deadline)));
+            cx.emit(self.id, ActionKind::Logout { session });
+        }
+    }
+
+    /// Count a failure, schedule the jittered backoff, and wait in `to`.
+    fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
+        self.failures = self.failures.saturating_add(1);
+        let d = backoff::delay(cx.p, pace, self.failures, cx.rng);
+        self.attempt_at = Some(cx.now.plus(d));
+        self.wait_in(cx, to);
+    }
+
+    /// Attempt as soon as the queue allows (still behind the cap and any teardown).
+    fn retry_now(&mut self, cx: &mut Cx<'_>, to: State) {
+        self.attempt_at = Some(cx.now);
+        self.force = true;
+        self.wait_in(cx, to);
+    }
+
+    fn wait_in(&mut self, cx: &mut Cx<'_>, to: State) {
+        self.enter(cx, to);
+        if cx.p.traits.probe_gate && self.probe.is_none() && self.probe_at.is_none() {
+            self.probe_at = Some(cx.now);
+        }
+    }
+
+    /// Credentials rejected with no try to spare.
+    fn hold(&mut self, cx: &mut Cx<'_>, retries_left: Option<u8>) {
+        self.attempt_at = None;
+        self.force = false;
+        cx.emit(self.id, ActionKind::Alert(Alert::AuthHold { retries_left }));
+        self.enter(cx, State::AuthHold);
+    }
+
+    /// The device locked us out: wait its remaining time plus the margin.
+    fn lock(&mut self, cx: &mut Cx<'_>, secs_left: Option<u32>) {
+        let wait = secs_left.map_or(cx.p.lock_unknown, |s| {
+            u64::from(s)
+                .saturating_mul(1000)
+                .saturating_add(cx.p.lock_margin)
+        });
+        // Never shorten a lock we already know about.
+        let until = cx
+            .now
+            .plus(wait)
+            .max(self.lock_until.unwrap_or(Millis::ZERO));
+        self.lock_until = Some(until);
+        self.attempt_at = None;
+        self.force = false;
+        cx.emit(
+            self.id,
+            ActionKind::Alert(Alert::Locked {
+                wait_ms: until.since(cx.now),
+            }),
+        );
+        self.enter(cx, State::Locked);
+    }
+
+    fn probe_seen(&mut self, cx: &mut Cx<'_>, open: bool) {
+        self.probe = None;
+        self.probe_at = Some(cx.now.plus(cx.p.probe_interval));
+        let was = self.port;
+        self.port = if open {
+            PortState::Open
+        } else {
+            PortState::Closed
+        };
+        let reopen_ok = self
+            .last_reopen_login
+            .is_none_or(|t| cx.now.since(t) >= cx.p.reopen_gap);
+        if open && was == PortState::Closed && reopen_ok {
+            // The service came back: one login due now (still behind locks, holds, cap).
+            self.last_reopen_login = Some(cx.now);
+            self.attempt_at = Some(cx.now);
+        }
+    }
+
+    fn begin_stop(&mut self, cx: &mut Cx<'_>, after: AfterStop) {
+        self.teardown(cx);
+        self.after_stop = after;
+        self.attempt_at = None;
+        self.force = false;
+        self.lock_until = None;
+        self.enter(cx, State::Stopping);
+        self.finish_stop_if_done(cx);
+    }
+
+    fn finish_stop_if_done(&mut self, cx: &mut Cx<'_>) {
+        if self.state != State::Stopping || self.logout.is_some() || self.login.is_some() {
+            return;
+        }
+        match self.after_stop {
+            AfterStop::Remove => self.enter(cx, State::Removed),
+            AfterStop::Restart => {
+                // A new address is a new device: start fresh, spread like at start-up.
+                self.failures = 0;
+                self.port = PortState::Unknown;
+                self.last_reopen_login = None;
+                self.blind_at = cx.now; // the first attempt needs no probe verdict
+                self.down_since = cx.now;
+                self.attempt_at = Some(cx.now.plus(cx.rng.u64(0..=cx.p.start_spread)));
+                self.enter(cx, State::Starting);
+            }
+        }
+    }
+
+    // ================================================================ queries for the fleet
+
+    /// When a login may be issued, after probe gating and ticker alignment.
+    pub fn attempt_due(&self, p: &Policy) -> Option<Millis> {
+        if !matches!(self.state, State::Starting | State::Backoff | State::Stuck) {
+            return None;
+        }
+        let mut t = self.attempt_at?;
+        // Probe-gated: without an "open" verdict only blind attempts go out (the first
+        // attempt after a drop or start is one: `blind_at` is set to that moment).
+        if p.traits.probe_gate && self.port != PortState::Open && !self.force {
+            t = t.max(self.blind_at);
+        }
+        if p.traits.ticker_cadence {
+            t = align_up(t, self.ticker_phase, p.heartbeat_interval);
+        }
+        Some(t)
+    }
+
+    /// Whether the camera should get a login slot now.
+    pub fn wants_login(&self, p: &Policy, now: Millis) -> bool {
+        self.login.is_none()
+            && self.logout.is_none()
+            && self.attempt_due(p).is_some_and(|t| t <= now)
+    }
+
+    /// Whether the camera should get a probe token now.
+    pub fn wants_probe(&self, now: Millis) -> bool {
+        matches!(self.state, State::Backoff | State::Stuck)
+            && self.probe.is_none()
+            && self.probe_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether a login of this camera is in flight (counts against the cap).
+    pub fn login_in_flight(&self) -> bool {
+        self.login.is_some()
+    }
+
+    /// The earliest time one of this camera's timers needs attention.
+    pub fn next_wake(&self, p: &Policy) -> Option<Millis> {
+        let attempt = if self.job == JobMark::None && self.login.is_none() && self.logout.is_none()
+        {
+            self.attempt_due(p)
+        } else {
+            None
+        };
+        let probe = if self.probe_waiting || self.probe.is_some() {
+            None
+        } else {
+            self.probe_at
+                .filter(|_| matches!(self.state, State::Backoff | State::Stuck))
+        };
+        let gap = self
+            .stream
+            .filter(|_| self.state.has_session())
+            .map(|_| self.last_data.plus(p.stream_gap));
+        [
+            attempt,
+            probe,
+            gap,
+            self.login.map(|c| c.deadline),
+            self.heartbeat.map(|c| c.deadline),
+            self.stream_call.map(|c| c.deadline),
+            self.logout.map(|(_, d)| d),
+            self.probe.map(|c| c.deadline),
+            self.heartbeat_at,
+            self.lock_until,
+            self.stable_at,
+            self.suspect_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Fires every timer that is due at `cx.now`, in a fixed order.
+    pub fn on_timers(&mut self, cx: &mut Cx<'_>) {
+        let now = cx.now;
+        let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
+        if due(self.lock_until) {
+            self.step(cx, Input::LockExpired);
+        }
+        if due(self.login.map(|c| c.deadline)) {
+            self.step(cx, Input::LoginDeadline);
+        }
+        if due(self.heartbeat.map(|c| c.deadline)) {
+            self.step(cx, Input::HeartbeatDeadline);
+        }
+        if due(self.stream_call.map(|c| c.deadline)) {
+            self.step(cx, Input::StreamDeadline);
+        }
+        if due(self.logout.map(|(_, d)| d)) {
+            self.step(cx, Input::LogoutDeadline);
+        }
+        if due(self.probe.map(|c| c.deadline)) {
+            self.step(cx, Input::ProbeDeadline);
+        }
+        if self.stream.is_some()
+            && self.state.has_session()
+            && due(Some(self.last_data.plus(cx.p.stream_gap)))
+        {
+            self.step(cx, Input::StreamGap);
+        }
+        if due(self.suspect_until) {
+            self.step(cx, Input::SuspectTimeout);
+        }
+        if due(self.stable_at) {
+            self.step(cx, Input::StableReached);
+        }
+        if due(self.heartbeat_at) {
+            self.step(cx, Input::HeartbeatDue);
+        }
+    }
+
+    // ================================================================ views
+
+    pub fn session(&self) -> Option<Session> {
+        self.session
+    }
+
+    pub fn streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    pub fn backoff_until(&self) -> Option<Millis> {
+        self.attempt_at
+    }
+
+    pub fn lock_until(&self) -> Option<Millis> {
+        self.lock_until
+    }
+
+    pub fn port(&self) -> PortState {
+        self.port
+    }
+
+    pub fn last_online(&self) -> Option<Millis> {
+        self.last_online
+    }
+
+    /// What changes here is worth a state-file write.
+    pub fn persist_key(&self) -> (State, u32, Option<Millis>, Option<Millis>, Option<u32>) {
+        // A login in flight is still "down" for the store; suspect is still online.
+        let state = match self.state {
+            State::Suspect => State::Online,
+            State::Stuck | State::Connecting => State::Backoff,
+            s => s,
+        };
+        (
+            state,
+            self.failures,
+            self.attempt_at,
+            self.lock_until,
+            self.last_error.map(|e| e.code),
+        )
+    }
+
+    /// Puts a fresh camera into the persisted situation.
+    pub fn restore(
+        &mut self,
+        cx: &mut Cx<'_>,
+        failures: u32,
+        wait: u64,
+        hold: bool,
+        lock_left: Option<u64>,
+        last_error: Option<LastError>,
+    ) {
+        self.failures = failures;
+        self.last_error = last_error;
+        if let Some(left) = lock_left {
+            self.lock_until = Some(cx.now.plus(left));
+            self.enter(cx, State::Locked);
+        } else if hold {
+            self.enter(cx, State::AuthHold);
+        } else {
+            // Never earlier than a spread slot: a restart must not become a login storm.
+            let spread = cx.rng.u64(0..=cx.p.start_spread);
+            self.attempt_at = Some(cx.now.plus(wait.max(spread)));
+            self.wait_in(cx, State::Backoff);
+        }
+        if lock_left.is_some() || hold {
+            self.attempt_at = None;
+        }
+    }
+}
+
+impl Cx<'_> {
+    fn emit(&mut self, cam: CamId, kind: ActionKind) {
+        self.out.push(Action { cam, kind });
+    }
+}
+
+/// The first tick `phase + k·interval` at or after `t`.
+fn align_up(t: Millis, phase: u64, interval: u64) -> Millis {
+    let base = t.0.saturating_sub(phase);
+    let k = base.div_ceil(interval);
+    Millis(phase.saturating_add(k.saturating_mul(interval)).max(t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn align_up_hits_ticks() {
+        assert_eq!(align_up(Millis(0), 300, 5000), Millis(300));
+        assert_eq!(align_up(Millis(300), 300, 5000), Millis(300));
+        assert_eq!(align_up(Millis(301), 300, 5000), Millis(5300));
+        assert_eq!(align_up(Millis(10_300), 300, 5000), Millis(10_300));
+    }
+
+    #[test]
+    fn state_names_and_indices() {
+        for (i, s) in State::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
+        assert_eq!(State::AuthHold.name(), "auth-hold");
+        assert!(State::Suspect.has_session());
+        assert!(!State::Stuck.has_session());
+    }
+
+    #[test]
+    fn hold_rule() {
+        assert!(auth_needs_hold(None));
+        assert!(auth_needs_hold(Some(0)));
+        assert!(auth_needs_hold(Some(1)));
+        assert!(!auth_needs_hold(Some(2)));
+    }
+}
