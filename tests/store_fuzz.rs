@@ -108,7 +108,7 @@ fn check_decoded(f: &format::StateFile) {
 }
 
 /// Rewrites the trailing CRC so the bytes pass the checksum.
-fn fix_crc(bytes: &mut Vec<u8>) {
+fn fix_crc(bytes: &mut [u8]) {
     if bytes.len() < format::HEADER_LEN + format::CRC_LEN {
         return;
     }

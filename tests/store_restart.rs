@@ -562,3 +562,31 @@ fn bounds_are_enforced_without_panics() {
     assert_eq!(store.ids().collect::<Vec<_>>(), ["c1", "c2"]);
     fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn store_is_send_and_the_interval_has_a_floor() {
+    fn send<T: Send + 'static>() {}
+    send::<Store>(); // the runtime may move it to a blocking thread for the fsync
+    let dir = tempdir("floor");
+    let path = dir.join("state");
+    set_wall(T2025);
+    let t0 = Instant::now();
+    let zero = hikwatch::store::StoreOptions {
+        flush_interval: Duration::ZERO,
+        ..opts()
+    };
+    let (mut store, _) = Store::open(&path, zero, &[key("cam", "s3cret-pw")], t0);
+    assert!(store.maybe_flush(t0).expect("flush"));
+    store.update("cam", &backoff(), t0).expect("update");
+    assert!(
+        !store
+            .maybe_flush(t0 + Duration::from_millis(999))
+            .expect("flush")
+    );
+    assert!(
+        store
+            .maybe_flush(t0 + Duration::from_secs(1))
+            .expect("flush")
+    );
+    fs::remove_dir_all(&dir).ok();
+}

@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     if data.len() >= format::HEADER_LEN {
         // Same payload behind a valid header (version from the input's low bit) and CRC.
         let mut fixed = format::MAGIC.to_vec();
-        fixed.push(if data[4] & 1 == 0 { format::CURRENT_VERSION } else { format::VERSION_1 });
+        fixed.push(if data[4] & 1 == 0 {
+            format::CURRENT_VERSION
+        } else {
+            format::VERSION_1
+        });
         fixed.extend_from_slice(&data[format::HEADER_LEN..]);
         let crc = format::CRC32.checksum(&fixed);
         fixed.extend_from_slice(&crc.to_le_bytes());

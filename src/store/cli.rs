@@ -339,7 +339,7 @@ mod tests {
             code: 153,
         });
         locked.login_attempts = 9;
-        locked.last_online_ago_ms = Some(3 * 3600_000);
+        locked.last_online_ago_ms = Some(3 * 3_600_000);
         let mut held = Record::fresh("door \"east\"");
         held.auth_hold = true;
         held.next_due_ms = Some(1000);

@@ -29,7 +29,7 @@
 //! without payloads, code: u32}>, auth_hold: bool, lock_left_s: Option<u32>, reconnects:
 //! u32, login_attempts: u32}`. Version 1 had no salt, no credential fingerprint and no
 //! last-online time; [`decode`] migrates it to the current in-memory form (see
-//! [`migrate_v1`] for the rules).
+//! `migrate_v1` in the source for the rules).
 //!
 //! # Bounds
 //!

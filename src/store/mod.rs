@@ -7,7 +7,7 @@
 //!
 //! # Pieces
 //!
-//! - [`format`]: the bytes (magic, version, postcard records, CRC-32) and the v1 migration.
+//! - [`mod@format`]: the bytes (magic, version, postcard records, CRC-32) and the v1 migration.
 //! - [`clock`]: the pure wall-clock rule that decides how much of a stored wait passed
 //!   while the daemon was down.
 //! - [`Store`]: the in-memory mirror the runtime updates, with coalesced, atomic writes.

@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hikwatch::store::StoreOptions;
@@ -60,25 +61,48 @@ fn qemu() -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Spawns `exe` with `args`, prepared by `setup`. When the kernel cannot run it (a
-/// cross-compiled test under qemu-user without binfmt_misc: ENOEXEC), runs it through the
-/// same qemu runner cargo used.
+/// Whether `exe` must run through qemu: true when this is a cross-compiled test run
+/// under qemu-user without binfmt_misc, where the kernel cannot exec ARM binaries. Such
+/// an exec fails with ENOEXEC, or (through glibc's posix_spawn under qemu) with a child
+/// that exits 127 before running anything. Probed once per binary with `--help`, which
+/// both libtest binaries and `hikwatch` answer with exit status 0.
+fn needs_qemu(exe: &Path) -> bool {
+    static CACHE: Mutex<Vec<(PathBuf, bool)>> = Mutex::new(Vec::new());
+    if qemu().is_none() {
+        return false;
+    }
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, q)) = cache.iter().find(|(p, _)| p == exe) {
+        return *q;
+    }
+    let q = match Command::new(exe)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(st) => st.code() == Some(127),
+        Err(e) => e.raw_os_error() == Some(8),
+    };
+    cache.push((exe.to_owned(), q));
+    q
+}
+
+/// Spawns `exe` with `args`, prepared by `setup`, through the target's qemu runner when
+/// the kernel cannot run it directly (see [`needs_qemu`]).
 pub fn spawn(exe: &Path, args: &[&str], setup: impl Fn(&mut Command)) -> io::Result<Child> {
-    let mut c = Command::new(exe);
+    let mut c = match qemu() {
+        Some((q, sysroot)) if needs_qemu(exe) => {
+            let mut c = Command::new(q);
+            c.arg("-L").arg(sysroot).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
     c.args(args);
     setup(&mut c);
-    match c.spawn() {
-        Err(e) if e.raw_os_error() == Some(8) => {
-            let Some((q, sysroot)) = qemu() else {
-                return Err(e);
-            };
-            let mut c = Command::new(q);
-            c.arg("-L").arg(sysroot).arg(exe).args(args);
-            setup(&mut c);
-            c.spawn()
-        }
-        r => r,
-    }
+    c.spawn()
 }
 
 /// Runs this test binary's test `name` in a child process (output captured).
