@@ -102,7 +102,10 @@ fn outage(
 #[test]
 fn one_camera_powered_off_and_back_is_detected_and_recovered() {
     let f = fleet(1);
-    let (_dir, mut d) = start("int-one", &with_cameras(base(), &f));
+    let mut cfg = with_cameras(base(), &f);
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], harness::free_port()).into();
+    cfg.metrics = Some(metrics);
+    let (_dir, mut d) = start("int-one", &cfg);
     all_online(&d, 1, Duration::from_secs(20));
     let (det, rec) = outage(&f, &d, 0, Duration::from_secs(5), Duration::from_secs(10));
     eprintln!(
@@ -112,9 +115,52 @@ fn one_camera_powered_off_and_back_is_detected_and_recovered() {
     assert!(det < 6.0, "detection took {det:.2} s");
     // The probe (every 1 s) sees the port open and the login follows at once.
     assert!(rec < 5.0, "recovery took {rec:.2} s");
-    // Both were measured by the daemon too.
+    // The daemon measured both too, and exports them (checked by the real promtool).
     let m = d.status().expect("status");
     assert_eq!(m["cameras"][0]["reconnects"], 1, "{m}");
+    let (code, text) = harness::http_get(metrics, "/metrics").expect("GET /metrics");
+    assert_eq!(code, 200, "{text}");
+    for line in [
+        "hikwatch_detection_latency_seconds_count 1",
+        "hikwatch_recovery_latency_seconds_count 1",
+        "hikwatch_camera_reconnects_total{camera=\"cam-0\"} 1",
+        "hikwatch_camera_state{camera=\"cam-0\",state=\"online\"} 1",
+        "hikwatch_camera_last_error_code{camera=\"cam-0\"} 7",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let (det_m, rec_m) = (
+        sum("hikwatch_detection_latency_seconds_sum"),
+        sum("hikwatch_recovery_latency_seconds_sum"),
+    );
+    eprintln!("metrics: detection latency {det_m:.2} s, recovery latency {rec_m:.2} s");
+    assert!(det_m > 0.0 && det_m < 10.0, "{det_m}");
+    // Loss verdict to online again: at least the 5 s the camera was kept off.
+    assert!(rec_m > 3.0 && rec_m < 30.0, "{rec_m}");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/setup.sh installs it)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {out:?}");
     d.signal(Signal::SIGTERM);
     assert_eq!(
         d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),

@@ -1,7 +1,7 @@
 //! A fault hook for the end-to-end watchdog test, compiled only into debug builds.
 //!
 //! `HIKWATCH_TEST_STALL=loop:MS` makes the supervisor loop stop making progress `MS`
-//! milliseconds after start (it awaits forever; the executor, and so the watchdog task,
+//! milliseconds after `READY=1` (it awaits forever; the executor, and so the watchdog task,
 //! keep running). `HIKWATCH_TEST_STALL=block:MS` blocks the executor thread itself (no
 //! task runs at all). Either way the `WATCHDOG=1` pings must stop.
 //!
@@ -30,7 +30,7 @@ pub enum StallMode {
 pub struct Stall {
     /// How.
     pub mode: StallMode,
-    /// After this long since the start.
+    /// After this long since `READY=1`.
     pub after: Duration,
 }
 

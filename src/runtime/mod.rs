@@ -434,6 +434,7 @@ pub fn run_loaded(
             path: config.status.socket.clone(),
             source,
         })?;
+    let socket_path = config.status.socket.clone();
     let metrics_listener = match config.status.metrics {
         Some(addr) => {
             Some(crate::metrics::bind(addr).map_err(|source| RunError::Metrics { addr, source })?)
@@ -555,8 +556,9 @@ pub fn run_loaded(
         wd
     });
 
+    // Counted from READY (the real SDK's init alone takes seconds).
     #[cfg(debug_assertions)]
-    let stall = opts.stall.map(|s| (s, clock.start + s.after));
+    let stall = opts.stall.map(|s| (s, Instant::now() + s.after));
 
     let main = async {
         let mut shutdown = pin!(shutdown);
@@ -600,7 +602,9 @@ pub fn run_loaded(
                 if let Some((_, t)) = stall {
                     at = at.min(t);
                 }
-                at
+                // Never a timer in the past: whatever is due was handled by this turn's
+                // tick, and a zero wait would spin.
+                at.max(now + Duration::from_millis(1))
             };
             let stopping = stop_by.is_some();
             let woke = {
@@ -710,5 +714,7 @@ pub fn run_loaded(
     // the pool logs out a late login on its own thread.
     drop(shell);
     drop(ex);
+    // Our socket (bound above; a stale one is also removed at the next start).
+    let _ = std::fs::remove_file(&socket_path);
     Ok(summary)
 }

@@ -467,13 +467,17 @@ impl Shell {
                 }
             }
             Outcome::Stuck { call, token } => {
-                let id = self.id(cam).to_string();
-                self.repeat.log(
-                    log::Level::Warn,
-                    &id,
-                    "stuck",
-                    format_args!("SDK {call} still running at its deadline"),
-                );
+                // The core's own deadline alert logs the calls it tracks; a stream stop
+                // is not one of them.
+                if token.is_none() && call == "stop_stream" {
+                    let id = self.id(cam).to_string();
+                    self.repeat.log(
+                        log::Level::Warn,
+                        &id,
+                        "stuck",
+                        format_args!("SDK {call} still running at its deadline"),
+                    );
+                }
                 if let Some(token) = token {
                     self.handle(cam, Event::CallStuck { token });
                 }
@@ -495,7 +499,13 @@ impl Shell {
                         slot.last_good = Some(Instant::now());
                     }
                 }
-                cam_info!(self.id(cam), "SDK exception callback {kind:?} for {uid}");
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Info,
+                    &id,
+                    "exception",
+                    format_args!("SDK exception callback {kind:?} for {uid}"),
+                );
                 self.handle(
                     cam,
                     Event::Exception {

@@ -70,6 +70,41 @@ pub fn wait_for<T>(
     }
 }
 
+/// A loopback port that was free a moment ago (for `[status] metrics`).
+///
+/// # Panics
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// `GET path` over HTTP/1.1 (connection closed after the answer): status code and body.
+///
+/// # Errors
+/// Connection or protocol failures, as text.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no header end")?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status code")?;
+    Ok((code, body.to_string()))
+}
+
 /// Seconds from `a` to `b` (negative when `b` is earlier).
 pub fn secs(a: SystemTime, b: SystemTime) -> f64 {
     match b.duration_since(a) {
@@ -313,8 +348,8 @@ fn wait_in<T: Clone>(
 }
 
 /// A fake systemd: a bound datagram socket for `NOTIFY_SOCKET` that records every
-/// message with its arrival time.
-#[derive(Debug)]
+/// message with its arrival time. Clones share the record.
+#[derive(Clone, Debug)]
 pub struct FakeSystemd {
     path: PathBuf,
     got: Shared<(SystemTime, String)>,
@@ -484,12 +519,12 @@ impl Daemon {
         &self.state
     }
 
-    /// The fake systemd, when started with `notify`.
+    /// The fake systemd (a handle sharing its record), when started with `notify`.
     ///
     /// # Panics
     /// When the daemon was started without it.
-    pub fn systemd(&self) -> &FakeSystemd {
-        self.systemd.as_ref().expect("spawned with notify: true")
+    pub fn systemd(&self) -> FakeSystemd {
+        self.systemd.clone().expect("spawned with notify: true")
     }
 
     /// Sends `sig` to the daemon.
