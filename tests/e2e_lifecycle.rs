@@ -195,16 +195,25 @@ fn start_ready_online_reload_then_sigterm_logs_everything_out() {
     );
 }
 
+/// SIGINT is a graceful stop too; and the hardware watchdog (a plain file standing in
+/// for `/dev/watchdog0`) gets keepalives while the daemon runs and the magic close `V`
+/// on the clean stop.
 #[test]
-fn sigint_stops_gracefully_too() {
+fn sigint_stops_gracefully_with_the_hardware_watchdog_closed() {
     let f = fleet(1);
     let dir = TempDir::new("e2e-int");
-    let cfg = base().camera(CameraSpec::of(&f, 0, "gate"));
+    let hw = dir.write("watchdog0", "");
+    let mut cfg = base().camera(CameraSpec::of(&f, 0, "gate"));
+    cfg.extra = format!(
+        "[watchdog]\ndevice = {:?}\nkeepalive = \"1s\"\n",
+        hw.display().to_string()
+    );
     let mut d = Daemon::spawn(BIN, &dir, &cfg, SpawnOptions::default());
     assert!(
         d.wait_states(Duration::from_secs(20), &["gate"], "online")
             .is_some()
     );
+    std::thread::sleep(Duration::from_millis(2500));
     let seq = f.next_seq();
     d.signal(Signal::SIGINT);
     assert_eq!(
@@ -212,4 +221,8 @@ fn sigint_stops_gracefully_too() {
         Some(0)
     );
     assert_eq!(events::count(&f.events_since(seq), 0, EventKind::Logout), 1);
+    let written = std::fs::read(&hw).unwrap();
+    assert!(written.len() >= 3, "keepalives: {written:?}");
+    assert_eq!(written.last(), Some(&b'V'), "no magic close: {written:?}");
+    assert!(written[..written.len() - 1].iter().all(|&b| b != b'V'));
 }

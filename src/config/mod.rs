@@ -11,7 +11,7 @@
 //! - [`diff`] and [`credentials_changed`] tell a SIGHUP reload what changed.
 //!
 //! This module depends on no other hikwatch module except the pure
-//! [`Settings`](crate::supervisor::Settings) it maps `[supervisor]` onto: plain structs,
+//! [`Settings`] it maps `[supervisor]` onto: plain structs,
 //! `Duration`s and enums.
 
 mod board;

@@ -215,6 +215,8 @@ pub struct DaemonConfig {
     pub threads: Option<u32>,
     /// The cameras.
     pub cameras: Vec<CameraSpec>,
+    /// Raw TOML appended at the end (more tables, e.g. `[watchdog]`).
+    pub extra: String,
 }
 
 impl DaemonConfig {
@@ -230,6 +232,7 @@ impl DaemonConfig {
             metrics: None,
             threads: None,
             cameras: Vec::new(),
+            extra: String::new(),
         }
     }
 
@@ -289,6 +292,7 @@ impl DaemonConfig {
                 c.login_mode
             );
         }
+        t.push_str(&self.extra);
         t
     }
 
