@@ -275,16 +275,38 @@ fn a_login_past_its_deadline_is_stuck_and_its_late_result_handled() {
 fn auth_hold_and_a_device_lock_survive_a_restart_from_the_state_file() {
     let _g = serial();
     let dir = TempDir::new("restart");
-    let cams = [("held", "auth=1"), ("locked", "lock=900"), ("fine", "x")];
-    let run = Run::start(config(&dir.0, "", &cams, &[]));
+    let cams = [
+        ("held", "auth=1"),
+        ("locked", "lock=900"),
+        ("failing", "err=7"),
+        ("fine", "x"),
+    ];
+    // poll: attempts on the heartbeat ticker, no probe gate (the stand-in's addresses
+    // cannot be probed).
+    let sup = "strategy = \"poll\"\nbackoff_initial = \"200ms\"";
+    let run = Run::start(config(&dir.0, sup, &cams, &[]));
     run.wait_state("held", "auth-hold");
     run.wait_state("locked", "locked");
     run.wait_state("fine", "online");
+    run.wait("failing: three attempts", |v| {
+        v["cameras"][2]["login_attempts"].as_u64() >= Some(3)
+    });
     let s = run.stop();
     assert!(s.state_saved);
 
-    // Same state file: the hold and the lock continue, with no new login for either.
-    let run = Run::start(config(&dir.0, "", &cams, &[]));
+    // Same state file: the hold and the lock continue, with no new login for either, and
+    // the failing camera continues its backoff (no fresh start).
+    let run = Run::start(config(&dir.0, sup, &cams, &[]));
+    let v = run.wait("the first status", |v| {
+        v["cameras"].as_array().is_some_and(|c| c.len() == 4)
+    });
+    let failing = &v["cameras"][2];
+    // Restored into its backoff (a fresh camera would be "starting").
+    assert!(
+        failing["state"] == "backoff" || failing["state"] == "connecting",
+        "{failing}"
+    );
+    assert!(failing["login_attempts"].as_u64() >= Some(3), "{failing}");
     run.wait_state("fine", "online");
     std::thread::sleep(Duration::from_secs(2));
     let held = run.camera("held").expect("held");
