@@ -34,6 +34,7 @@ pub fn main(mut args: Vec<OsString>) -> ExitCode {
     }
     let cmd = args.remove(0);
     match cmd.to_str() {
+        Some("run") => crate::runtime::cli_main(args),
         Some("probe") => crate::probe::main(args),
         Some("check-config") => crate::config::cli_main(args),
         Some("status") => crate::status::cli_main(args),

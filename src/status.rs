@@ -28,9 +28,10 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::{Config, LoadOptions, format_duration};
 use crate::metrics::Histogram;
 
-/// The camera state vocabulary. `state` is a string so the supervisor can grow states
-/// without breaking this module, but these are the documented values and the metrics
-/// export one series per value.
+/// The camera state vocabulary: the supervisor's own state names
+/// ([`crate::supervisor::State::name`]; a test keeps the two lists equal). `state` is a
+/// string so this module stays free of supervisor types, but these are the documented
+/// values and the metrics export one series per value.
 pub mod states {
     /// Configured, first attempt not made yet (start spread).
     pub const STARTING: &str = "starting";
@@ -38,26 +39,23 @@ pub mod states {
     pub const CONNECTING: &str = "connecting";
     /// Logged in, heartbeat (and stream, if watched) healthy.
     pub const ONLINE: &str = "online";
+    /// Still logged in, but a heartbeat was missed or the SDK reported trouble.
+    pub const SUSPECT: &str = "suspect";
     /// Waiting before the next attempt.
     pub const BACKOFF: &str = "backoff";
     /// Wrong credentials: no more attempts until they change.
-    pub const AUTH_FAILED: &str = "auth_failed";
+    pub const AUTH_HOLD: &str = "auth-hold";
     /// The device locked us out: waiting for the lock to end.
     pub const LOCKED: &str = "locked";
-    /// Retrying is pointless as is (unsupported, fatal SDK error): slow probing.
-    pub const PARKED: &str = "parked";
-    /// Shutting down or removed by a reload.
-    pub const STOPPED: &str = "stopped";
+    /// A login ran past its deadline; waiting like `backoff` while its late result may come.
+    pub const STUCK: &str = "stuck";
+    /// Tearing down (removed by a reload, address changed, or shutting down).
+    pub const STOPPING: &str = "stopping";
+    /// Gone (only seen while a reload finishes removing it).
+    pub const REMOVED: &str = "removed";
     /// Every documented state, in display order.
     pub const ALL: &[&str] = &[
-        STARTING,
-        CONNECTING,
-        ONLINE,
-        BACKOFF,
-        AUTH_FAILED,
-        LOCKED,
-        PARKED,
-        STOPPED,
+        STARTING, CONNECTING, ONLINE, SUSPECT, BACKOFF, AUTH_HOLD, LOCKED, STUCK, STOPPING, REMOVED,
     ];
 }
 

@@ -66,8 +66,8 @@ fn every_board_file_is_built_in_and_valid() {
         assert_eq!(c.board.as_deref(), Some(name));
         // Each profile sets the state path, the watchdog device and resource hints.
         assert!(c.state.path.is_absolute());
-        assert!(c.supervisor.workers >= 2);
-        assert!(c.supervisor.max_concurrent_logins <= c.supervisor.workers);
+        assert!(c.sdk.threads >= 2);
+        assert!(u32::from(c.supervisor.settings.max_concurrent_logins) <= c.sdk.threads);
         assert_ne!(
             c.supervisor.max_cameras,
             SupervisorConfig::default().max_cameras
@@ -91,11 +91,14 @@ fn profile_values_apply_under_the_config_file() {
     assert_eq!(c.state.flush_interval, Duration::from_secs(30));
     assert_eq!(c.watchdog.device, Some(PathBuf::from("/dev/watchdog0")));
     assert_eq!(c.supervisor.max_cameras, 32);
-    assert_eq!(c.supervisor.workers, 4);
-    assert_eq!(c.supervisor.max_concurrent_logins, 2);
+    assert_eq!(c.sdk.threads, 4);
+    assert_eq!(c.supervisor.settings.max_concurrent_logins, 2);
     assert_eq!(c.log.level, log::LevelFilter::Info);
     // Not in the profile: built-in default.
-    assert_eq!(c.supervisor.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(
+        c.supervisor.settings.heartbeat_interval,
+        Duration::from_secs(5)
+    );
     assert_eq!(c.status, StatusConfig::default());
     // The config file wins key by key; the rest of the section still comes from the
     // profile.
@@ -103,7 +106,7 @@ fn profile_values_apply_under_the_config_file() {
         "hikwatch.toml",
         &with_board(
             "armv7-generic",
-            "[state]\nflush_interval = \"1m\"\n[watchdog]\ndevice = \"\"\n[supervisor]\nworkers = 6",
+            "threads = 6\n[state]\nflush_interval = \"1m\"\n[watchdog]\ndevice = \"\"",
         ),
     );
     let c = Config::load_with(&path, &opts).unwrap().config;
@@ -111,7 +114,7 @@ fn profile_values_apply_under_the_config_file() {
     assert_eq!(c.state.path, PathBuf::from("/var/lib/hikwatch/state.bin"));
     assert_eq!(c.watchdog.device, None);
     assert_eq!(c.watchdog.keepalive, Duration::from_secs(5));
-    assert_eq!(c.supervisor.workers, 6);
+    assert_eq!(c.sdk.threads, 6);
     assert_eq!(c.supervisor.max_cameras, 32);
     // x86_64-dev turns metrics on and moves the socket.
     let path = dir.write("hikwatch.toml", &with_board("x86_64-dev", ""));
@@ -129,7 +132,7 @@ fn profile_from_a_path_with_relative_paths() {
     // The profile lives in a sub folder; its relative paths resolve against that folder.
     dir.write(
         "boards/mine.toml",
-        "[state]\npath = \"../data/state.bin\"\n[supervisor]\nmax_cameras = 3\nworkers = 2\nmax_concurrent_logins = 1\n",
+        "[state]\npath = \"../data/state.bin\"\n[sdk]\nthreads = 2\n[supervisor]\nmax_cameras = 3\nmax_concurrent_logins = 1\n",
     );
     let text = "board = \"boards/mine.toml\"\n[sdk]\ndir = \"sdk\"\n[[camera]]\nid = \"a\"\nhost = \"192.0.2.1\"\nuser = \"u\"\npassword = \"p\"\n";
     let loaded = load(&dir, text).unwrap();
@@ -148,7 +151,7 @@ fn profile_problems_name_the_profile_file() {
     dir.fake_sdk();
     let prof = dir.write(
         "bad-board.toml",
-        "[supervisor]\nworkers = 100\n[[camera]]\nid = \"x\"\n",
+        "[sdk]\nthreads = 100\n[[camera]]\nid = \"x\"\n",
     );
     let text = "board = \"bad-board.toml\"\n[sdk]\ndir = \"sdk\"\n[[camera]]\nid = \"a\"\nhost = \"192.0.2.1\"\nuser = \"u\"\nport = 0\npassword = \"p\"\n";
     let got = problems(load(&dir, text).unwrap_err());
@@ -161,7 +164,7 @@ fn profile_problems_name_the_profile_file() {
             format!(
                 "{f}:9: warning: camera[0].password: inline password in the config file; prefer password_file or password_credential"
             ),
-            format!("{p}:2: supervisor.workers: 100 is out of range 1..=64"),
+            format!("{p}:2: sdk.threads: 100 is out of range 1..=64"),
             format!("{p}:3: camera: board profiles cannot define cameras"),
         ],
         "\ngot:\n{}\n",

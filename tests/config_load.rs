@@ -219,7 +219,7 @@ keepalive = \"0s\"
         format!(
             "{f}:12: supervisor.heartbeat_interval: \"1.5s\": fractions are not supported; use a smaller unit (\"1500ms\")"
         ),
-        format!("{f}:13: supervisor.workers: 0 is out of range 1..=64"),
+        format!("{f}:13: supervisor.workers: 0 is out of range 1..=1024"),
         format!("{f}:14: supervisor.strategy: expected a string, found integer"),
         format!(
             "{f}:16: log.level: \"loud\" is not one of off | error | warn | info | debug | trace"
@@ -458,7 +458,7 @@ fn too_many_cameras_for_the_board() {
     let dir = TempDir::new("cfg-max");
     dir.fake_sdk();
     let mut text = String::from(
-        "[sdk]\ndir = \"sdk\"\n[supervisor]\nmax_cameras = 2\nworkers = 2\nmax_concurrent_logins = 3\n",
+        "[sdk]\ndir = \"sdk\"\nthreads = 2\n[supervisor]\nmax_cameras = 2\nmax_concurrent_logins = 3\n",
     );
     for i in 0..3 {
         text.push_str(&format!(
@@ -468,7 +468,7 @@ fn too_many_cameras_for_the_board() {
     let got = problems(load(&dir, &text, &strict()).unwrap_err());
     let errors: Vec<&String> = got.iter().filter(|p| !p.contains("warning")).collect();
     assert_eq!(errors.len(), 1, "{got:?}");
-    assert!(got.iter().any(|p| p.ends_with(":6: warning: supervisor.max_concurrent_logins: 3 exceeds workers = 2: at most 2 logins can run at once")), "{got:?}");
+    assert!(got.iter().any(|p| p.ends_with(":6: warning: supervisor.max_concurrent_logins: 3 exceeds [sdk] threads = 2: at most 2 logins can run at once")), "{got:?}");
     // Pointed at the first camera beyond the limit (line 17).
     assert!(
         errors[0].contains(":17: camera: 3 cameras configured but max_cameras is 2; raise"),
@@ -511,7 +511,13 @@ fn example_config_documents_the_defaults() {
     let loaded = load(&dir, &text, &opts).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let c = loaded.config;
-    assert_eq!(c.sdk, SdkConfig { dir: sdk });
+    assert_eq!(
+        c.sdk,
+        SdkConfig {
+            dir: sdk,
+            threads: 8
+        }
+    );
     assert_eq!(c.state, StateConfig::default());
     assert_eq!(c.status, StatusConfig::default());
     assert_eq!(c.supervisor, SupervisorConfig::default());
@@ -522,8 +528,8 @@ fn example_config_documents_the_defaults() {
     assert_eq!(c.cameras[1].stream.unwrap().stream_type, StreamType::Sub);
     // The defaults themselves, as documented.
     let s = SupervisorConfig::default();
-    assert_eq!(s.strategy, Strategy::Hybrid);
-    assert_eq!(s.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(s.settings.strategy, Strategy::Hybrid);
+    assert_eq!(s.settings.heartbeat_interval, Duration::from_secs(5));
     assert_eq!(
         StateConfig::default().flush_interval,
         Duration::from_secs(10)
@@ -627,7 +633,7 @@ fn binary_exits_78_on_a_bad_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "{}:2: supervisor.workers: -1 is out of range 1..=64",
+            "{}:2: supervisor.workers: -1 is out of range 1..=1024",
             bad.display()
         )),
         "{err}"

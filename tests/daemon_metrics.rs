@@ -124,12 +124,13 @@ fn exposition_content() {
     ] {
         assert!(has(line), "missing {line:?} in\n{text}");
     }
-    // Eight documented states plus "probing" for yard, eight for the others.
+    // Every documented state plus "probing" for yard, the documented ones for the others.
+    let n = hikwatch::status::states::ALL.len();
     assert_eq!(
         text.lines()
             .filter(|l| l.starts_with("hikwatch_camera_state{"))
             .count(),
-        8 * 3 + 1
+        n * 3 + 1
     );
     // Label values are escaped.
     let mut s = FleetStatus::new(at(0));

@@ -44,7 +44,7 @@ fn sample() -> FleetStatus {
         },
         CameraStatus {
             id: "yard".into(),
-            state: states::AUTH_FAILED.into(),
+            state: states::AUTH_HOLD.into(),
             since: at(1_700_000_300),
             last_error: Some(LastError {
                 code: None,
@@ -113,10 +113,10 @@ fn table_for_people() {
     assert_eq!(
         lines[..4],
         [
-            "CAMERA  STATE        FOR    LOGINS  RECONNECTS  NEXT    LAST ERROR",
-            "gate-1  online       8m20s  1       0           -       -",
-            "lobby   backoff      1m40s  12      3           in 20s  [7] connect failed: \"device offline\" (1m40s ago)",
-            "yard    auth_failed  5m     1       0           -       wrong password (5m ago)",
+            "CAMERA  STATE      FOR    LOGINS  RECONNECTS  NEXT    LAST ERROR",
+            "gate-1  online     8m20s  1       0           -       -",
+            "lobby   backoff    1m40s  12      3           in 20s  [7] connect failed: \"device offline\" (1m40s ago)",
+            "yard    auth-hold  5m     1       0           -       wrong password (5m ago)",
         ]
     );
     assert_eq!(

@@ -503,3 +503,48 @@ fn a_late_login_is_still_delivered() {
         s.sdk.logout(login.uid).expect("logout");
     });
 }
+
+#[test]
+fn sdk_heartbeat_config_is_applied_at_load_and_can_be_changed() {
+    use hikwatch::sdk::CheckOnline;
+    let s = shared();
+    // `SdkOptions::default()` configures the SDK's own heartbeat: 30 s, one failure.
+    assert_eq!(
+        s.sdk.check_online().expect("read back"),
+        CheckOnline::DEFAULT
+    );
+    let login = s.sdk.login(&params("127.0.0.1")).expect("login");
+    let cfg = fake_config(login.uid);
+    assert!(cfg.contains("check_online_ms=30000\n"), "{cfg}");
+    assert!(cfg.contains("check_online_fail=1\n"), "{cfg}");
+    // Out of the header's range: refused before the SDK sees it.
+    for bad in [
+        CheckOnline {
+            interval: Duration::from_secs(29),
+            fail_max: 1,
+        },
+        CheckOnline {
+            interval: Duration::from_secs(121),
+            fail_max: 1,
+        },
+        CheckOnline {
+            interval: Duration::from_secs(60),
+            fail_max: 0,
+        },
+    ] {
+        match s.sdk.set_check_online(bad) {
+            Err(SdkError::InvalidArgument { field, .. }) => assert_eq!(field, "check_online"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let c = CheckOnline {
+        interval: Duration::from_secs(60),
+        fail_max: 3,
+    };
+    s.sdk.set_check_online(c).expect("set");
+    assert_eq!(s.sdk.check_online().expect("read back"), c);
+    s.sdk
+        .set_check_online(CheckOnline::DEFAULT)
+        .expect("restore the default");
+    s.sdk.logout(login.uid).expect("logout");
+}

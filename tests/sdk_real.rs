@@ -419,3 +419,30 @@ fn realplay_against_a_camera_without_rtsp_fails_cleanly() {
     assert_eq!(s.sdk.state().expect("state").real_plays, 0);
     s.sdk.logout(login.uid).expect("logout");
 }
+
+/// `NET_DVR_SetSDKLocalCfg(10)` (the SDK's own session heartbeat, which the `event`
+/// strategy relies on) is accepted by the real SDK and reads back as set.
+#[test]
+fn sdk_heartbeat_config_reads_back() {
+    use hikwatch::sdk::CheckOnline;
+    let _g = serial();
+    let s = shared();
+    // Applied at load by `SdkOptions::default()`.
+    assert_eq!(
+        s.sdk.check_online().expect("read back"),
+        CheckOnline::DEFAULT
+    );
+    let c = CheckOnline {
+        interval: Duration::from_secs(45),
+        fail_max: 2,
+    };
+    s.sdk.set_check_online(c).expect("set");
+    assert_eq!(s.sdk.check_online().expect("read back"), c);
+    s.sdk
+        .set_check_online(CheckOnline::DEFAULT)
+        .expect("back to the default");
+    assert_eq!(
+        s.sdk.check_online().expect("read back"),
+        CheckOnline::DEFAULT
+    );
+}

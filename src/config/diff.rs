@@ -1,6 +1,6 @@
 //! What a reload (SIGHUP) changed: pure functions over two [`Config`]s.
 
-use super::{CameraConfig, Config};
+use super::{CameraConfig, Config, Settings};
 
 /// Whether a camera's credentials changed: user name or password (the password is
 /// compared by content, so a rewritten `password_file` counts even when its path did not
@@ -33,7 +33,9 @@ pub struct ConfigDiff {
     /// Cameras present in both whose settings changed, in the new order.
     pub changed: Vec<CameraChange>,
     /// Global settings that changed, as field names (`supervisor.backoff_cap`,
-    /// `sdk.dir`, ...), in a fixed order.
+    /// `sdk.dir`, ...), in a fixed order. A running daemon applies `log.*` at once; the
+    /// others take effect at the next start (the supervisor's settings are fixed for its
+    /// life, so that the backoff of every camera stays consistent).
     pub global: Vec<&'static str>,
 }
 
@@ -42,11 +44,85 @@ pub struct ConfigDiff {
 /// watchdog).
 pub const RESTART_REQUIRED: &[&str] = &[
     "sdk.dir",
+    "sdk.threads",
     "state.path",
     "status.socket",
     "status.metrics",
-    "supervisor.workers",
     "watchdog.device",
+];
+
+/// Compares one supervisor setting of two configurations.
+type FieldChanged = fn(&Settings, &Settings) -> bool;
+
+/// Every [`Settings`] field with its config name, in `[supervisor]` order.
+const SUPERVISOR_FIELDS: &[(&str, FieldChanged)] = &[
+    ("supervisor.strategy", |a, b| a.strategy != b.strategy),
+    ("supervisor.heartbeat_interval", |a, b| {
+        a.heartbeat_interval != b.heartbeat_interval
+    }),
+    ("supervisor.heartbeat_misses", |a, b| {
+        a.heartbeat_misses != b.heartbeat_misses
+    }),
+    ("supervisor.max_concurrent_logins", |a, b| {
+        a.max_concurrent_logins != b.max_concurrent_logins
+    }),
+    ("supervisor.workers", |a, b| a.workers != b.workers),
+    ("supervisor.backoff_initial", |a, b| {
+        a.backoff_initial != b.backoff_initial
+    }),
+    ("supervisor.backoff_multiplier", |a, b| {
+        a.backoff_multiplier != b.backoff_multiplier
+    }),
+    ("supervisor.backoff_cap", |a, b| {
+        a.backoff_cap != b.backoff_cap
+    }),
+    ("supervisor.slow_backoff_floor", |a, b| {
+        a.slow_backoff_floor != b.slow_backoff_floor
+    }),
+    ("supervisor.fatal_retry", |a, b| {
+        a.fatal_retry != b.fatal_retry
+    }),
+    ("supervisor.stable_period", |a, b| {
+        a.stable_period != b.stable_period
+    }),
+    ("supervisor.start_spread", |a, b| {
+        a.start_spread != b.start_spread
+    }),
+    ("supervisor.lock_margin", |a, b| {
+        a.lock_margin != b.lock_margin
+    }),
+    ("supervisor.lock_unknown", |a, b| {
+        a.lock_unknown != b.lock_unknown
+    }),
+    ("supervisor.probe_interval", |a, b| {
+        a.probe_interval != b.probe_interval
+    }),
+    ("supervisor.probe_rate", |a, b| a.probe_rate != b.probe_rate),
+    ("supervisor.blind_login_interval", |a, b| {
+        a.blind_login_interval != b.blind_login_interval
+    }),
+    ("supervisor.reopen_login_gap", |a, b| {
+        a.reopen_login_gap != b.reopen_login_gap
+    }),
+    ("supervisor.stream_gap", |a, b| a.stream_gap != b.stream_gap),
+    ("supervisor.resource_throttle", |a, b| {
+        a.resource_throttle != b.resource_throttle
+    }),
+    ("supervisor.login_deadline", |a, b| {
+        a.login_deadline != b.login_deadline
+    }),
+    ("supervisor.heartbeat_deadline", |a, b| {
+        a.heartbeat_deadline != b.heartbeat_deadline
+    }),
+    ("supervisor.logout_deadline", |a, b| {
+        a.logout_deadline != b.logout_deadline
+    }),
+    ("supervisor.stream_deadline", |a, b| {
+        a.stream_deadline != b.stream_deadline
+    }),
+    ("supervisor.probe_deadline", |a, b| {
+        a.probe_deadline != b.probe_deadline
+    }),
 ];
 
 impl ConfigDiff {
@@ -95,10 +171,11 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .collect();
 
     let (o, n) = (old, new);
-    let (os, ns) = (&o.supervisor, &n.supervisor);
-    let checks: &[(&'static str, bool)] = &[
+    let (os, ns) = (&o.supervisor.settings, &n.supervisor.settings);
+    let mut checks: Vec<(&'static str, bool)> = vec![
         ("board", o.board != n.board),
         ("sdk.dir", o.sdk.dir != n.sdk.dir),
+        ("sdk.threads", o.sdk.threads != n.sdk.threads),
         ("state.path", o.state.path != n.state.path),
         (
             "state.flush_interval",
@@ -106,52 +183,17 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         ),
         ("status.socket", o.status.socket != n.status.socket),
         ("status.metrics", o.status.metrics != n.status.metrics),
-        ("supervisor.strategy", os.strategy != ns.strategy),
+    ];
+    checks.extend(
+        SUPERVISOR_FIELDS
+            .iter()
+            .map(|(name, changed)| (*name, changed(os, ns))),
+    );
+    checks.extend([
         (
-            "supervisor.heartbeat_interval",
-            os.heartbeat_interval != ns.heartbeat_interval,
+            "supervisor.max_cameras",
+            o.supervisor.max_cameras != n.supervisor.max_cameras,
         ),
-        (
-            "supervisor.heartbeat_misses",
-            os.heartbeat_misses != ns.heartbeat_misses,
-        ),
-        (
-            "supervisor.max_concurrent_logins",
-            os.max_concurrent_logins != ns.max_concurrent_logins,
-        ),
-        (
-            "supervisor.backoff_initial",
-            os.backoff_initial != ns.backoff_initial,
-        ),
-        (
-            "supervisor.backoff_multiplier",
-            os.backoff_multiplier != ns.backoff_multiplier,
-        ),
-        ("supervisor.backoff_cap", os.backoff_cap != ns.backoff_cap),
-        (
-            "supervisor.stable_period",
-            os.stable_period != ns.stable_period,
-        ),
-        (
-            "supervisor.start_spread",
-            os.start_spread != ns.start_spread,
-        ),
-        ("supervisor.lock_margin", os.lock_margin != ns.lock_margin),
-        (
-            "supervisor.probe_interval",
-            os.probe_interval != ns.probe_interval,
-        ),
-        ("supervisor.stream_gap", os.stream_gap != ns.stream_gap),
-        (
-            "supervisor.login_deadline",
-            os.login_deadline != ns.login_deadline,
-        ),
-        (
-            "supervisor.call_deadline",
-            os.call_deadline != ns.call_deadline,
-        ),
-        ("supervisor.workers", os.workers != ns.workers),
-        ("supervisor.max_cameras", os.max_cameras != ns.max_cameras),
         ("log.level", o.log.level != n.log.level),
         (
             "log.repeat_window",
@@ -162,7 +204,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             "watchdog.keepalive",
             o.watchdog.keepalive != n.watchdog.keepalive,
         ),
-    ];
+    ]);
     out.global = checks
         .iter()
         .filter(|(_, changed)| *changed)
@@ -273,7 +315,7 @@ mod tests {
     fn global_changes_and_restart_set() {
         let old = config(vec![]);
         let mut new = old.clone();
-        new.supervisor.backoff_cap = Duration::from_secs(300);
+        new.supervisor.settings.backoff_cap = Duration::from_secs(300);
         new.log.level = log::LevelFilter::Debug;
         new.sdk.dir = PathBuf::from("/opt/other");
         let d = diff(&old, &new);

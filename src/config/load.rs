@@ -16,8 +16,8 @@ use super::board;
 use super::duration::{format_duration, parse_duration};
 use super::{
     CameraConfig, Config, ConfigError, LoadOptions, Loaded, LogConfig, LoginMode, PasswordSource,
-    Problem, SdkConfig, Secret, Severity, StateConfig, StatusConfig, Strategy, StreamConfig,
-    StreamType, SupervisorConfig, WatchdogConfig,
+    Problem, SdkConfig, Secret, Settings, Severity, StateConfig, StatusConfig, Strategy,
+    StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
 };
 
 /// Index of the config file in [`Ctx::sources`].
@@ -34,7 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "camera",
 ];
 const SECTIONS: &[(&str, &[&str])] = &[
-    ("sdk", &["dir"]),
+    ("sdk", &["dir", "threads"]),
     ("state", &["path", "flush_interval"]),
     ("status", &["socket", "metrics"]),
     (
@@ -44,17 +44,27 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "heartbeat_interval",
             "heartbeat_misses",
             "max_concurrent_logins",
+            "workers",
             "backoff_initial",
             "backoff_multiplier",
             "backoff_cap",
+            "slow_backoff_floor",
+            "fatal_retry",
             "stable_period",
             "start_spread",
             "lock_margin",
+            "lock_unknown",
             "probe_interval",
+            "probe_rate",
+            "blind_login_interval",
+            "reopen_login_gap",
             "stream_gap",
+            "resource_throttle",
             "login_deadline",
-            "call_deadline",
-            "workers",
+            "heartbeat_deadline",
+            "logout_deadline",
+            "stream_deadline",
+            "probe_deadline",
             "max_cameras",
         ],
     ),
@@ -683,6 +693,7 @@ pub(super) fn load_text(
     let d = SdkConfig::default();
     let sdk = SdkConfig {
         dir: ctx.req_path(sec("sdk"), "dir", d.dir),
+        threads: ctx.uint(sec("sdk"), "threads", d.threads.into(), 1, 64) as u32,
     };
 
     let d = StateConfig::default();
@@ -835,64 +846,91 @@ fn finish_err(ctx: Ctx<'_>) -> ConfigError {
 
 fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfig {
     let d = SupervisorConfig::default();
+    let ds = d.settings;
     let secs = Duration::from_secs;
     let ms = Duration::from_millis;
-    SupervisorConfig {
+    let zero = Duration::ZERO;
+    let day = secs(86_400);
+    let workers = match s.get("workers") {
+        None => ds.workers,
+        Some(_) => Some(ctx.uint(s, "workers", 1, 1, 1024) as u16),
+    };
+    let settings = Settings {
         strategy: ctx.choice(
             s,
             "strategy",
-            d.strategy,
-            &[
-                ("poll", Strategy::Poll),
-                ("event", Strategy::Event),
-                ("queue", Strategy::Queue),
-                ("hybrid", Strategy::Hybrid),
-            ],
+            ds.strategy,
+            &Strategy::ALL.map(|st| (st.name(), st)),
         ),
         heartbeat_interval: ctx.duration(
             s,
             "heartbeat_interval",
-            d.heartbeat_interval,
+            ds.heartbeat_interval,
             secs(1),
             secs(600),
         ),
-        heartbeat_misses: ctx.uint(s, "heartbeat_misses", d.heartbeat_misses.into(), 1, 100) as u32,
+        heartbeat_misses: ctx.uint(s, "heartbeat_misses", ds.heartbeat_misses.into(), 1, 100) as u8,
         max_concurrent_logins: ctx.uint(
             s,
             "max_concurrent_logins",
-            d.max_concurrent_logins.into(),
+            ds.max_concurrent_logins.into(),
             1,
             1024,
-        ) as u32,
-        backoff_initial: ctx.duration(s, "backoff_initial", d.backoff_initial, ms(100), secs(600)),
-        backoff_multiplier: ctx.float(s, "backoff_multiplier", d.backoff_multiplier, 1.0, 10.0),
-        backoff_cap: ctx.duration(s, "backoff_cap", d.backoff_cap, secs(1), secs(3600)),
-        stable_period: ctx.duration(
+        ) as u16,
+        workers,
+        backoff_initial: ctx.duration(s, "backoff_initial", ds.backoff_initial, ms(100), secs(600)),
+        backoff_multiplier: ctx.float(s, "backoff_multiplier", ds.backoff_multiplier, 1.0, 10.0),
+        backoff_cap: ctx.duration(s, "backoff_cap", ds.backoff_cap, secs(1), secs(3600)),
+        slow_backoff_floor: ctx.duration(
             s,
-            "stable_period",
-            d.stable_period,
-            Duration::ZERO,
-            secs(86_400),
+            "slow_backoff_floor",
+            ds.slow_backoff_floor,
+            zero,
+            secs(3600),
         ),
-        start_spread: ctx.duration(s, "start_spread", d.start_spread, Duration::ZERO, secs(600)),
-        lock_margin: ctx.duration(
+        fatal_retry: ctx.duration(s, "fatal_retry", ds.fatal_retry, secs(1), day),
+        stable_period: ctx.duration(s, "stable_period", ds.stable_period, zero, day),
+        start_spread: ctx.duration(s, "start_spread", ds.start_spread, zero, secs(600)),
+        lock_margin: ctx.duration(s, "lock_margin", ds.lock_margin, zero, day),
+        lock_unknown: ctx.duration(s, "lock_unknown", ds.lock_unknown, secs(1), day),
+        probe_interval: ctx.duration(s, "probe_interval", ds.probe_interval, ms(100), secs(3600)),
+        probe_rate: ctx.uint(s, "probe_rate", ds.probe_rate.into(), 1, 100_000) as u32,
+        blind_login_interval: ctx.duration(
             s,
-            "lock_margin",
-            d.lock_margin,
-            Duration::ZERO,
-            secs(86_400),
+            "blind_login_interval",
+            ds.blind_login_interval,
+            secs(1),
+            day,
         ),
-        probe_interval: ctx.duration(
+        reopen_login_gap: ctx.duration(
             s,
-            "probe_interval",
-            d.probe_interval,
-            secs(10),
-            secs(86_400),
+            "reopen_login_gap",
+            ds.reopen_login_gap,
+            zero,
+            secs(3600),
         ),
-        stream_gap: ctx.duration(s, "stream_gap", d.stream_gap, secs(1), secs(600)),
-        login_deadline: ctx.duration(s, "login_deadline", d.login_deadline, secs(1), secs(300)),
-        call_deadline: ctx.duration(s, "call_deadline", d.call_deadline, secs(1), secs(300)),
-        workers: ctx.uint(s, "workers", d.workers.into(), 1, 64) as u32,
+        stream_gap: ctx.duration(s, "stream_gap", ds.stream_gap, secs(1), secs(600)),
+        resource_throttle: ctx.duration(
+            s,
+            "resource_throttle",
+            ds.resource_throttle,
+            zero,
+            secs(3600),
+        ),
+        login_deadline: ctx.duration(s, "login_deadline", ds.login_deadline, secs(1), secs(300)),
+        heartbeat_deadline: ctx.duration(
+            s,
+            "heartbeat_deadline",
+            ds.heartbeat_deadline,
+            ms(100),
+            secs(300),
+        ),
+        logout_deadline: ctx.duration(s, "logout_deadline", ds.logout_deadline, ms(100), secs(300)),
+        stream_deadline: ctx.duration(s, "stream_deadline", ds.stream_deadline, ms(100), secs(300)),
+        probe_deadline: ctx.duration(s, "probe_deadline", ds.probe_deadline, ms(100), secs(60)),
+    };
+    SupervisorConfig {
+        settings,
         max_cameras: ctx.uint(s, "max_cameras", d.max_cameras.into(), 1, 2048) as u32,
     }
 }
@@ -1216,7 +1254,7 @@ fn cross_checks(
     camera_offsets: &[(usize, usize)],
     ids: &[(usize, String, usize)],
 ) {
-    let s = &c.supervisor;
+    let s = &c.supervisor.settings;
     if s.backoff_initial > s.backoff_cap {
         ctx.at_field(
             Severity::Error,
@@ -1228,16 +1266,25 @@ fn cross_checks(
             ),
         );
     }
-    if s.max_concurrent_logins > s.workers {
+    // Whatever else the supervisor itself refuses (its checks are the reference), unless
+    // that field already has a problem.
+    if let Err(crate::supervisor::Error::Setting { field, reason }) = s.validate() {
+        let name = format!("supervisor.{field}");
+        if !ctx.problems.iter().any(|p| p.field == name) {
+            ctx.at_field(Severity::Error, &name, reason);
+        }
+    }
+    if u32::from(s.max_concurrent_logins) > c.sdk.threads {
         ctx.at_field(
             Severity::Warning,
             "supervisor.max_concurrent_logins",
             format!(
-                "{} exceeds workers = {}: at most {} logins can run at once",
-                s.max_concurrent_logins, s.workers, s.workers
+                "{} exceeds [sdk] threads = {}: at most {} logins can run at once",
+                s.max_concurrent_logins, c.sdk.threads, c.sdk.threads
             ),
         );
     }
+    let s = &c.supervisor;
     if c.cameras.len() > s.max_cameras as usize {
         let at = camera_offsets
             .get(s.max_cameras as usize)

@@ -10,7 +10,9 @@
 //! - Passwords are [`Secret`]s: never printed, zeroed on drop.
 //! - [`diff`] and [`credentials_changed`] tell a SIGHUP reload what changed.
 //!
-//! This module depends on no other hikwatch module: plain structs, `Duration`s and enums.
+//! This module depends on no other hikwatch module except the pure
+//! [`Settings`] it maps `[supervisor]` onto: plain structs,
+//! `Duration`s and enums.
 
 mod board;
 mod diff;
@@ -61,6 +63,10 @@ pub struct SdkConfig {
     /// Folder holding `libhcnetsdk.so`, `HCNetSDKCom/`, `libcrypto`, `libssl`.
     /// Default `/opt/hikwatch/sdk`. Checked at load: it must contain `libhcnetsdk.so`.
     pub dir: PathBuf,
+    /// Threads that run blocking SDK calls (logins, heartbeats, logouts). Default 8; board
+    /// profiles set it. A call stuck past its deadline gets a replacement thread, up to
+    /// four times this many.
+    pub threads: u32,
 }
 
 /// `[state]`.
@@ -86,68 +92,34 @@ pub struct StatusConfig {
     pub metrics: Option<SocketAddr>,
 }
 
-/// How the supervisor detects broken sessions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// Heartbeat polling only.
-    Poll,
-    /// SDK exception callbacks only.
-    Event,
-    /// Queue-driven checks.
-    Queue,
-    /// All detectors together (default).
-    Hybrid,
-}
+pub use crate::supervisor::{Settings, Strategy};
 
-impl Strategy {
-    /// The config-file spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Poll => "poll",
-            Strategy::Event => "event",
-            Strategy::Queue => "queue",
-            Strategy::Hybrid => "hybrid",
-        }
-    }
-}
-
-/// `[supervisor]`: the defaults follow `shared/anchors.md` (gRPC-like backoff, heartbeat
-/// 5 s x 3, data-gap 10 s, start spread, lock margin).
+/// `[supervisor]`: every knob of [`Settings`], under the same name and with the same
+/// meaning (see each field of [`Settings`] for its default and why), plus the board's
+/// camera budget.
+///
+/// One source of truth: an empty `[supervisor]` table gives exactly `Settings::default()`
+/// (tested), and `examples/hikwatch.toml` writes those defaults out (tested too).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SupervisorConfig {
-    /// Detection strategy. Default `hybrid`.
-    pub strategy: Strategy,
-    /// Heartbeat poll period per camera. Default 5 s.
-    pub heartbeat_interval: Duration,
-    /// Missed heartbeats before a session counts as broken. Default 3 (15 s detection).
-    pub heartbeat_misses: u32,
-    /// Logins running at once across the fleet. Default 4 (half the workers, so
-    /// heartbeats still get threads during a login storm).
-    pub max_concurrent_logins: u32,
-    /// First reconnect delay. Default 1 s.
-    pub backoff_initial: Duration,
-    /// Growth factor per failed attempt. Default 2.0.
-    pub backoff_multiplier: f64,
-    /// Largest reconnect delay. Default 2 min.
-    pub backoff_cap: Duration,
-    /// Healthy time before the backoff resets. Default 2 min.
-    pub stable_period: Duration,
-    /// First attempts at start are spread randomly over this window. Default 10 s.
-    pub start_spread: Duration,
-    /// Extra wait on top of the device's reported lock time. Default 2 min.
-    pub lock_margin: Duration,
-    /// Unauthenticated reachability probe period for parked cameras. Default 5 min.
-    pub probe_interval: Duration,
-    /// A stream with no data for this long is broken. Default 10 s.
-    pub stream_gap: Duration,
-    /// Deadline for one login call. Default 15 s.
-    pub login_deadline: Duration,
-    /// Deadline for any other SDK call. Default 10 s.
-    pub call_deadline: Duration,
-    /// Threads of the blocking pool that runs SDK calls. Default 8 (board hint).
-    pub workers: u32,
-    /// Most cameras this board is sized for. Default 64 (board hint).
+    /// The supervisor's tuning, key by key: `strategy`, `heartbeat_interval`,
+    /// `heartbeat_misses`, `max_concurrent_logins`, `workers`, `backoff_initial`,
+    /// `backoff_multiplier`, `backoff_cap`, `slow_backoff_floor`, `fatal_retry`,
+    /// `stable_period`, `start_spread`, `lock_margin`, `lock_unknown`, `probe_interval`,
+    /// `probe_rate`, `blind_login_interval`, `reopen_login_gap`, `stream_gap`,
+    /// `resource_throttle`, `login_deadline`, `heartbeat_deadline`, `logout_deadline`,
+    /// `stream_deadline`, `probe_deadline`.
+    pub settings: Settings,
+    /// Most cameras this board is sized for (more is a config error). Default 64; board
+    /// profiles set it.
     pub max_cameras: u32,
+}
+
+impl SupervisorConfig {
+    /// The supervisor settings this table configures.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
 }
 
 /// `[log]`.
@@ -279,6 +251,7 @@ impl Default for SdkConfig {
     fn default() -> Self {
         SdkConfig {
             dir: PathBuf::from("/opt/hikwatch/sdk"),
+            threads: 8,
         }
     }
 }
@@ -304,21 +277,7 @@ impl Default for StatusConfig {
 impl Default for SupervisorConfig {
     fn default() -> Self {
         SupervisorConfig {
-            strategy: Strategy::Hybrid,
-            heartbeat_interval: Duration::from_secs(5),
-            heartbeat_misses: 3,
-            max_concurrent_logins: 4,
-            backoff_initial: Duration::from_secs(1),
-            backoff_multiplier: 2.0,
-            backoff_cap: Duration::from_secs(120),
-            stable_period: Duration::from_secs(120),
-            start_spread: Duration::from_secs(10),
-            lock_margin: Duration::from_secs(120),
-            probe_interval: Duration::from_secs(300),
-            stream_gap: Duration::from_secs(10),
-            login_deadline: Duration::from_secs(15),
-            call_deadline: Duration::from_secs(10),
-            workers: 8,
+            settings: Settings::default(),
             max_cameras: 64,
         }
     }

@@ -1,1 +1,720 @@
-//! The smol shell around the supervisor core: placeholder.
+//! The smol shell around the supervisor core: `hikwatch run`.
+//!
+//! # Tasks
+//!
+//! One [`smol::LocalExecutor`] owned by [`run_loaded`] (not the global executor: its tasks
+//! are dropped when the run ends, after the final state flush), driven on the calling
+//! thread. It is a *local* executor on purpose: everything async in the daemon is
+//! waiting (SDK calls run on the [`SdkPool`]'s threads, never here), so one thread is
+//! plenty, and the supervisor's state can be shared with the status server as a
+//! `RefCell` instead of behind locks. Its tasks:
+//!
+//! - **the supervisor loop** (the future `run_loaded` drives): the only owner of the
+//!   [`Supervisor`]. It waits for the first of: the stop future, a reload (SIGHUP), the
+//!   core's next timer, a message from a call task, an SDK callback event; feeds it to
+//!   `handle`/`tick`; executes the actions that come out; and bumps the watchdog's
+//!   progress counter. About once a second (more often with a short `WatchdogSec`) it
+//!   also reports stream data, flushes rate-limited log summaries, updates `STATUS=` and
+//!   writes the state file when a write is due;
+//! - **call tasks**, one per SDK call or probe the core asks for. A camera's SDK calls run
+//!   one at a time in the order the core emitted them (its *lane*: stop the stream, then
+//!   log out, then the next login); probes run beside it. SDK calls go through the
+//!   [`SdkPool`] with the core's deadline; a call past it is reported to the core as
+//!   stuck at once (`CallStuck`) and its late result is delivered afterwards with the
+//!   original token (a late login is then logged out by the core). Probes are
+//!   non-blocking TCP connects (`Async<TcpStream>`) raced against the probe deadline;
+//! - **the status server** (`hikwatch status`) and, when configured, **the metrics
+//!   listener**, both answering from a snapshot of the supervisor;
+//! - **the watchdog**, pinging systemd (`WATCHDOG=1`) and the hardware watchdog only when
+//!   the supervisor loop made progress since the last ping.
+//!
+//! # Inputs
+//!
+//! | Input | Becomes |
+//! |---|---|
+//! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results) |
+//! | stream data (the SDK's per-stream counters, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
+//! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
+//! | a call past its deadline | `Event::CallStuck`, then its late result |
+//! | a probe | `Event::ProbeResult` |
+//! | the core's timers | `Supervisor::tick` at `next_wakeup` |
+//! | SIGHUP | a reload (below) |
+//! | SIGTERM, SIGINT | the graceful stop (below) |
+//! | a status request | a snapshot (`Supervisor::status`, `fleet_status`) |
+//!
+//! Time for the core is monotonic milliseconds since the daemon started.
+//!
+//! # Start
+//!
+//! Config, then the SDK (with [`SdkOptions::check_online`]: the SDK's own heartbeat every
+//! 30 s, which the `event` and `queue` strategies rely on), then the state file: each
+//! camera that had a backoff, an auth-hold or a lock is restored into it (the store spreads
+//! the restored attempts over `start_spread`, and the core never schedules one earlier
+//! than its own spread slot); cameras no longer configured are dropped from the file.
+//! Then the status socket, the metrics listener and `READY=1` with `STATUS=`.
+//!
+//! # Reload (SIGHUP)
+//!
+//! `RELOADING=1`, then the file is loaded again. A bad file is logged (every problem) and
+//! the running configuration kept. Otherwise [`config::diff`](crate::config::diff) says
+//! what changed: removed cameras are torn down (logged out) and forgotten, added ones
+//! start (spread like at start), an address change reconnects, a credentials change
+//! releases an auth-hold (`Event::CredentialsChanged`; the state file's fingerprint is
+//! updated), a changed stream setting starts the camera afresh; unchanged cameras are not
+//! touched (same session). `log.*` applies at once; other global settings at the next
+//! start (logged). Then `READY=1`.
+//!
+//! # Stop (SIGTERM, SIGINT)
+//!
+//! `STOPPING=1`; every camera's state is recorded as it is (so the teardown does not
+//! overwrite a backoff, hold or lock); every camera is torn down (stream stopped, session
+//! logged out: simcam sees the logouts); the loop keeps running until all are done or
+//! [`SHUTDOWN_DEADLINE`] passed; then the state file is written, the hardware watchdog
+//! gets its magic close, and the run returns (exit 0).
+//!
+//! # Latencies (metrics `hikwatch_detection_latency_seconds`, `…_recovery_…`)
+//!
+//! - **Detection latency**: from the last evidence that a session was healthy (its login,
+//!   a successful heartbeat, stream data, or the SDK's "resumed" callback) to the moment
+//!   the supervisor declared the session lost. The break itself happened somewhere in
+//!   that interval, so this is an upper bound of the true detection delay; with the
+//!   `poll` strategy it is at most about `heartbeat_interval × (heartbeat_misses + 1)`
+//!   plus one heartbeat deadline.
+//! - **Recovery latency**: from that loss verdict to the camera being online again (the
+//!   core's `Recovered { downtime_ms }`). It includes the time the camera was really
+//!   down; the first connect after start is not counted.
+//!
+//! # Exit codes
+//!
+//! 0 after a clean stop; 78 (`EX_CONFIG`) when the configuration or the SDK folder is
+//! unusable (restarting cannot help, and the unit does not restart on 78); 1 otherwise.
+
+mod calls;
+#[cfg(debug_assertions)]
+pub mod hook;
+mod observe;
+mod shell;
+mod signals;
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_io::Timer;
+use futures_lite::{Stream, StreamExt, future};
+use smol::LocalExecutor;
+
+use crate::config::{Config, ConfigError, LoadOptions};
+use crate::sdk::{PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
+use crate::status::FleetStatus;
+use crate::store::{CameraKey, Origin, Store, StoreOptions};
+use crate::supervisor::Supervisor;
+use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Watchdog, WatchdogError};
+
+pub use signals::Signals;
+
+use calls::Msg;
+use shell::{Clock, Parts, Shell};
+
+/// How long a graceful stop may take before the state is written and the run ends
+/// anyway: below the unit's `TimeoutStopSec=30s`, above the default logout deadline
+/// (10 s).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Capacity of the call tasks' inbox. A task waits when it is full, so memory stays
+/// bounded; there is at most about one call and one probe in flight per camera.
+const INBOX: usize = 1024;
+
+/// Most queued messages or SDK events handled in one loop turn before the loop looks at
+/// its other inputs again.
+const BATCH: usize = 256;
+
+/// The longest pause between two housekeeping rounds (stream data, log summaries,
+/// `STATUS=`, state writes); shorter when the watchdog pings more often.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// What a run needs besides the configuration: the process environment, captured once.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// `$NOTIFY_SOCKET` (`None`: no systemd notification).
+    pub notify_socket: Option<OsString>,
+    /// `$WATCHDOG_USEC` and `$WATCHDOG_PID` as systemd set them.
+    pub watchdog_usec: Option<String>,
+    /// See `watchdog_usec`.
+    pub watchdog_pid: Option<String>,
+    /// How to load the configuration on reload (credentials folder).
+    pub load: LoadOptions,
+    /// SDK-wide settings (connect and receive timeouts, the SDK's own heartbeat).
+    pub sdk: SdkOptions,
+    /// Seed of the supervisor's jitter and the start spread; `None` for a random one.
+    pub seed: Option<u64>,
+    /// The end-to-end tests' stall hook (debug builds only, see [`hook`]).
+    #[cfg(debug_assertions)]
+    pub stall: Option<hook::Stall>,
+}
+
+impl RunOptions {
+    /// From the environment (the daemon).
+    pub fn from_env() -> RunOptions {
+        RunOptions {
+            notify_socket: std::env::var_os("NOTIFY_SOCKET"),
+            watchdog_usec: std::env::var("WATCHDOG_USEC").ok(),
+            watchdog_pid: std::env::var("WATCHDOG_PID").ok(),
+            load: LoadOptions::from_env(),
+            sdk: SdkOptions::default(),
+            seed: None,
+            #[cfg(debug_assertions)]
+            stall: hook::Stall::from_env(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Every camera was torn down before [`SHUTDOWN_DEADLINE`].
+    pub clean: bool,
+    /// Sessions the SDK still held after the teardown (`NET_DVR_GetSDKState`; `None` if
+    /// it could not say). 0 after a clean stop.
+    pub sdk_logins_left: Option<u32>,
+    /// The final state write succeeded (or nothing had changed).
+    pub state_saved: bool,
+}
+
+/// Why `hikwatch run` could not start (or stopped abnormally).
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration file is unusable.
+    Config(ConfigError),
+    /// The SDK could not be loaded or initialised.
+    Sdk(SdkError),
+    /// Signal handling could not be set up.
+    Signals(std::io::Error),
+    /// The status socket could not be bound.
+    Status {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The metrics listener could not be bound.
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `$NOTIFY_SOCKET` is unusable.
+    Notify(WatchdogError),
+    /// The supervisor refused its settings.
+    Supervisor(crate::supervisor::Error),
+}
+
+impl RunError {
+    /// The process exit code: 78 (`EX_CONFIG`) for what a restart cannot fix (the
+    /// configuration, the SDK folder), 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) | RunError::Supervisor(_) => crate::cli::EX_CONFIG,
+            RunError::Sdk(e) => match e {
+                SdkError::Call { .. } | SdkError::AlreadyLoaded => 1,
+                _ => crate::cli::EX_CONFIG,
+            },
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Config(e) => write!(f, "{e}"),
+            RunError::Sdk(e) => write!(f, "cannot use the SDK: {e}"),
+            RunError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
+            RunError::Status { path, source } => {
+                write!(f, "status socket {}: {source}", path.display())
+            }
+            RunError::Metrics { addr, source } => write!(f, "metrics listener {addr}: {source}"),
+            RunError::Notify(e) => write!(f, "{e}"),
+            RunError::Supervisor(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Config(e) => Some(e),
+            RunError::Sdk(e) => Some(e),
+            RunError::Signals(e) => Some(e),
+            RunError::Status { source, .. } | RunError::Metrics { source, .. } => Some(source),
+            RunError::Notify(e) => Some(e),
+            RunError::Supervisor(e) => Some(e),
+        }
+    }
+}
+
+const USAGE: &str = "usage: hikwatch run -c FILE";
+
+/// Entry point of `hikwatch run -c FILE`.
+///
+/// Must run before anything starts a thread (`main` calls it first through
+/// [`crate::cli::main`]): it blocks the signals the daemon handles, so that every thread
+/// started later (the SDK's, the executor's, the call pool's) inherits the mask.
+pub fn cli_main(args: Vec<OsString>) -> ExitCode {
+    let signals = match Signals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hikwatch run: {}", RunError::Signals(e));
+            return ExitCode::from(1);
+        }
+    };
+    let path = match crate::config::config_path_arg(args) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("hikwatch run: {msg}\n{USAGE}");
+            return ExitCode::from(crate::cli::EX_USAGE);
+        }
+    };
+    let opts = RunOptions::from_env();
+    let loaded = match Config::load_with(&path, &opts.load) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.errors().count().max(1);
+            eprintln!(
+                "hikwatch run: {}: {n} problem{} in the configuration; not starting \
+                 (check it with `hikwatch check-config -c {}`)",
+                path.display(),
+                if n == 1 { "" } else { "s" },
+                path.display()
+            );
+            return ExitCode::from(crate::cli::EX_CONFIG);
+        }
+    };
+    if let Err(e) = crate::logging::init(loaded.config.log.level) {
+        eprintln!("hikwatch run: logging: {e}");
+    }
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    let (shutdown, reload) = signals.into_parts();
+    match run_loaded(loaded.config, opts, shutdown, reload) {
+        Ok(s) => {
+            log::info!(
+                "stopped{}",
+                if s.clean {
+                    ""
+                } else {
+                    " (some cameras were still being torn down at the deadline)"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            // Also on stderr without a logger prefix, for `systemctl status`.
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Loads `config_path` and runs the daemon until `shutdown` resolves; each item of
+/// `reload` reloads the file.
+///
+/// # Errors
+/// [`RunError::Config`] with every problem of the file, and the errors of
+/// [`run_loaded`].
+pub fn run(
+    config_path: &Path,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    reload: impl Stream<Item = ()>,
+) -> Result<Summary, RunError> {
+    let loaded = Config::load_with(config_path, &opts.load).map_err(RunError::Config)?;
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    run_loaded(loaded.config, opts, shutdown, reload)
+}
+
+/// What one turn of the supervisor loop woke up for.
+enum Wake {
+    Shutdown,
+    Reload,
+    Timer,
+    Msg(Msg),
+    Sdk(SdkEvent),
+}
+
+/// Runs the daemon with an already loaded configuration until `shutdown` resolves (then
+/// stops gracefully, see the module docs); each item of `reload` reloads
+/// `config.path`.
+///
+/// # Errors
+/// Start-up failures: the SDK, the status socket, the metrics listener, the notify
+/// socket.
+pub fn run_loaded(
+    config: Config,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    reload: impl Stream<Item = ()>,
+) -> Result<Summary, RunError> {
+    let clock = Clock {
+        start: Instant::now(),
+        start_wall: SystemTime::now(),
+    };
+    let settings = config.supervisor.settings();
+
+    // The SDK.
+    let sdk = Sdk::load(&config.sdk.dir, &opts.sdk).map_err(RunError::Sdk)?;
+    let mut events = sdk.events().ok_or(RunError::Sdk(SdkError::AlreadyLoaded))?;
+    let threads = usize::try_from(config.sdk.threads).unwrap_or(8).max(1);
+    let pool = SdkPool::new(
+        sdk.clone(),
+        PoolOptions {
+            threads,
+            max_threads: threads * 4,
+            queue: 1024,
+            name: "sdk".into(),
+        },
+    )
+    .map_err(RunError::Sdk)?;
+
+    // The state file.
+    let keys: Vec<CameraKey<'_>> = config
+        .cameras
+        .iter()
+        .map(|c| CameraKey {
+            id: &c.id,
+            user: &c.user,
+            password: c.password.expose().as_bytes(),
+        })
+        .collect();
+    let (store, loaded) = Store::open(
+        &config.state.path,
+        StoreOptions {
+            flush_interval: config.state.flush_interval,
+            start_spread: settings.start_spread,
+            jitter_seed: opts.seed,
+            wall_clock: SystemTime::now,
+        },
+        &keys,
+        clock.start,
+    );
+    drop(keys);
+    for w in &loaded.warnings {
+        log::warn!("state: {w}");
+    }
+    if let Some(c) = &loaded.clock {
+        log::info!("state: {}: {}", config.state.path.display(), c.describe());
+    }
+    if !loaded.dropped.is_empty() {
+        log::info!(
+            "state: forgot {} camera(s) no longer configured: {}",
+            loaded.dropped.len(),
+            loaded.dropped.join(", ")
+        );
+    }
+
+    // The core.
+    let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
+    let sup = Supervisor::new(&settings, seed).map_err(RunError::Supervisor)?;
+
+    // Listeners and systemd.
+    let status_listener =
+        crate::status::bind(&config.status.socket).map_err(|source| RunError::Status {
+            path: config.status.socket.clone(),
+            source,
+        })?;
+    let socket_path = config.status.socket.clone();
+    let metrics_listener = match config.status.metrics {
+        Some(addr) => {
+            Some(crate::metrics::bind(addr).map_err(|source| RunError::Metrics { addr, source })?)
+        }
+        None => None,
+    };
+    let notifier = Notifier::new(opts.notify_socket.as_deref()).map_err(RunError::Notify)?;
+    let wd_notifier = Notifier::new(opts.notify_socket.as_deref()).map_err(RunError::Notify)?;
+    let timeout = match crate::watchdog::watchdog_timeout(
+        opts.watchdog_usec.as_deref(),
+        opts.watchdog_pid.as_deref(),
+        std::process::id(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("watchdog: {e}; running without the systemd watchdog");
+            None
+        }
+    };
+    let hw = config
+        .watchdog
+        .device
+        .as_ref()
+        .and_then(|p| match HwWatchdog::open(p) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                log::error!("watchdog: {e}; running without the hardware watchdog");
+                None
+            }
+        });
+    let mut wd = Watchdog::new(wd_notifier, timeout, hw, config.watchdog.keepalive);
+    let housekeeping = wd.period().map_or(HOUSEKEEPING, |p| {
+        (p / 4).clamp(Duration::from_millis(10), HOUSEKEEPING)
+    });
+
+    let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
+    let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
+    let cameras = config.cameras.clone();
+    let strategy = settings.strategy;
+    let shell = Rc::new(RefCell::new(Shell::new(Parts {
+        cfg: config,
+        load_opts: opts.load,
+        sup,
+        pool,
+        store,
+        clock,
+        tx,
+        ex: ex.clone(),
+        notifier,
+    })));
+    {
+        let mut sh = shell.borrow_mut();
+        for (conf, start) in cameras.iter().zip(&loaded.cameras) {
+            let cam = sh.add_camera(conf.clone());
+            let restored = matches!(start.origin, Origin::Restored | Origin::CredentialsChanged);
+            if restored && shell::needs_restore(&start.state) {
+                sh.restore(cam, &start.state);
+                let st = &start.state;
+                let what = if st.lock_left.is_some() {
+                    "device lock"
+                } else if st.auth_hold {
+                    "auth-hold"
+                } else {
+                    "backoff"
+                };
+                crate::cam_info!(conf.id, "restored {what} from the state file");
+            }
+            if start.origin == Origin::CredentialsChanged {
+                crate::cam_info!(conf.id, "credentials changed since the last run");
+            }
+        }
+        log::info!(
+            "hikwatch {}: {} camera(s), strategy {strategy}, HCNetSDK {} from {}",
+            env!("CARGO_PKG_VERSION"),
+            cameras.len(),
+            sh.pool.sdk().version(),
+            sh.pool.sdk().dir().display()
+        );
+    }
+    drop(cameras);
+
+    let progress = wd.progress();
+    let ready_line = shell.borrow().status_line();
+    if let Err(e) = wd.ready(Instant::now(), &ready_line) {
+        log::warn!("systemd: {e}");
+    }
+    shell.borrow_mut().status_sent = ready_line;
+
+    // Background tasks end when `stop_tx` is dropped.
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let stopped = move || {
+        let rx = stop_rx.clone();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let snapshot = {
+        let weak = Rc::downgrade(&shell);
+        let start_wall = clock.start_wall;
+        move || {
+            weak.upgrade()
+                .and_then(|s| s.try_borrow().ok().map(|s| s.snapshot()))
+                .unwrap_or_else(|| FleetStatus::new(start_wall))
+        }
+    };
+    ex.spawn(crate::status::serve(
+        status_listener,
+        snapshot.clone(),
+        stopped(),
+    ))
+    .detach();
+    if let Some(l) = metrics_listener {
+        ex.spawn(crate::metrics::serve(l, snapshot, stopped()))
+            .detach();
+    }
+    let wd_stopped = stopped();
+    let wd_task = ex.spawn(async move {
+        crate::watchdog::run(&mut wd, wd_stopped).await;
+        wd
+    });
+
+    // Counted from READY (the real SDK's init alone takes seconds).
+    #[cfg(debug_assertions)]
+    let stall = opts.stall.map(|s| (s, Instant::now() + s.after));
+
+    let main = async {
+        let mut shutdown = pin!(shutdown);
+        let mut reload = pin!(reload);
+        let mut next_housekeeping = Instant::now();
+        let mut stop_by: Option<Instant> = None;
+        let clean = loop {
+            let now = Instant::now();
+            #[cfg(debug_assertions)]
+            if let Some((s, at)) = stall {
+                if now >= at {
+                    s.stall().await;
+                }
+            }
+            if now >= next_housekeeping {
+                let mut sh = shell.borrow_mut();
+                sh.poll_streams();
+                sh.repeat.flush();
+                sh.send_status();
+                sh.maybe_flush(now);
+                next_housekeeping = now + housekeeping;
+            }
+            if let Some(by) = stop_by {
+                if shell.borrow().all_stopped() {
+                    break true;
+                }
+                if now >= by {
+                    break false;
+                }
+            }
+            let wake_at = {
+                let sh = shell.borrow();
+                let mut at = next_housekeeping;
+                for t in [sh.next_core_wake(), sh.store.next_flush_at(), stop_by]
+                    .into_iter()
+                    .flatten()
+                {
+                    at = at.min(t);
+                }
+                #[cfg(debug_assertions)]
+                if let Some((_, t)) = stall {
+                    at = at.min(t);
+                }
+                // Never a timer in the past: whatever is due was handled by this turn's
+                // tick, and a zero wait would spin.
+                at.max(now + Duration::from_millis(1))
+            };
+            let stopping = stop_by.is_some();
+            let woke = {
+                let sig = async {
+                    if stopping {
+                        future::pending::<()>().await;
+                    }
+                    shutdown.as_mut().await;
+                    Wake::Shutdown
+                };
+                let rl = async {
+                    if stopping {
+                        future::pending::<()>().await;
+                    }
+                    match reload.next().await {
+                        Some(()) => Wake::Reload,
+                        None => future::pending().await,
+                    }
+                };
+                let timer = async {
+                    Timer::at(wake_at).await;
+                    Wake::Timer
+                };
+                let msg = async {
+                    match rx.recv().await {
+                        Ok(m) => Wake::Msg(m),
+                        // The shell holds a sender: never closed while we run.
+                        Err(_) => future::pending().await,
+                    }
+                };
+                let sdk_ev = async { Wake::Sdk(events.recv().await) };
+                future::or(
+                    sig,
+                    future::or(rl, future::or(timer, future::or(msg, sdk_ev))),
+                )
+                .await
+            };
+            progress.bump();
+            let mut sh = shell.borrow_mut();
+            match woke {
+                Wake::Shutdown => {
+                    if let Err(e) = sh.notifier.notify(&[NotifyState::Stopping]) {
+                        log::warn!("systemd: {e}");
+                    }
+                    log::info!("stopping: logging out every camera");
+                    sh.begin_shutdown();
+                    stop_by = Some(Instant::now() + SHUTDOWN_DEADLINE);
+                }
+                Wake::Reload => sh.reload(),
+                Wake::Timer => {}
+                Wake::Msg(m) => sh.on_msg(m),
+                Wake::Sdk(e) => sh.on_sdk_event(e),
+            }
+            // Whatever else is already waiting, a bounded batch of each.
+            for _ in 0..BATCH {
+                match rx.try_recv() {
+                    Ok(m) => sh.on_msg(m),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..BATCH {
+                match events.try_recv() {
+                    Some(e) => sh.on_sdk_event(e),
+                    None => break,
+                }
+            }
+            sh.tick();
+            sh.reap();
+            if sh
+                .store
+                .next_flush_at()
+                .is_some_and(|t| t <= Instant::now())
+            {
+                sh.maybe_flush(Instant::now());
+            }
+        };
+        let summary = {
+            let mut sh = shell.borrow_mut();
+            let state_saved = match sh.store.flush(Instant::now()) {
+                Ok(wrote) => {
+                    if wrote {
+                        log::info!("state: saved {}", sh.store.path().display());
+                    }
+                    true
+                }
+                Err(e) => {
+                    log::error!("state: {e}");
+                    false
+                }
+            };
+            Summary {
+                clean,
+                sdk_logins_left: sh.pool.sdk().state().ok().map(|s| s.logins),
+                state_saved,
+            }
+        };
+        drop(stop_tx);
+        let wd = wd_task.await;
+        let line = shell.borrow().status_line();
+        if let Err(e) = wd.stop(&line) {
+            log::warn!("watchdog: {e}");
+        }
+        summary
+    };
+    let summary = future::block_on(ex.run(main));
+    // Tasks still pending (late answers nobody waits for) are dropped with the executor;
+    // the pool logs out a late login on its own thread.
+    drop(shell);
+    drop(ex);
+    // Our socket (bound above; a stale one is also removed at the next start).
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(summary)
+}

@@ -269,7 +269,9 @@ impl Slot {
         Slot {
             active: AtomicBool::new(false),
             generation: AtomicU32::new(0),
-            handle: AtomicI32::new(-1),
+            // Never read before `alloc_slot` sets -1; zero keeps the table in .bss (a
+            // non-zero initialiser would put 28 KiB into the binary's .data).
+            handle: AtomicI32::new(0),
             last_ms: AtomicU64::new(0),
             started_ms: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -280,7 +282,10 @@ impl Slot {
     }
 }
 
-static QUEUE: Queue<Raw, QUEUE_CAPACITY> = Queue::new();
+/// The event queue, allocated once by [`init`] (before any callback is registered).
+/// Not a plain `static Queue`: its cells start with non-zero sequence numbers, which
+/// would put 64 KiB into the binary's .data (flash on the gateway).
+static QUEUE: OnceLock<Box<Queue<Raw, QUEUE_CAPACITY>>> = OnceLock::new();
 static USERS: [UserPending; MAX_USERS] = [const { UserPending::new() }; MAX_USERS];
 static USER_DIRTY: [AtomicU64; MAX_USERS / 64] = [const { AtomicU64::new(0) }; MAX_USERS / 64];
 static SLOTS: [Slot; MAX_STREAMS] = [const { Slot::new() }; MAX_STREAMS];
@@ -321,7 +326,8 @@ pub(crate) fn init(gap: Duration) -> std::io::Result<()> {
         let _ = DOORBELL.set((tx, rx));
     }
     GAP_MS.store(u64::try_from(gap.as_millis()).unwrap_or(u64::MAX), Relaxed);
-    while QUEUE.dequeue().is_some() {}
+    let q = QUEUE.get_or_init(|| Box::new(Queue::new()));
+    while q.dequeue().is_some() {}
     for u in &USERS {
         u.exc[0].store(0, Relaxed);
         u.exc[1].store(0, Relaxed);
@@ -361,7 +367,8 @@ fn user_slot(uid: i32) -> Option<(usize, &'static UserPending)> {
 /// Enqueues `ev`; when the queue is full runs `fold` (which must record the event in the
 /// pending tables) and counts the drop. Then rings the doorbell.
 fn post(ev: Raw, fold: impl FnOnce()) {
-    if QUEUE.enqueue(ev).is_err() {
+    // No queue (impossible: `init` runs before callbacks are registered) counts as full.
+    if QUEUE.get().is_none_or(|q| q.enqueue(ev).is_err()) {
         fold();
         DROPPED.fetch_add(1, SeqCst);
     }
@@ -743,7 +750,7 @@ impl EventReceiver {
             }
         }
         for _ in 0..MAX_DRAIN {
-            match QUEUE.dequeue() {
+            match QUEUE.get().and_then(|q| q.dequeue()) {
                 Some(raw) => self.backlog.push_back(convert(raw)),
                 None => break,
             }

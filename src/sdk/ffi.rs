@@ -56,6 +56,8 @@ pub(crate) struct Api {
         *mut NET_DVR_XML_CONFIG_OUTPUT,
     ) -> BOOL,
     pub get_sdk_state: unsafe extern "C" fn(*mut NET_DVR_SDKSTATE) -> BOOL,
+    pub set_sdk_local_cfg: unsafe extern "C" fn(c_int, *mut c_void) -> BOOL,
+    pub get_sdk_local_cfg: unsafe extern "C" fn(c_int, *mut c_void) -> BOOL,
     /// Kept loaded for the rest of the process (see the invariant).
     _lib: ManuallyDrop<Library>,
 }
@@ -126,6 +128,8 @@ impl Api {
                 get_sdk_build_version: sym(&lib, path, "NET_DVR_GetSDKBuildVersion")?,
                 std_xml_config: sym(&lib, path, "NET_DVR_STDXMLConfig")?,
                 get_sdk_state: sym(&lib, path, "NET_DVR_GetSDKState")?,
+                set_sdk_local_cfg: sym(&lib, path, "NET_DVR_SetSDKLocalCfg")?,
+                get_sdk_local_cfg: sym(&lib, path, "NET_DVR_GetSDKLocalCfg")?,
                 _lib: ManuallyDrop::new(lib),
             })
         }

@@ -67,6 +67,8 @@ const NET_DVR_CHECK_USER_STATUS: u32 = 20005;
 const INIT_CFG_SDK_PATH: i32 = 2;
 const INIT_CFG_LIBEAY_PATH: i32 = 3;
 const INIT_CFG_SSLEAY_PATH: i32 = 4;
+/// `NET_DVR_Set/GetSDKLocalCfg` type of `NET_DVR_LOCAL_CHECK_DEV` (facts §2, §6).
+const LOCAL_CFG_CHECK_DEV: i32 = 10;
 
 /// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
 /// a non-null pointer; the result hikwatch uses arrives through the callback).
@@ -104,6 +106,30 @@ pub struct SdkOptions {
     pub log_level: u32,
     /// Folder for the SDK's own log files (only with `log_level` > 0).
     pub log_dir: Option<PathBuf>,
+    /// The SDK's own session heartbeat (`NET_DVR_SetSDKLocalCfg(10, NET_DVR_LOCAL_CHECK_DEV)`),
+    /// the detector the `event` and `queue` strategies rely on. `None` leaves the SDK's
+    /// default (every 120 s). Default: every 30 s, exception after 1 failure.
+    pub check_online: Option<CheckOnline>,
+}
+
+/// The SDK's own "check device online" heartbeat (`NET_DVR_LOCAL_CHECK_DEV`, facts §6):
+/// every `interval` the SDK checks each session, and after `fail_max` failures in a row it
+/// calls the exception callback (`EXCEPTION_EXCHANGE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOnline {
+    /// `dwCheckOnlineTimeout`: 30–120 s (the header's range; the SDK default is 120 s).
+    pub interval: Duration,
+    /// `dwCheckOnlineNetFailMax`: at least 1.
+    pub fail_max: u32,
+}
+
+impl CheckOnline {
+    /// What hikwatch configures: the shortest period the header allows, and the exception
+    /// at the first failure (the supervisor confirms or acts on it; anchors L4).
+    pub const DEFAULT: CheckOnline = CheckOnline {
+        interval: Duration::from_secs(30),
+        fail_max: 1,
+    };
 }
 
 impl Default for SdkOptions {
@@ -115,6 +141,7 @@ impl Default for SdkOptions {
             stream_gap: Duration::from_secs(5),
             log_level: 0,
             log_dir: None,
+            check_online: Some(CheckOnline::DEFAULT),
         }
     }
 }
@@ -298,6 +325,21 @@ fn c_path(p: &Path, field: &'static str) -> Result<CString, SdkError> {
     })
 }
 
+/// The header's range for `NET_DVR_LOCAL_CHECK_DEV` (facts §6).
+fn check_online_valid(c: CheckOnline) -> Result<(), SdkError> {
+    let secs = Duration::from_secs;
+    if c.interval < secs(30) || c.interval > secs(120) || c.fail_max == 0 {
+        return Err(SdkError::InvalidArgument {
+            field: "check_online",
+            reason: format!(
+                "interval {:?} must be 30-120 s and fail_max {} at least 1",
+                c.interval, c.fail_max
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
@@ -440,6 +482,10 @@ impl Sdk {
             None => None,
         };
 
+        if let Some(c) = opts.check_online {
+            check_online_valid(c)?;
+        }
+
         if LOADED.swap(true, Ordering::AcqRel) {
             return Err(SdkError::AlreadyLoaded);
         }
@@ -522,6 +568,9 @@ impl Sdk {
         // default) and outlives the call.
         let ok = unsafe { (sdk.api.set_log_to_file)(opts.log_level.min(3), log_ptr, 1) };
         sdk.check(ok, "NET_DVR_SetLogToFile")?;
+        if let Some(c) = opts.check_online {
+            sdk.set_check_online(c)?;
+        }
         log::info!(
             "sdk: loaded HCNetSDK {} from {}",
             sdk.version,
@@ -609,6 +658,53 @@ impl Sdk {
         // SAFETY: `Api` invariant; two integers.
         let ok = unsafe { (self.api.set_reconnect)(interval, on) };
         self.check(ok, "NET_DVR_SetReconnect")
+    }
+
+    /// Sets the SDK's own session heartbeat (`NET_DVR_SetSDKLocalCfg(10, …)`).
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::InvalidArgument`] outside 30–120 s or for `fail_max` 0;
+    /// [`SdkError::Call`] when the SDK refuses it.
+    pub fn set_check_online(&self, c: CheckOnline) -> Result<(), SdkError> {
+        check_online_valid(c)?;
+        let mut cfg = NET_DVR_LOCAL_CHECK_DEV::zeroed();
+        cfg.dwCheckOnlineTimeout = ms(c.interval);
+        cfg.dwCheckOnlineNetFailMax = c.fail_max;
+        // SAFETY: `Api` invariant; type 10 takes a NET_DVR_LOCAL_CHECK_DEV* (facts §2: two
+        // DWORDs and byRes[256], 264 bytes, size checked at compile time in `types`); `cfg`
+        // is a live, exclusively borrowed struct of that layout for the whole call, and the
+        // SDK copies it (it is a settings call; nothing keeps the pointer).
+        let ok = unsafe {
+            (self.api.set_sdk_local_cfg)(
+                LOCAL_CFG_CHECK_DEV,
+                (&mut cfg as *mut NET_DVR_LOCAL_CHECK_DEV).cast(),
+            )
+        };
+        self.check(ok, "NET_DVR_SetSDKLocalCfg(CHECK_DEV)")
+    }
+
+    /// Reads the SDK's session-heartbeat settings back (`NET_DVR_GetSDKLocalCfg(10, …)`).
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::Call`] when the SDK refuses.
+    pub fn check_online(&self) -> Result<CheckOnline, SdkError> {
+        let mut cfg = NET_DVR_LOCAL_CHECK_DEV::zeroed();
+        // SAFETY: `Api` invariant; type 10 writes a NET_DVR_LOCAL_CHECK_DEV (264 bytes,
+        // checked in `types`) into `cfg`, which is live, writable and exclusively borrowed
+        // for the whole call.
+        let ok = unsafe {
+            (self.api.get_sdk_local_cfg)(
+                LOCAL_CFG_CHECK_DEV,
+                (&mut cfg as *mut NET_DVR_LOCAL_CHECK_DEV).cast(),
+            )
+        };
+        self.check(ok, "NET_DVR_GetSDKLocalCfg(CHECK_DEV)")?;
+        Ok(CheckOnline {
+            interval: Duration::from_millis(u64::from(cfg.dwCheckOnlineTimeout)),
+            fail_max: cfg.dwCheckOnlineNetFailMax,
+        })
     }
 
     /// Blocking login (`NET_DVR_Login_V40`). The password bytes in the login struct are

@@ -202,6 +202,18 @@ pub struct NET_DVR_SDKSTATE {
     pub dwRes: [DWORD; 10],
 }
 
+/// `NET_DVR_LOCAL_CHECK_DEV` (264 bytes on every target): `Set/GetSDKLocalCfg` type 10,
+/// the SDK's own session heartbeat ("check device online").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NET_DVR_LOCAL_CHECK_DEV {
+    /// Heartbeat period in ms; the header allows 30 000–120 000 (0 = 120 000).
+    pub dwCheckOnlineTimeout: DWORD,
+    /// Failed heartbeats before the exception callback fires.
+    pub dwCheckOnlineNetFailMax: DWORD,
+    pub byRes: [BYTE; 256],
+}
+
 /// Implements `zeroed()` for plain-data structs.
 macro_rules! zeroed {
     ($($t:ty),*) => {$(
@@ -224,7 +236,8 @@ zeroed!(
     NET_DVR_PREVIEWINFO,
     NET_DVR_LOCAL_SDK_PATH,
     NET_DVR_XML_CONFIG_INPUT,
-    NET_DVR_XML_CONFIG_OUTPUT
+    NET_DVR_XML_CONFIG_OUTPUT,
+    NET_DVR_LOCAL_CHECK_DEV
 );
 
 const LP64: bool = cfg!(target_pointer_width = "64");
@@ -248,6 +261,8 @@ const _: () = assert!(size_of::<NET_DVR_LOCAL_SDK_PATH>() == 384);
 const _: () = assert!(size_of::<NET_DVR_XML_CONFIG_INPUT>() == by_width(72, 56));
 const _: () = assert!(size_of::<NET_DVR_XML_CONFIG_OUTPUT>() == by_width(72, 56));
 const _: () = assert!(size_of::<NET_DVR_SDKSTATE>() == 84);
+const _: () = assert!(size_of::<NET_DVR_LOCAL_CHECK_DEV>() == 264);
+const _: () = assert!(offset_of!(NET_DVR_LOCAL_CHECK_DEV, byRes) == 8);
 
 impl std::fmt::Debug for NET_DVR_USER_LOGIN_INFO {
     /// Never prints `sPassword`.

@@ -299,6 +299,15 @@ fn positive(field: &'static str, d: Duration) -> Result<u64, Error> {
 }
 
 impl Settings {
+    /// Checks every setting the way [`Supervisor::new`](super::Supervisor::new) does
+    /// (the config loader reports the same problems at load time).
+    ///
+    /// # Errors
+    /// [`Error::Setting`] naming the first setting that is out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.policy().map(|_| ())
+    }
+
     /// Checks ranges and converts to the core's integer form.
     pub(crate) fn policy(&self) -> Result<Policy, Error> {
         let bad = |field, reason| Err(Error::Setting { field, reason });

@@ -146,6 +146,11 @@ typedef struct {
     DWORD dwRes[10];
 } SDKSTATE;
 
+typedef struct {
+    DWORD dwCheckOnlineTimeout, dwCheckOnlineNetFailMax;
+    BYTE byRes[256];
+} LOCAL_CHECK_DEV;
+
 #define LP64 (sizeof(void *) == 8)
 _Static_assert(sizeof(DEVICEINFO_V30) == 80, "DEVICEINFO_V30 is 80 bytes");
 _Static_assert(offsetof(DEVICEINFO_V30, wDevType) == 62, "wDevType at 62");
@@ -172,6 +177,7 @@ _Static_assert(sizeof(LOCAL_SDK_PATH) == 384, "LOCAL_SDK_PATH is 384 bytes");
 _Static_assert(sizeof(XML_CONFIG_INPUT) == (LP64 ? 72 : 56), "XML_CONFIG_INPUT 72/56");
 _Static_assert(sizeof(XML_CONFIG_OUTPUT) == (LP64 ? 72 : 56), "XML_CONFIG_OUTPUT 72/56");
 _Static_assert(sizeof(SDKSTATE) == 84, "SDKSTATE is 84 bytes");
+_Static_assert(sizeof(LOCAL_CHECK_DEV) == 264, "LOCAL_CHECK_DEV is 264 bytes");
 
 /* ---- global state ---------------------------------------------------------------------- */
 
@@ -229,6 +235,8 @@ static char g_crypto[512];
 static char g_ssl[512];
 static DWORD g_connect_ms = 3500, g_recv_ms = 5000, g_reconnect_ms = 5000;
 static int g_reconnect_on = 1;
+/* SetSDKLocalCfg(10): the SDK's own session heartbeat (defaults as the real SDK reads back) */
+static DWORD g_check_ms = 120000, g_check_fail = 1;
 static EXC_CB g_exc_cb;
 static void *g_exc_user;
 static user_t g_users[MAX_USERS];
@@ -501,6 +509,8 @@ API BOOL NET_DVR_Cleanup(void) {
     g_reconnect_ms = 5000;
     g_connect_ms = 3500;
     g_recv_ms = 5000;
+    g_check_ms = 120000;
+    g_check_fail = 1;
     pthread_mutex_unlock(&g_mu);
     return ok();
 }
@@ -538,6 +548,35 @@ API BOOL NET_DVR_SetReconnect(DWORD interval, BOOL enable) {
 API BOOL NET_DVR_SetRecvTimeOut(DWORD ms) {
     if (!inited()) return fail(3);
     g_recv_ms = ms;
+    return ok();
+}
+
+/* Local configuration: only type 10 (NET_DVR_LOCAL_CHECK_DEV) is modelled. Like the header
+   says, the heartbeat period must be 30-120 s (0 means 120 s). */
+API BOOL NET_DVR_SetSDKLocalCfg(int type, void *arg) {
+    if (!inited()) return fail(3);
+    if (!arg) return fail(17);
+    if (type != 10) return fail(17);
+    const LOCAL_CHECK_DEV *c = arg;
+    DWORD t = c->dwCheckOnlineTimeout ? c->dwCheckOnlineTimeout : 120000;
+    if (t < 30000 || t > 120000) return fail(17);
+    pthread_mutex_lock(&g_mu);
+    g_check_ms = t;
+    g_check_fail = c->dwCheckOnlineNetFailMax;
+    pthread_mutex_unlock(&g_mu);
+    return ok();
+}
+
+API BOOL NET_DVR_GetSDKLocalCfg(int type, void *arg) {
+    if (!inited()) return fail(3);
+    if (!arg) return fail(17);
+    if (type != 10) return fail(17);
+    LOCAL_CHECK_DEV *c = arg;
+    memset(c, 0, sizeof *c);
+    pthread_mutex_lock(&g_mu);
+    c->dwCheckOnlineTimeout = g_check_ms;
+    c->dwCheckOnlineNetFailMax = g_check_fail;
+    pthread_mutex_unlock(&g_mu);
     return ok();
 }
 
@@ -767,9 +806,9 @@ API BOOL NET_DVR_STDXMLConfig(LONG uid, XML_CONFIG_INPUT *in, XML_CONFIG_OUTPUT 
         pthread_mutex_lock(&g_mu);
         snprintf(body, sizeof body,
                  "sdk_path=%s\ncrypto=%s\nssl=%s\nconnect_ms=%u\nrecv_ms=%u\n"
-                 "reconnect=%d\nreconnect_ms=%u\n",
+                 "reconnect=%d\nreconnect_ms=%u\ncheck_online_ms=%u\ncheck_online_fail=%u\n",
                  g_sdk_path, g_crypto, g_ssl, g_connect_ms, g_recv_ms, g_reconnect_on,
-                 g_reconnect_ms);
+                 g_reconnect_ms, g_check_ms, g_check_fail);
         pthread_mutex_unlock(&g_mu);
     } else {
         return fail(23);

@@ -40,7 +40,9 @@
 //!
 //! `NET_DVR_STDXMLConfig` answers `GET /ISAPI/System/deviceInfo` and, for tests,
 //! `GET /fake/config` with the loader's settings (`sdk_path=`, `crypto=`, `ssl=`,
-//! `connect_ms=`, `recv_ms=`, `reconnect=`, `reconnect_ms=`, one per line).
+//! `connect_ms=`, `recv_ms=`, `reconnect=`, `reconnect_ms=`, `check_online_ms=`,
+//! `check_online_fail=`, one per line). `NET_DVR_Set/GetSDKLocalCfg` model type 10
+//! (`NET_DVR_LOCAL_CHECK_DEV`) with the header's 30–120 s range.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;

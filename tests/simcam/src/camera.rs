@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,10 @@ pub(crate) struct Common {
     /// Set when the fleet is dropped: no executor thread runs tasks any more, so a camera
     /// handle that outlived its fleet must not power on again.
     pub shut_down: std::sync::atomic::AtomicBool,
+    /// Login exchanges in flight across the whole fleet (see [`CamShared::sync_exchanges`]).
+    pub exchanges_now: AtomicUsize,
+    /// Most login exchanges in flight across the fleet at once.
+    pub exchanges_hwm: AtomicUsize,
 }
 
 /// Power state.
@@ -114,6 +119,8 @@ pub(crate) struct CamState {
     /// While frozen: a sender whose drop (thaw) wakes every waiter on `frozen_rx`.
     pub frozen: Option<(Sender<()>, Receiver<()>)>,
     pub slow: Duration,
+    /// Delay before a `POST sessionLogin` is read and answered (the exchange stays in flight).
+    pub login_delay: Duration,
     pub accept_close: bool,
     pub password: String,
     pub salt: String,
@@ -202,6 +209,7 @@ impl CamShared {
                 boot_rx,
                 frozen: None,
                 slow: Duration::ZERO,
+                login_delay: Duration::ZERO,
                 accept_close: false,
                 password,
                 salt,
@@ -223,6 +231,27 @@ impl CamShared {
 
     pub(crate) fn log(&self, kind: EventKind, detail: String) {
         self.log.push(self.index, kind, detail);
+    }
+
+    /// Brings the camera's and the fleet's "exchanges in flight" counters in line with
+    /// `st.pending` after it changed (call with the camera's lock held, after every change).
+    pub(crate) fn sync_exchanges(&self, st: &mut CamState) {
+        let old = st.stats.exchanges_in_flight;
+        let new = st.pending.len();
+        if new > old {
+            let now = self
+                .common
+                .exchanges_now
+                .fetch_add(new - old, Ordering::SeqCst)
+                + (new - old);
+            self.common.exchanges_hwm.fetch_max(now, Ordering::SeqCst);
+        } else if new < old {
+            self.common
+                .exchanges_now
+                .fetch_sub(old - new, Ordering::SeqCst);
+        }
+        st.stats.exchanges_in_flight = new;
+        st.stats.exchanges_hwm = st.stats.exchanges_hwm.max(new);
     }
 
     /// A listening socket on the reserved port.
@@ -259,7 +288,7 @@ impl CamShared {
         st.locks.clear();
         st.frozen = None;
         st.stats.sessions = 0;
-        st.stats.exchanges_in_flight = 0;
+        self.sync_exchanges(&mut st);
         let boot = st.stats.boot_id;
         self.log(
             EventKind::PowerOn,
@@ -337,7 +366,7 @@ impl CamShared {
         st.sessions.clear();
         st.pending.clear();
         st.stats.sessions = 0;
-        st.stats.exchanges_in_flight = 0;
+        self.sync_exchanges(&mut st);
         self.log(EventKind::PowerOff, String::new());
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while st.open_sockets > 0 {
@@ -478,6 +507,17 @@ impl Camera {
         self.cam.lock().slow = latency;
         self.cam
             .log(EventKind::SlowSet, format!("ms={}", latency.as_millis()));
+    }
+
+    /// Delay every `POST sessionLogin` by `delay` before it is read and answered, so each
+    /// login exchange stays in flight that long (`Duration::ZERO` to stop). Makes logins
+    /// slow without slowing heartbeats, for tests that measure login concurrency.
+    pub fn set_login_delay(&self, delay: Duration) {
+        self.cam.lock().login_delay = delay;
+        self.cam.log(
+            EventKind::LoginDelaySet,
+            format!("ms={}", delay.as_millis()),
+        );
     }
 
     /// Change the password: a new salt; existing sessions stay valid.

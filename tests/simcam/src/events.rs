@@ -27,6 +27,8 @@ pub enum EventKind {
     SlowSet,
     /// Password changed (new salt).
     PasswordChanged,
+    /// Login delay changed; `detail` is `ms=<n>`.
+    LoginDelaySet,
     /// Session limit changed; `detail` is `limit=<n|none>`.
     SessionLimitSet,
     /// Accept-then-close mode changed; `detail` is `on` or `off`.
@@ -80,6 +82,7 @@ impl EventKind {
             EventKind::Thawed => "thawed",
             EventKind::SlowSet => "slow_set",
             EventKind::PasswordChanged => "password_changed",
+            EventKind::LoginDelaySet => "login_delay_set",
             EventKind::SessionLimitSet => "session_limit_set",
             EventKind::AcceptCloseSet => "accept_close_set",
             EventKind::Unlocked => "unlocked",

@@ -49,6 +49,8 @@ impl Fleet {
             session_idle_timeout: config.session_idle_timeout,
             backlog: config.backlog,
             shut_down: std::sync::atomic::AtomicBool::new(false),
+            exchanges_now: std::sync::atomic::AtomicUsize::new(0),
+            exchanges_hwm: std::sync::atomic::AtomicUsize::new(0),
         });
         let log = Arc::new(EventLog::new(config.event_capacity));
         let ex = Arc::new(Executor::new());
@@ -177,6 +179,37 @@ impl Fleet {
             t.boot_id += s.boot_id;
         }
         t
+    }
+
+    /// Login exchanges in flight across the whole fleet right now (capabilities answered,
+    /// `sessionLogin` not yet received), summed over every camera at one instant.
+    pub fn exchanges_in_flight(&self) -> usize {
+        self.common().map_or(0, |c| {
+            c.exchanges_now.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
+
+    /// The most login exchanges that were in flight across the fleet at the same time
+    /// since the start (or the last [`Fleet::reset_exchanges_hwm`]): how many logins a
+    /// client ran concurrently, as the cameras saw it. Unlike the summed per-camera
+    /// high-water marks of [`Fleet::total_stats`], this is one fleet-wide instant.
+    pub fn exchanges_hwm(&self) -> usize {
+        self.common().map_or(0, |c| {
+            c.exchanges_hwm.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
+
+    /// Restarts the fleet-wide high-water mark from the exchanges in flight now.
+    pub fn reset_exchanges_hwm(&self) {
+        if let Some(c) = self.common() {
+            let now = c.exchanges_now.load(std::sync::atomic::Ordering::SeqCst);
+            c.exchanges_hwm
+                .store(now, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn common(&self) -> Option<&crate::camera::Common> {
+        self.cameras.first().map(|c| &*c.common)
     }
 
     /// Sequence number the next event will get: a cursor for [`Fleet::events_since`] and

@@ -211,8 +211,7 @@ impl CamShared {
                 created: now,
             },
         );
-        st.stats.exchanges_in_flight = st.pending.len();
-        st.stats.exchanges_hwm = st.stats.exchanges_hwm.max(st.pending.len());
+        self.sync_exchanges(st);
         self.log(EventKind::Capabilities, session_id.clone());
         Response::xml(
             200,
@@ -239,7 +238,7 @@ impl CamShared {
         let hash = xml_tag(&body, "password").unwrap_or("");
         let sid = xml_tag(&body, "sessionID").unwrap_or("");
         let pending = st.pending.remove(sid);
-        st.stats.exchanges_in_flight = st.pending.len();
+        self.sync_exchanges(st);
         let k = self.common.lockout_threshold;
         let lock_s = self.common.lock_duration.as_secs();
         let ip = peer.ip();

@@ -21,7 +21,7 @@ const USAGE: &str =
               [--follow-events] [--stay]
 commands on stdin (CAM is an index, A-B, or all):
   off CAM | on CAM [boot_ms] | freeze CAM | thaw CAM | slow CAM MS | passwd CAM NEW
-  limit CAM N|none | ace CAM on|off | unlock CAM | kick CAM | stats [CAM] | total
+  logindelay CAM MS | limit CAM N|none | ace CAM on|off | unlock CAM | kick CAM | stats [CAM] | total
   events | quit";
 
 fn parse_args() -> Result<(FleetConfig, bool, bool), String> {
@@ -221,6 +221,11 @@ fn command(fleet: &Fleet, line: &str, events_cursor: &mut u64) -> bool {
                             let v = arg2.ok_or("slow needs MS")?;
                             let ms: u64 = v.parse().map_err(|_| format!("bad MS {v:?}"))?;
                             c.set_slow(Duration::from_millis(ms));
+                        }
+                        "logindelay" => {
+                            let v = arg2.ok_or("logindelay needs MS")?;
+                            let ms: u64 = v.parse().map_err(|_| format!("bad MS {v:?}"))?;
+                            c.set_login_delay(Duration::from_millis(ms));
                         }
                         "passwd" => c.set_password(arg2.ok_or("passwd needs NEW")?),
                         "limit" => match arg2 {

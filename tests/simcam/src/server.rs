@@ -133,6 +133,12 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>, peer: SocketAddr
         match parse_request(&buf) {
             ParseOutcome::Complete(req, used) => {
                 buf.drain(..used);
+                if req.method == "POST" && req.path == "/ISAPI/Security/sessionLogin" {
+                    let delay = cam.lock().login_delay;
+                    if !delay.is_zero() {
+                        Timer::after(delay).await;
+                    }
+                }
                 cam.wait_thawed().await;
                 let (resp, slow) = {
                     let mut st = cam.lock();

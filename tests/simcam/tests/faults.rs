@@ -346,6 +346,91 @@ fn connection_and_exchange_high_water_marks() {
 }
 
 #[test]
+fn fleet_wide_exchange_count_and_login_delay() {
+    let f = fleet(3, |_| {});
+    assert_eq!((f.exchanges_in_flight(), f.exchanges_hwm()), (0, 0));
+    // Two exchanges open on camera 0, one on camera 1: three at the same instant across
+    // the fleet (the summed per-camera marks would say 2 + 1 as well, but see below).
+    let mut conns: Vec<Conn> = Vec::new();
+    for cam in [0, 0, 1] {
+        let mut c = Conn::open(f.addr(cam)).unwrap();
+        let r = c
+            .request(
+                "GET",
+                "/ISAPI/Security/sessionLogin/capabilities?username=admin",
+                None,
+                "",
+            )
+            .unwrap();
+        assert_eq!(r.status, 200);
+        conns.push(c);
+    }
+    assert_eq!((f.exchanges_in_flight(), f.exchanges_hwm()), (3, 3));
+    // Power-off forgets camera 0's pending logins: the fleet count drops, the mark stays.
+    f.camera(0).power_off();
+    assert_eq!((f.exchanges_in_flight(), f.exchanges_hwm()), (1, 3));
+    f.reset_exchanges_hwm();
+    assert_eq!(f.exchanges_hwm(), 1);
+    // Sequential logins on camera 2 never overlap: the mark does not move.
+    for _ in 0..3 {
+        let l = login(f.addr(2), USER, PASS).unwrap();
+        assert_eq!(l.resp.status, 200);
+    }
+    assert_eq!((f.exchanges_in_flight(), f.exchanges_hwm()), (1, 2));
+    // (2: camera 1's pending exchange plus each login's own, one at a time.)
+
+    // A login delay holds the sessionLogin POST, and the exchange stays in flight.
+    let cam = f.camera(2);
+    cam.set_login_delay(Duration::from_millis(400));
+    let t = Instant::now();
+    let l = login(f.addr(2), USER, PASS).unwrap();
+    assert_eq!(l.resp.status, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    // Heartbeats are not delayed.
+    let mut c = Conn::open(f.addr(2)).unwrap();
+    let t = Instant::now();
+    let hb = c
+        .request(
+            "PUT",
+            "/ISAPI/Security/sessionHeartbeat",
+            Some(&l.cookie()),
+            "",
+        )
+        .unwrap();
+    assert_eq!(hb.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    // Four delayed logins from four threads overlap at the camera.
+    f.reset_exchanges_hwm();
+    let addr = f.addr(2);
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || login(addr, USER, PASS).unwrap().resp.status))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert_eq!(
+        f.exchanges_hwm(),
+        5,
+        "camera 1's pending one plus four at once"
+    );
+    assert_eq!(f.exchanges_in_flight(), 1);
+    assert!(
+        cam.events()
+            .iter()
+            .any(|e| e.kind == EventKind::LoginDelaySet && e.detail == "ms=400")
+    );
+    drop(conns);
+}
+
+#[test]
 fn event_log_is_bounded_with_drop_counter() {
     let f = fleet(1, |c| c.event_capacity = 16);
     for _ in 0..10 {

@@ -1,0 +1,181 @@
+//! What the outside sees: alerts as log lines, the latency histograms, the status
+//! snapshot (`hikwatch status`, metrics) and the `STATUS=` line for systemd.
+
+use std::time::{Duration, Instant};
+
+use crate::config::format_duration;
+use crate::sdk::ErrorClass;
+use crate::status::{CameraStatus, FleetStatus, LastError, QueueStatus};
+use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, State};
+use crate::{cam_error, cam_info};
+
+use super::shell::{Shell, Slot};
+
+/// A vendor code in words, for logs and status.
+pub(crate) fn describe(class: ErrorClass, code: u32) -> String {
+    match code {
+        0 => match class {
+            ErrorClass::Timeout => "no answer before the deadline".into(),
+            other => other.name().into(),
+        },
+        0x8000..=0x80ff => format!("SDK exception {}", crate::sdk::ExceptionKind(code).name()),
+        _ => format!("{} error {code}", class.name()),
+    }
+}
+
+fn whole(d: Duration) -> String {
+    format_duration(Duration::from_secs(d.as_secs().max(1)))
+}
+
+impl Shell {
+    /// An alert from the core: a log line (camera id first, repeats rate-limited) and the
+    /// latency measurements.
+    pub(crate) fn on_alert(&mut self, cam: CamId, alert: Alert) {
+        let now = Instant::now();
+        let id = self.id(cam).to_string();
+        let Some(slot) = self.slots.get_mut(cam.0 as usize) else {
+            return;
+        };
+        match alert {
+            Alert::Down { class, code } => {
+                // Detection latency: from the last evidence of health to this verdict.
+                if let Some(t) = slot.last_good.take() {
+                    self.obs.detection.observe(now.saturating_duration_since(t));
+                }
+                slot.down_at = Some(now);
+                self.repeat.log(
+                    log::Level::Warn,
+                    &id,
+                    "down",
+                    format_args!("session lost: {}", describe(class, code)),
+                );
+            }
+            Alert::Recovered { downtime_ms } => {
+                slot.last_good = Some(now);
+                if slot.down_at.take().is_some() {
+                    // Recovery latency: from the loss verdict to online again.
+                    let d = Duration::from_millis(downtime_ms);
+                    self.obs.recovery.observe(d);
+                    self.repeat.log(
+                        log::Level::Info,
+                        &id,
+                        "online",
+                        format_args!("online again ({} after the loss)", whole(d)),
+                    );
+                } else {
+                    cam_info!(id, "online");
+                }
+            }
+            Alert::AuthHold { retries_left } => {
+                let tries = retries_left
+                    .map_or_else(String::new, |n| format!(" (the device allows {n} more)"));
+                cam_error!(
+                    id,
+                    "credentials rejected{tries}: no more logins until the password or user \
+                     changes in the config (then reload: systemctl reload hikwatch)"
+                );
+            }
+            Alert::Locked { wait_ms } => {
+                cam_error!(
+                    id,
+                    "the device locked this client out (wrong passwords); no login for {}",
+                    whole(Duration::from_millis(wait_ms))
+                );
+            }
+            Alert::Stuck { call } => {
+                self.obs.deadlines_missed += 1;
+                self.repeat.log(
+                    log::Level::Warn,
+                    &id,
+                    "deadline",
+                    format_args!("{call:?} call missed its deadline"),
+                );
+            }
+            Alert::NeedsOperator { class, code } => {
+                self.repeat.log(
+                    log::Level::Error,
+                    &id,
+                    "operator",
+                    format_args!(
+                        "login failed with {}: {}; retrying slowly",
+                        describe(class, code),
+                        class.advice()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The configured cameras, in config order, with their supervisor ids.
+    fn configured(&self) -> impl Iterator<Item = (CamId, &Slot)> + '_ {
+        self.cfg.cameras.iter().filter_map(|c| {
+            let cam = *self.by_id.get(&c.id)?;
+            Some((cam, self.slots.get(cam.0 as usize)?))
+        })
+    }
+
+    /// The status snapshot for `hikwatch status` and the metrics.
+    pub(crate) fn snapshot(&self) -> FleetStatus {
+        let mut st = FleetStatus::new(self.clock.start_wall);
+        for (cam, slot) in self.configured() {
+            let Some(cs) = self.sup.status(cam) else {
+                continue;
+            };
+            let next = if cs.state == State::Locked {
+                cs.lock_until
+            } else {
+                cs.next_attempt
+            };
+            st.cameras.push(CameraStatus {
+                id: slot.conf.id.clone(),
+                state: cs.state.name().into(),
+                since: self.clock.wall(cs.since),
+                last_error: cs.last_error.map(|e| LastError {
+                    code: (e.code != 0).then_some(e.code),
+                    message: match &slot.last_text {
+                        Some((code, text)) if *code == e.code && e.code != 0 => text.clone(),
+                        _ => describe(e.class, e.code),
+                    },
+                    at: self.clock.wall(e.at),
+                }),
+                login_attempts: cs.counters.login_attempts,
+                reconnects: cs.counters.drops,
+                next_attempt: next.map(|t| self.clock.wall(t)),
+            });
+        }
+        let fs = self.sup.fleet_status();
+        st.queue = QueueStatus {
+            depth: u64::from(fs.queue_depth),
+            capacity: JOB_QUEUE_CAPACITY as u64,
+            overflows: fs.queue_overflows,
+        };
+        st.state_writes = self.store.metrics().writes;
+        st.sdk_deadlines_missed = self.obs.deadlines_missed;
+        st.detection_latency = self.obs.detection.clone();
+        st.recovery_latency = self.obs.recovery.clone();
+        st
+    }
+
+    /// `"62/64 online, 1 auth-hold, 1 backoff"`: the `STATUS=` text.
+    pub(crate) fn status_line(&self) -> String {
+        let mut counts = [0u32; State::COUNT];
+        let mut total = 0;
+        for (cam, _) in self.configured() {
+            if let Some(cs) = self.sup.status(cam) {
+                counts[cs.state.index()] += 1;
+                total += 1;
+            }
+        }
+        let mut line = format!("{}/{total} online", counts[State::Online.index()]);
+        for s in State::ALL {
+            let n = counts[s.index()];
+            if s != State::Online && n > 0 {
+                line.push_str(&format!(", {n} {}", s.name()));
+            }
+        }
+        if self.stopping {
+            line.push_str("; stopping");
+        }
+        line
+    }
+}

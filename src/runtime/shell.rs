@@ -1,0 +1,819 @@
+//! The supervisor task's state: the pure [`Supervisor`] plus everything that turns its
+//! actions into I/O and I/O back into events.
+//!
+//! Everything here runs on the executor thread, synchronously, between two awaits of the
+//! loop in [`super::run_loaded`]; the only `await`s are in the call tasks it spawns.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_channel::Sender;
+use smol::LocalExecutor;
+
+use crate::config::{CameraConfig, Config, LoadOptions, LoginMode as CfgLoginMode};
+use crate::logging::RepeatLog;
+use crate::metrics::Histogram;
+use crate::sdk::{LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams};
+use crate::store::{self, CameraState, Store};
+use crate::supervisor::{
+    Action, ActionKind, CamId, Event, ExceptionKind, Millis, Persisted, Session, Settings, State,
+    StreamHandle, Supervisor, Token,
+};
+use crate::watchdog::{Notifier, NotifyState};
+use crate::{cam_info, cam_warn};
+
+use super::calls::{self, Job, Msg, Outcome};
+
+/// A call the core asked for, waiting for its turn in the camera's lane. Turned into a
+/// [`Job`] when it starts, so a login uses the configuration current at that moment.
+#[derive(Clone, Copy, Debug)]
+enum Intent {
+    Login { token: Token },
+    Heartbeat { session: Session, token: Token },
+    Logout { session: Session },
+    StartStream { session: Session, token: Token },
+    StopStream { stream: StreamHandle },
+}
+
+/// One camera slot (index = the supervisor's [`CamId`]; the supervisor reuses the slots
+/// of removed cameras, and so does this table).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The camera's current configuration.
+    pub conf: CameraConfig,
+    /// Removed from the configuration; the core is tearing it down.
+    pub retired: bool,
+    /// The serial lane: SDK calls of this camera run one at a time, in the order the
+    /// core emitted them (stop stream before logout before the next login).
+    lane: VecDeque<Intent>,
+    /// A lane call is running.
+    busy: bool,
+    /// The running stream, if any.
+    stream: Option<StreamId>,
+    /// Stream frames counted at the last `StreamData` report.
+    frames_seen: u64,
+    /// The last evidence the session was healthy (login, heartbeat, stream data, SDK
+    /// resume): where detection latency is measured from.
+    pub last_good: Option<Instant>,
+    /// Set when a session loss was declared; cleared by the next recovery (so the first
+    /// connect after start is not counted as a recovery).
+    pub down_at: Option<Instant>,
+    /// The last SDK error text seen for this camera, with its code (for status).
+    pub last_text: Option<(u32, String)>,
+}
+
+/// Counters and histograms the runtime measures (see the module docs of
+/// [`crate::runtime`] for the definitions).
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub detection: Histogram,
+    pub recovery: Histogram,
+    pub deadlines_missed: u64,
+    pub sdk_overflows: u64,
+}
+
+/// Wall and monotonic clock of one daemon run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    pub start: Instant,
+    pub start_wall: SystemTime,
+}
+
+impl Clock {
+    pub fn millis(&self, t: Instant) -> Millis {
+        Millis(
+            u64::try_from(t.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX),
+        )
+    }
+
+    pub fn instant(&self, m: Millis) -> Instant {
+        self.start + Duration::from_millis(m.0)
+    }
+
+    pub fn wall(&self, m: Millis) -> SystemTime {
+        self.start_wall + Duration::from_millis(m.0)
+    }
+}
+
+/// The supervisor task's state. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Shell {
+    pub cfg: Config,
+    pub load_opts: LoadOptions,
+    pub settings: Settings,
+    pub sup: Supervisor,
+    pub pool: SdkPool,
+    pub store: Store,
+    pub clock: Clock,
+    pub slots: Vec<Slot>,
+    pub by_id: HashMap<String, CamId>,
+    /// `lUserID` → camera, for exception callbacks.
+    uids: HashMap<i32, CamId>,
+    /// Preview handle → camera and stream.
+    streams: HashMap<i32, (CamId, StreamId)>,
+    /// The core's output buffer, reused.
+    actions: Vec<Action>,
+    pub tx: Sender<Msg>,
+    pub ex: Rc<LocalExecutor<'static>>,
+    pub repeat: RepeatLog,
+    pub obs: Observed,
+    pub notifier: Notifier,
+    /// Shutting down: persisted state is frozen (the teardown must not overwrite a
+    /// camera's backoff, hold or lock in the state file).
+    pub stopping: bool,
+    /// The last `STATUS=` text sent.
+    pub status_sent: String,
+}
+
+/// What [`Shell::new`] needs.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub cfg: Config,
+    pub load_opts: LoadOptions,
+    pub sup: Supervisor,
+    pub pool: SdkPool,
+    pub store: Store,
+    pub clock: Clock,
+    pub tx: Sender<Msg>,
+    pub ex: Rc<LocalExecutor<'static>>,
+    pub notifier: Notifier,
+}
+
+impl Shell {
+    /// A shell with no cameras yet.
+    pub fn new(p: Parts) -> Shell {
+        let settings = p.cfg.supervisor.settings();
+        let repeat = RepeatLog::new(p.cfg.log.repeat_window);
+        Shell {
+            cfg: p.cfg,
+            load_opts: p.load_opts,
+            settings,
+            sup: p.sup,
+            pool: p.pool,
+            store: p.store,
+            clock: p.clock,
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            uids: HashMap::new(),
+            streams: HashMap::new(),
+            actions: Vec::new(),
+            tx: p.tx,
+            ex: p.ex,
+            repeat,
+            obs: Observed {
+                detection: Histogram::latency(),
+                recovery: Histogram::latency(),
+                deadlines_missed: 0,
+                sdk_overflows: 0,
+            },
+            notifier: p.notifier,
+            stopping: false,
+            status_sent: String::new(),
+        }
+    }
+
+    /// Monotonic `now` for the core.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.millis(Instant::now())
+    }
+
+    /// Adds a camera to the core and the slot table.
+    pub fn add_camera(&mut self, conf: CameraConfig) -> CamId {
+        let now = self.now_ms();
+        let cam = self.sup.add_camera(now, conf.stream.is_some());
+        let i = cam.0 as usize;
+        let slot = Slot {
+            conf,
+            retired: false,
+            lane: VecDeque::new(),
+            busy: false,
+            stream: None,
+            frames_seen: 0,
+            last_good: None,
+            down_at: None,
+            last_text: None,
+        };
+        if i < self.slots.len() {
+            // A reused slot keeps its lane: a late call of the previous camera may still
+            // be on its way back (the core recognises it by its token).
+            let old = &mut self.slots[i];
+            let lane = std::mem::take(&mut old.lane);
+            let busy = old.busy;
+            *old = slot;
+            old.lane = lane;
+            old.busy = busy;
+        } else {
+            self.slots.push(slot);
+        }
+        self.by_id.insert(self.slots[i].conf.id.clone(), cam);
+        cam
+    }
+
+    /// Puts a freshly added camera into its persisted situation (backoff, auth-hold,
+    /// lock) from the state file.
+    pub fn restore(&mut self, cam: CamId, st: &CameraState) {
+        let p = Persisted {
+            consecutive_failures: st.consecutive_failures,
+            next_attempt_in: st.next_due_in,
+            auth_hold: st.auth_hold,
+            lock_left: st.lock_left,
+            last_error: st.last_error.map(|e| (e.class.into(), e.code)),
+            login_attempts: st.login_attempts,
+            reconnects: st.reconnects,
+            last_online_ago: st.last_online_ago,
+        };
+        let now = self.now_ms();
+        if let Err(e) = self.sup.restore(cam, &p, now) {
+            log::warn!("state: cannot restore camera {}: {e}", self.id(cam));
+        }
+    }
+
+    /// The camera id of a slot.
+    pub fn id(&self, cam: CamId) -> &str {
+        self.slots
+            .get(cam.0 as usize)
+            .map_or("?", |s| s.conf.id.as_str())
+    }
+
+    /// Feeds one event to the core and executes what comes out.
+    pub fn handle(&mut self, cam: CamId, event: Event) {
+        let now = self.now_ms();
+        let mut out = std::mem::take(&mut self.actions);
+        self.sup.handle(now, cam, event, &mut out);
+        self.execute(&mut out);
+        self.actions = out;
+    }
+
+    /// Fires the core's due timers and executes what comes out.
+    pub fn tick(&mut self) {
+        let now = self.now_ms();
+        let mut out = std::mem::take(&mut self.actions);
+        self.sup.tick(now, &mut out);
+        self.execute(&mut out);
+        self.actions = out;
+    }
+
+    /// When the core wants the next `tick`.
+    pub fn next_core_wake(&self) -> Option<Instant> {
+        self.sup.next_wakeup().map(|m| self.clock.instant(m))
+    }
+
+    fn execute(&mut self, out: &mut Vec<Action>) {
+        for a in out.drain(..) {
+            let cam = a.cam;
+            match a.kind {
+                ActionKind::Probe { token } => self.spawn_probe(cam, token),
+                ActionKind::Login { token } => self.queue(cam, Intent::Login { token }),
+                ActionKind::Heartbeat { session, token } => {
+                    self.queue(cam, Intent::Heartbeat { session, token });
+                }
+                ActionKind::Logout { session } => self.queue(cam, Intent::Logout { session }),
+                ActionKind::StartStream { session, token } => {
+                    self.queue(cam, Intent::StartStream { session, token });
+                }
+                ActionKind::StopStream { stream } => {
+                    self.queue(cam, Intent::StopStream { stream });
+                }
+                ActionKind::Persist => self.persist(cam),
+                ActionKind::Alert(alert) => self.on_alert(cam, alert),
+            }
+        }
+    }
+
+    fn spawn_probe(&mut self, cam: CamId, token: Token) {
+        let Some(slot) = self.slots.get(cam.0 as usize) else {
+            return;
+        };
+        let task = calls::run_probe(
+            cam,
+            token,
+            slot.conf.host.clone(),
+            slot.conf.port,
+            self.settings.probe_deadline,
+            self.tx.clone(),
+        );
+        self.ex.spawn(task).detach();
+    }
+
+    fn queue(&mut self, cam: CamId, intent: Intent) {
+        let Some(slot) = self.slots.get_mut(cam.0 as usize) else {
+            return;
+        };
+        slot.lane.push_back(intent);
+        if !slot.busy {
+            self.start_next(cam);
+        }
+    }
+
+    /// Starts the next call of the camera's lane, if any.
+    fn start_next(&mut self, cam: CamId) {
+        let s = &self.settings;
+        let Some(slot) = self.slots.get_mut(cam.0 as usize) else {
+            return;
+        };
+        let job = loop {
+            let Some(intent) = slot.lane.pop_front() else {
+                slot.busy = false;
+                return;
+            };
+            let job = match intent {
+                Intent::Login { token } => Job::Login {
+                    token,
+                    params: login_params(&slot.conf),
+                    deadline: s.login_deadline,
+                },
+                Intent::Heartbeat { session, token } => Job::Heartbeat {
+                    token,
+                    session,
+                    deadline: s.heartbeat_deadline,
+                },
+                Intent::Logout { session } => Job::Logout {
+                    session,
+                    deadline: s.logout_deadline,
+                },
+                Intent::StartStream { session, token } => {
+                    let st = slot.conf.stream.unwrap_or(crate::config::StreamConfig {
+                        channel: 1,
+                        stream_type: crate::config::StreamType::Main,
+                    });
+                    Job::StartStream {
+                        token,
+                        session,
+                        params: StreamParams {
+                            channel: i32::try_from(st.channel).unwrap_or(1),
+                            stream_type: st.stream_type.sdk_value(),
+                            link_mode: 0,
+                        },
+                        deadline: s.stream_deadline,
+                    }
+                }
+                Intent::StopStream { stream } => {
+                    // Only streams we started and still hold; an unknown handle was
+                    // stopped already.
+                    match self.streams.get(&stream.0) {
+                        Some(&(_, id)) => Job::StopStream {
+                            id,
+                            deadline: s.logout_deadline,
+                        },
+                        None => continue,
+                    }
+                }
+            };
+            break job;
+        };
+        slot.busy = true;
+        let task = calls::run_job(self.pool.clone(), cam, job, self.tx.clone());
+        self.ex.spawn(task).detach();
+    }
+
+    /// A message from a call task.
+    pub fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done { cam, outcome } => {
+                self.on_outcome(cam, outcome);
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    slot.busy = false;
+                }
+                self.start_next(cam);
+            }
+            Msg::Late { cam, outcome } => {
+                cam_info!(self.id(cam), "late answer of a call past its deadline");
+                self.on_outcome(cam, outcome);
+            }
+            Msg::Probe { cam, token, open } => {
+                self.handle(cam, Event::ProbeResult { token, open });
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, cam: CamId, outcome: Outcome) {
+        let now = Instant::now();
+        match outcome {
+            Outcome::LoginOk { token, uid } => {
+                self.uids.insert(uid.0, cam);
+                self.handle(
+                    cam,
+                    Event::LoginOk {
+                        token,
+                        session: Session(uid.0),
+                    },
+                );
+            }
+            Outcome::LoginFailed {
+                token,
+                class,
+                code,
+                text,
+            } => {
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Warn,
+                    &id,
+                    "login",
+                    format_args!("login failed: {text}"),
+                );
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    slot.last_text = Some((code, text));
+                }
+                self.handle(cam, Event::LoginFailed { token, class, code });
+            }
+            Outcome::HeartbeatOk { token } => {
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    slot.last_good = Some(now);
+                }
+                self.handle(cam, Event::HeartbeatOk { token });
+            }
+            Outcome::HeartbeatFailed { token, class, code } => {
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Info,
+                    &id,
+                    "heartbeat",
+                    format_args!("heartbeat failed: {} error {code}", class.name()),
+                );
+                self.handle(cam, Event::HeartbeatFailed { token, class, code });
+            }
+            Outcome::LoggedOut { session } => {
+                if self.uids.get(&session.0) == Some(&cam) {
+                    self.uids.remove(&session.0);
+                }
+                self.handle(cam, Event::LogoutDone { session });
+            }
+            Outcome::StreamStarted { token, id } => {
+                self.streams.insert(id.handle, (cam, id));
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    slot.stream = Some(id);
+                    slot.frames_seen = 0;
+                    slot.last_good = Some(now);
+                }
+                self.handle(
+                    cam,
+                    Event::StreamStarted {
+                        token,
+                        stream: StreamHandle(id.handle),
+                    },
+                );
+            }
+            Outcome::StreamFailed { token, class, code } => {
+                self.handle(cam, Event::StreamFailed { token, class, code });
+            }
+            Outcome::StreamStopped { handle } => {
+                self.streams.remove(&handle);
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    if slot.stream.is_some_and(|s| s.handle == handle) {
+                        slot.stream = None;
+                    }
+                }
+            }
+            Outcome::Stuck { call, token } => {
+                // The core's own deadline alert logs the calls it tracks; a stream stop
+                // is not one of them.
+                if token.is_none() && call == "stop_stream" {
+                    let id = self.id(cam).to_string();
+                    self.repeat.log(
+                        log::Level::Warn,
+                        &id,
+                        "stuck",
+                        format_args!("SDK {call} still running at its deadline"),
+                    );
+                }
+                if let Some(token) = token {
+                    self.handle(cam, Event::CallStuck { token });
+                }
+            }
+        }
+    }
+
+    /// An event from the SDK's callbacks.
+    pub fn on_sdk_event(&mut self, ev: SdkEvent) {
+        match ev {
+            SdkEvent::Exception { uid, kind, .. } => {
+                let Some(&cam) = self.uids.get(&uid.0) else {
+                    log::debug!("sdk: {} for {uid} that no camera holds", kind.name());
+                    return;
+                };
+                let kind = ExceptionKind::from_code(kind.0);
+                if matches!(kind, ExceptionKind::Resume | ExceptionKind::ReloginOk) {
+                    if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                        slot.last_good = Some(Instant::now());
+                    }
+                }
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Info,
+                    &id,
+                    "exception",
+                    format_args!("SDK exception callback {kind:?} for {uid}"),
+                );
+                self.handle(
+                    cam,
+                    Event::Exception {
+                        kind,
+                        session: Session(uid.0),
+                    },
+                );
+            }
+            SdkEvent::StreamStarted { stream } | SdkEvent::StreamResumed { stream, .. } => {
+                if let Some(&(cam, _)) = self.streams.get(&stream.handle) {
+                    self.stream_data(cam);
+                }
+            }
+            SdkEvent::Overflow {
+                dropped,
+                unattributed,
+            } => {
+                self.obs.sdk_overflows += dropped;
+                log::warn!(
+                    "sdk: event queue overflowed: {dropped} callbacks coalesced \
+                     ({unattributed} for unknown sessions)"
+                );
+            }
+            // hikwatch logs in synchronously on the pool; an async result is not ours.
+            SdkEvent::AsyncLogin { .. } => {}
+        }
+    }
+
+    fn stream_data(&mut self, cam: CamId) {
+        if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+            slot.last_good = Some(Instant::now());
+        }
+        self.handle(cam, Event::StreamData);
+    }
+
+    /// Reports stream data at most once per call (the runtime calls this about once a
+    /// second): a camera whose frame counter moved gets one `StreamData`.
+    pub fn poll_streams(&mut self) {
+        let sdk = self.pool.sdk().clone();
+        let mut moved = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(id) = slot.stream else { continue };
+            if let Some(st) = sdk.stream_stats(id) {
+                if st.frames > slot.frames_seen {
+                    slot.frames_seen = st.frames;
+                    moved.push(CamId(u32::try_from(i).unwrap_or(u32::MAX)));
+                }
+            }
+        }
+        for cam in moved {
+            self.stream_data(cam);
+        }
+    }
+
+    /// Writes the camera's persisted view into the store (not while stopping: the
+    /// teardown must not overwrite a hold or a lock).
+    fn persist(&mut self, cam: CamId) {
+        if self.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let Some(p) = self.sup.persisted(cam, self.clock.millis(now)) else {
+            return;
+        };
+        let Some(slot) = self.slots.get(cam.0 as usize) else {
+            return;
+        };
+        if slot.retired {
+            return;
+        }
+        let st = camera_state(&p);
+        if let Err(e) = self.store.update(&slot.conf.id, &st, now) {
+            let id = slot.conf.id.clone();
+            self.repeat
+                .log(log::Level::Warn, &id, "state", format_args!("{e}"));
+        }
+    }
+
+    /// Records every camera's current view in the store (before a shutdown teardown).
+    pub fn persist_all(&mut self) {
+        let cams: Vec<CamId> = self.by_id.values().copied().collect();
+        for cam in cams {
+            self.persist(cam);
+        }
+    }
+
+    /// Writes the state file when due (coalesced; at most once per flush interval).
+    pub fn maybe_flush(&mut self, now: Instant) {
+        if let Err(e) = self.store.maybe_flush(now) {
+            log::error!("state: {e}");
+        }
+    }
+
+    /// Starts the graceful stop: state frozen, every camera torn down (streams stopped,
+    /// sessions logged out).
+    pub fn begin_shutdown(&mut self) {
+        self.persist_all();
+        self.stopping = true;
+        let cams: Vec<CamId> = self.sup.cameras().collect();
+        for cam in cams {
+            if self
+                .sup
+                .status(cam)
+                .is_some_and(|s| s.state != State::Removed)
+            {
+                self.handle(cam, Event::Removed);
+            }
+        }
+    }
+
+    /// Whether every camera is torn down and no call of a lane is running.
+    pub fn all_stopped(&self) -> bool {
+        self.sup
+            .cameras()
+            .all(|c| self.sup.status(c).is_none_or(|s| s.state == State::Removed))
+            && self.slots.iter().all(|s| !s.busy)
+    }
+
+    /// Drops the bookkeeping of retired cameras the core has finished removing.
+    pub fn reap(&mut self) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.retired {
+                let cam = CamId(u32::try_from(i).unwrap_or(u32::MAX));
+                if self
+                    .sup
+                    .status(cam)
+                    .is_some_and(|s| s.state == State::Removed)
+                {
+                    slot.retired = false;
+                    slot.stream = None;
+                    cam_info!(slot.conf.id, "removed");
+                }
+            }
+        }
+    }
+
+    /// Sends `STATUS=` when the text changed.
+    pub fn send_status(&mut self) {
+        let line = self.status_line();
+        if line != self.status_sent {
+            if let Err(e) = self.notifier.notify(&[NotifyState::Status(&line)]) {
+                log::warn!("systemd: {e}");
+            }
+            self.status_sent = line;
+        }
+    }
+
+    /// SIGHUP: load the file again and apply what changed. A bad file is logged and the
+    /// running configuration kept.
+    pub fn reload(&mut self) {
+        if let Err(e) = self.notifier.notify(&[NotifyState::Reloading]) {
+            log::warn!("systemd: {e}");
+        }
+        let path = self.cfg.path.clone();
+        match Config::load_with(&path, &self.load_opts) {
+            Err(e) => {
+                log::error!(
+                    "reload: {} has problems; keeping the running configuration",
+                    path.display()
+                );
+                for line in e.to_string().lines() {
+                    log::error!("reload: {line}");
+                }
+            }
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    log::warn!("reload: {w}");
+                }
+                self.apply(loaded.config);
+            }
+        }
+        let line = self.status_line();
+        if let Err(e) = self
+            .notifier
+            .notify(&[NotifyState::Ready, NotifyState::Status(&line)])
+        {
+            log::warn!("systemd: {e}");
+        }
+        self.status_sent = line;
+    }
+
+    fn apply(&mut self, new: Config) {
+        let d = crate::config::diff(&self.cfg, &new);
+        for id in &d.removed {
+            if let Some(cam) = self.by_id.remove(id) {
+                cam_info!(id, "removed from the configuration; logging out");
+                self.retire(cam);
+            }
+        }
+        for change in &d.changed {
+            let (Some(&cam), Some(conf)) = (self.by_id.get(&change.id), new.camera(&change.id))
+            else {
+                continue;
+            };
+            if change.stream {
+                // The core fixes "stream or not" per camera: replace the camera.
+                cam_info!(
+                    change.id,
+                    "stream setting changed; starting the camera afresh"
+                );
+                self.by_id.remove(&change.id);
+                self.retire(cam);
+                let cam = self.add_camera(conf.clone());
+                self.set_credentials(cam);
+                continue;
+            }
+            self.slots[cam.0 as usize].conf = conf.clone();
+            if change.endpoint {
+                cam_info!(change.id, "address changed; reconnecting");
+                self.handle(cam, Event::AddressChanged);
+            }
+            if change.credentials {
+                cam_info!(change.id, "credentials changed");
+                self.set_credentials(cam);
+                self.handle(cam, Event::CredentialsChanged);
+            }
+        }
+        for id in &d.added {
+            if let Some(conf) = new.camera(id) {
+                cam_info!(id, "added to the configuration");
+                let cam = self.add_camera(conf.clone());
+                self.set_credentials(cam);
+            }
+        }
+        // Globals: the log settings apply now; the rest needs a restart.
+        let mut later = Vec::new();
+        for g in &d.global {
+            match *g {
+                "log.level" => {
+                    crate::logging::set_level(new.log.level);
+                    log::info!("reload: log level {}", new.log.level);
+                }
+                "log.repeat_window" => self.repeat = RepeatLog::new(new.log.repeat_window),
+                other => later.push(other),
+            }
+        }
+        if !later.is_empty() {
+            log::warn!(
+                "reload: {} changed; takes effect at the next start (systemctl restart hikwatch)",
+                later.join(", ")
+            );
+        }
+        let ids: Vec<&str> = new.cameras.iter().map(|c| c.id.as_str()).collect();
+        let dropped = self.store.retain(&ids);
+        if dropped > 0 {
+            log::info!("state: forgot {dropped} removed camera(s)");
+        }
+        log::info!(
+            "reload: {} added, {} removed, {} changed, {} unchanged",
+            d.added.len(),
+            d.removed.len(),
+            d.changed.len(),
+            new.cameras.len() - d.added.len() - d.changed.len()
+        );
+        self.cfg = new;
+    }
+
+    fn retire(&mut self, cam: CamId) {
+        if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+            slot.retired = true;
+        }
+        self.handle(cam, Event::Removed);
+    }
+
+    fn set_credentials(&mut self, cam: CamId) {
+        let conf = &self.slots[cam.0 as usize].conf;
+        if let Err(e) =
+            self.store
+                .set_credentials(&conf.id, &conf.user, conf.password.expose().as_bytes())
+        {
+            cam_warn!(conf.id, "state: {e}");
+        }
+    }
+}
+
+/// The SDK's login parameters for a configured camera.
+pub(crate) fn login_params(c: &CameraConfig) -> LoginParams {
+    LoginParams {
+        host: c.host.clone(),
+        port: c.port,
+        user: c.user.clone(),
+        password: Password::new(c.password.expose().to_string()),
+        mode: match c.login_mode {
+            CfgLoginMode::Private => LoginMode::Private,
+            CfgLoginMode::Isapi => LoginMode::Isapi,
+            CfgLoginMode::Auto => LoginMode::Auto,
+        },
+    }
+}
+
+/// The supervisor's persisted view as the store keeps it.
+pub(crate) fn camera_state(p: &Persisted) -> CameraState {
+    CameraState {
+        attempts: p.consecutive_failures,
+        consecutive_failures: p.consecutive_failures,
+        next_due_in: p.next_attempt_in,
+        last_error: p
+            .last_error
+            .map(|(class, code)| store::LastError::new(class, code)),
+        auth_hold: p.auth_hold,
+        lock_left: p.lock_left,
+        reconnects: p.reconnects,
+        login_attempts: p.login_attempts,
+        last_online_ago: p.last_online_ago,
+    }
+}
+
+/// Whether a restored record carries anything the schedule must honour.
+pub(crate) fn needs_restore(st: &CameraState) -> bool {
+    st.auth_hold || st.lock_left.is_some() || st.consecutive_failures > 0
+}

@@ -1,0 +1,396 @@
+//! Issue 4.8: the supervisor wired to the real SDK against simcam, through the real
+//! `hikwatch run` binary (one daemon process per test, so tests run in parallel even
+//! though the SDK is process-global). x86_64 only: the real SDK is an x86_64 build.
+//!
+//! Timings are short but realistic (heartbeat 1 s, three misses), and every bound is
+//! generous: the assertions are about *what* happens (detected, recovered, the cap held,
+//! no lockout), while the measured times are printed for the report
+//! (`cargo test --test runtime_integration -- --nocapture`).
+#![cfg(target_arch = "x86_64")]
+
+use std::time::Duration;
+
+use harness::{CameraSpec, Daemon, DaemonConfig, Signal, SpawnOptions, TempDir, events, secs};
+use simcam::{EventKind, Fleet, FleetConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hikwatch");
+
+fn fleet(cameras: usize) -> Fleet {
+    Fleet::start(FleetConfig {
+        cameras,
+        threads: 2,
+        ..FleetConfig::default()
+    })
+    .expect("simcam fleet")
+}
+
+fn base() -> DaemonConfig {
+    DaemonConfig::new(&harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR")))
+        .set("heartbeat_interval", "\"1s\"")
+        .set("heartbeat_misses", "3")
+        .set("heartbeat_deadline", "\"1s\"")
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("cam-{i}")).collect()
+}
+
+fn with_cameras(mut cfg: DaemonConfig, f: &Fleet) -> DaemonConfig {
+    for (i, id) in ids(f.len()).iter().enumerate() {
+        cfg = cfg.camera(CameraSpec::of(f, i, id));
+    }
+    cfg
+}
+
+fn start(tag: &str, cfg: &DaemonConfig) -> (TempDir, Daemon) {
+    let dir = TempDir::new(tag);
+    let d = Daemon::spawn(BIN, &dir, cfg, SpawnOptions::default());
+    (dir, d)
+}
+
+fn all_online(d: &Daemon, n: usize, timeout: Duration) {
+    let ids = ids(n);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert!(
+        d.wait_states(timeout, &refs, "online").is_some(),
+        "not all {n} cameras online within {timeout:?}: {:?}",
+        d.status()
+    );
+}
+
+/// Power camera `i` off, wait for the daemon to notice, power it on after `off_for`,
+/// wait for it to be online again. Returns (detection, recovery) in seconds: power-off →
+/// "session lost" line, and listening again → "online again" line.
+fn outage(
+    f: &Fleet,
+    d: &Daemon,
+    i: usize,
+    off_for: Duration,
+    detect_within: Duration,
+) -> (f64, f64) {
+    let id = format!("cam-{i}");
+    let cursor = d.log_len();
+    let seq = f.next_seq();
+    let cam = f.camera(i);
+    cam.power_off();
+    let off = cam
+        .wait_event(seq, EventKind::PowerOff, Duration::from_secs(5))
+        .map(|e| events::at(&e))
+        .expect("power_off event");
+    let lost = d
+        .wait_log(cursor, detect_within, &format!("{id}: session lost"))
+        .unwrap_or_else(|| panic!("{id}: loss not detected within {detect_within:?}"));
+    let detection = secs(off, lost.at);
+    std::thread::sleep(off_for.saturating_sub(Duration::from_secs_f64(detection.max(0.0))));
+    let seq = f.next_seq();
+    cam.power_on().expect("power on");
+    let on = cam
+        .wait_event(seq, EventKind::Listening, Duration::from_secs(5))
+        .map(|e| events::at(&e))
+        .expect("listening");
+    let back = d
+        .wait_log(
+            cursor,
+            Duration::from_secs(60),
+            &format!("{id}: online again"),
+        )
+        .unwrap_or_else(|| panic!("{id}: not online again within 60 s"));
+    assert_eq!(d.state_of(&id).as_deref(), Some("online"));
+    (detection, secs(on, back.at))
+}
+
+#[test]
+fn one_camera_powered_off_and_back_is_detected_and_recovered() {
+    let f = fleet(1);
+    let mut cfg = with_cameras(base(), &f);
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], harness::free_port()).into();
+    cfg.metrics = Some(metrics);
+    let (_dir, mut d) = start("int-one", &cfg);
+    all_online(&d, 1, Duration::from_secs(20));
+    let (det, rec) = outage(&f, &d, 0, Duration::from_secs(5), Duration::from_secs(10));
+    eprintln!(
+        "hybrid, one camera: detected after {det:.2} s, online {rec:.2} s after the port reopened"
+    );
+    // Heartbeat 1 s x 3 misses (connection refused answers at once).
+    assert!(det < 6.0, "detection took {det:.2} s");
+    // The probe (every 1 s) sees the port open and the login follows at once.
+    assert!(rec < 10.0, "recovery took {rec:.2} s");
+    // The daemon measured both too, and exports them (checked by the real promtool).
+    let m = d.status().expect("status");
+    assert_eq!(m["cameras"][0]["reconnects"], 1, "{m}");
+    let (code, text) = harness::http_get(metrics, "/metrics").expect("GET /metrics");
+    assert_eq!(code, 200, "{text}");
+    for line in [
+        "hikwatch_detection_latency_seconds_count 1",
+        "hikwatch_recovery_latency_seconds_count 1",
+        "hikwatch_camera_reconnects_total{camera=\"cam-0\"} 1",
+        "hikwatch_camera_state{camera=\"cam-0\",state=\"online\"} 1",
+        "hikwatch_camera_last_error_code{camera=\"cam-0\"} 7",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let (det_m, rec_m) = (
+        sum("hikwatch_detection_latency_seconds_sum"),
+        sum("hikwatch_recovery_latency_seconds_sum"),
+    );
+    eprintln!("metrics: detection latency {det_m:.2} s, recovery latency {rec_m:.2} s");
+    assert!(det_m > 0.0 && det_m < 10.0, "{det_m}");
+    // Loss verdict to online again: at least the 5 s the camera was kept off.
+    assert!(rec_m > 3.0 && rec_m < 30.0, "{rec_m}");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/setup.sh installs it)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {out:?}");
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn sixty_four_cameras_powered_off_together_all_recover_within_the_login_cap() {
+    const N: usize = 64;
+    const CAP: usize = 8;
+    let f = fleet(N);
+    // Slow logins (each `sessionLogin` answered after 300 ms) keep every login's exchange
+    // in flight long enough that more than CAP at once would show at simcam.
+    for i in 0..N {
+        f.camera(i).set_login_delay(Duration::from_millis(300));
+    }
+    let mut cfg = with_cameras(base(), &f).set("max_concurrent_logins", &CAP.to_string());
+    cfg.threads = Some(16);
+    let (_dir, mut d) = start("int-64", &cfg);
+    all_online(&d, N, Duration::from_secs(60));
+    let start_hwm = f.exchanges_hwm();
+
+    let seq = f.next_seq();
+    f.reset_exchanges_hwm();
+    for i in 0..N {
+        f.camera(i).power_off();
+    }
+    let off = std::time::SystemTime::now();
+    let lost = d.wait_status(Duration::from_secs(20), |v| {
+        v["cameras"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["state"] != "online"))
+    });
+    assert!(lost.is_some(), "not every loss detected: {:?}", d.status());
+    let detected = secs(off, std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..N {
+        f.camera(i).power_on().expect("power on");
+    }
+    let on = std::time::SystemTime::now();
+    all_online(&d, N, Duration::from_secs(90));
+    let recovered = secs(on, std::time::SystemTime::now());
+
+    let hwm = f.exchanges_hwm();
+    let log = f.events_since(seq);
+    assert_eq!(f.events_dropped(), 0, "the event log must be complete");
+    let replayed = events::max_concurrent_exchanges(&log);
+    eprintln!(
+        "64 cameras: all lost within {detected:.1} s, all online {recovered:.1} s after power-on; \
+         logins in flight at simcam: max {hwm} (replayed from the event log: {replayed}; \
+         at start-up: {start_hwm}), cap {CAP}"
+    );
+    assert!(hwm <= CAP, "{hwm} logins in flight at once, cap {CAP}");
+    assert!(
+        replayed <= CAP,
+        "{replayed} exchanges at once in the event log"
+    );
+    assert!(start_hwm <= CAP, "{start_hwm} at start-up");
+    // The cap was actually exercised (not trivially held by logins that never overlapped).
+    assert!(hwm >= 2, "logins never overlapped ({hwm})");
+    // One session each, nothing left over from before the outage.
+    for i in 0..N {
+        assert_eq!(f.camera(i).stats().sessions, 1, "camera {i}");
+    }
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert_eq!(
+        f.total_stats().sessions,
+        0,
+        "every session logged out at exit"
+    );
+}
+
+#[test]
+fn a_wrong_password_over_a_long_window_never_locks_the_camera() {
+    let f = fleet(1); // K = 7 wrong passwords lock the client IP
+    let cfg = base()
+        .set("slow_backoff_floor", "\"1s\"")
+        .set("backoff_cap", "\"4s\"")
+        .camera(CameraSpec::of(&f, 0, "cam-0").password("wrong-password"));
+    let (dir, mut d) = start("int-auth", &cfg);
+    let seq = f.next_seq();
+    // The device counts down its tries; the supervisor stops before the last one.
+    assert!(
+        d.wait_states(Duration::from_secs(60), &["cam-0"], "auth-hold")
+            .is_some(),
+        "no auth-hold: {:?}",
+        d.status()
+    );
+    let held = f.camera(0).stats();
+    // Keep watching: nothing more is sent while held.
+    std::thread::sleep(Duration::from_secs(8));
+    let s = f.camera(0).stats();
+    let log = f.events_since(seq);
+    eprintln!(
+        "wrong password: {} wrong logins, then auth-hold; locked {} times",
+        s.logins_bad, s.logins_locked
+    );
+    assert_eq!(
+        s.logins_bad, held.logins_bad,
+        "logins continued during the hold"
+    );
+    assert_eq!(events::count(&log, 0, EventKind::LockEngaged), 0);
+    assert_eq!(s.logins_locked, 0);
+    assert!(
+        s.logins_bad <= 6,
+        "{} wrong logins with K = 7",
+        s.logins_bad
+    );
+    assert!(
+        f.camera(0)
+            .lock_remaining("127.0.0.1".parse().unwrap())
+            .is_none()
+    );
+
+    // The operator fixes the password file and reloads: the hold is released.
+    dir.write("cam-0.pass", "hik12345");
+    d.signal(Signal::SIGHUP);
+    assert!(
+        d.wait_states(Duration::from_secs(20), &["cam-0"], "online")
+            .is_some(),
+        "not online after the fix: {:?}",
+        d.status()
+    );
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_frozen_camera_is_detected_in_time_and_recovers_after_the_thaw() {
+    let f = fleet(1);
+    let (_dir, mut d) = start("int-freeze", &with_cameras(base(), &f));
+    all_online(&d, 1, Duration::from_secs(20));
+    let cursor = d.log_len();
+    let seq = f.next_seq();
+    f.camera(0).freeze();
+    let frozen = f
+        .camera(0)
+        .wait_event(seq, EventKind::Frozen, Duration::from_secs(5))
+        .map(|e| events::at(&e))
+        .expect("frozen event");
+    // heartbeat_interval x heartbeat_misses + heartbeat_deadline = 1 x 3 + 1 = 4 s. (A
+    // camera's heartbeats do not overlap: with a deadline longer than the interval each
+    // miss would take the deadline plus up to one interval.)
+    let bound = 4.0;
+    let lost = d
+        .wait_log(cursor, Duration::from_secs(30), "cam-0: session lost")
+        .expect("freeze not detected");
+    let det = secs(frozen, lost.at);
+    std::thread::sleep(Duration::from_secs(3));
+    let seq = f.next_seq();
+    f.camera(0).thaw();
+    let thawed = f
+        .camera(0)
+        .wait_event(seq, EventKind::Thawed, Duration::from_secs(5))
+        .map(|e| events::at(&e))
+        .expect("thawed event");
+    let back = d
+        .wait_log(cursor, Duration::from_secs(60), "cam-0: online again")
+        .expect("not recovered after the thaw");
+    let rec = secs(thawed, back.at);
+    eprintln!(
+        "frozen camera: detected after {det:.2} s (bound heartbeat x misses + deadline = {bound} s), \
+         online {rec:.2} s after the thaw"
+    );
+    // Two seconds of slack for scheduling on a loaded 2-core machine.
+    assert!(det <= bound + 2.0, "detection took {det:.2} s");
+    assert!(rec < 30.0, "recovery took {rec:.2} s");
+    assert_eq!(f.camera(0).stats().sessions, 1);
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn every_strategy_detects_and_recovers() {
+    // (strategy, detection bound in s): poll and hybrid by our heartbeat (1 s x 3),
+    // event and queue by the SDK's own heartbeat (every 30 s, exception at the first
+    // failure) that the daemon configures.
+    let cases = [
+        ("poll", 6.0),
+        ("event", 45.0),
+        ("queue", 45.0),
+        ("hybrid", 6.0),
+    ];
+    let results: Vec<(String, f64, f64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(strategy, bound)| {
+                s.spawn(move || {
+                    let f = fleet(1);
+                    let cfg = with_cameras(base(), &f).set("strategy", &format!("\"{strategy}\""));
+                    let (_dir, mut d) = start(&format!("int-{strategy}"), &cfg);
+                    all_online(&d, 1, Duration::from_secs(20));
+                    let (det, rec) = outage(
+                        &f,
+                        &d,
+                        0,
+                        Duration::from_secs(3),
+                        Duration::from_secs_f64(bound + 15.0),
+                    );
+                    assert!(det <= bound, "{strategy}: detection took {det:.2} s");
+                    assert!(rec < 30.0, "{strategy}: recovery took {rec:.2} s");
+                    d.signal(Signal::SIGTERM);
+                    assert_eq!(
+                        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+                        Some(0),
+                        "{strategy}"
+                    );
+                    (strategy.to_string(), det, rec)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("strategy thread"))
+            .collect()
+    });
+    for (strategy, det, rec) in results {
+        eprintln!(
+            "strategy {strategy:>6}: detected after {det:5.2} s, online {rec:5.2} s after the port reopened"
+        );
+    }
+}
