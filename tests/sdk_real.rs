@@ -23,17 +23,7 @@ struct Shared {
 }
 
 fn sdk_dir() -> PathBuf {
-    let dir = std::env::var_os("HIKWATCH_TEST_SDK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vendor/hcnetsdk-linux64")
-        });
-    assert!(
-        dir.join("libhcnetsdk.so").is_file(),
-        "the real HCNetSDK is missing at {}: run scripts/fetch-sdk.sh (or set HIKWATCH_TEST_SDK)",
-        dir.display()
-    );
-    dir
+    harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn shared() -> &'static Shared {
