@@ -424,6 +424,10 @@ pub struct SpawnOptions {
     pub watchdog: Option<Duration>,
     /// More environment variables.
     pub env: Vec<(String, String)>,
+    /// Start the daemon in a process group of its own, so a Ctrl-C at the terminal
+    /// reaches only the harness program (which then stops the daemon as it sees fit)
+    /// instead of the whole foreground group.
+    pub own_process_group: bool,
 }
 
 /// The daemon process. Killed (SIGKILL) on drop; on a panicking test its log is printed
@@ -487,6 +491,9 @@ impl Daemon {
         }
         for (k, v) in &opts.env {
             cmd.env(k, v);
+        }
+        if opts.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
         let mut child = cmd.spawn().expect("start hikwatch");
         let log: Shared<LogLine> = Arc::default();
