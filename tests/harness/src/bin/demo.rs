@@ -34,7 +34,7 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use harness::{CameraSpec, Daemon, DaemonConfig, Signal, SpawnOptions, TempDir, Value, events};
@@ -101,6 +101,8 @@ const SUPERVISOR: &[(&str, &str)] = &[
 
 /// The signal that asked us to stop (0: none yet).
 static STOP: AtomicI32 = AtomicI32::new(0);
+/// Stop signals received (a second one while stopping kills the daemon at once).
+static STOPS: AtomicU32 = AtomicU32::new(0);
 /// The daemon's pid while it runs, for the panic hook.
 static DAEMON_PID: AtomicI32 = AtomicI32::new(0);
 /// The temp folder while it exists, for the panic hook.
@@ -128,6 +130,7 @@ fn catch_signals() -> Result<(), String> {
                 if let Ok(sig) = set.wait() {
                     let _ =
                         STOP.compare_exchange(0, sig as i32, Ordering::SeqCst, Ordering::SeqCst);
+                    STOPS.fetch_add(1, Ordering::SeqCst);
                 }
             }
         })
@@ -592,6 +595,9 @@ impl Screen {
     /// Terminal: redraws the frame (at most every 400 ms unless `force`). Plain: prints
     /// the table every `table_every` (or now with `force`).
     fn frame(&mut self, title: &str, ids: &[String], rows: &[Row], force: bool) {
+        if rows.is_empty() {
+            return; // no status yet
+        }
         let now = Instant::now();
         if !self.tty {
             if force || now.duration_since(self.last_table) >= self.table_every {
@@ -799,6 +805,14 @@ impl Run<'_> {
         Some(at)
     }
 
+    /// Sends `sig` to the daemon; false when it is gone.
+    fn send(&mut self, sig: Signal) -> bool {
+        if self.daemon_gone() {
+            return false;
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.daemon.pid()), sig).is_ok()
+    }
+
     fn daemon_gone(&mut self) -> bool {
         self.daemon.wait_exit(Duration::ZERO).is_some()
     }
@@ -906,7 +920,9 @@ impl Run<'_> {
                 let id = self.ids[first].clone();
                 self.dir.write(&format!("{id}.pass"), NEW_PASSWORD);
                 let at = SystemTime::now();
-                self.daemon.signal(Signal::SIGHUP);
+                if !self.send(Signal::SIGHUP) {
+                    self.failures.push("SIGHUP: hikwatch is gone".into());
+                }
                 at
             }
             Kind::Freeze => {
@@ -1020,18 +1036,41 @@ impl Run<'_> {
     /// SIGTERM, then wait for the exit; what the cameras saw.
     fn stop(&mut self) -> End {
         self.poll();
-        self.screen.frame(&self.title, &self.ids, &self.rows, true);
+        if !self.rows.is_empty() {
+            self.screen.frame(&self.title, &self.ids, &self.rows, true);
+        }
         let rows = self.rows.clone();
         let seq = self.fleet.next_seq();
         let t = Instant::now();
-        self.screen
-            .say("stopping hikwatch with SIGTERM (it logs every camera out)");
-        self.daemon.signal(Signal::SIGTERM);
-        let status = self.daemon.wait_exit(Duration::from_secs(30));
+        if self.daemon_gone() {
+            self.screen.say("hikwatch has already exited");
+        } else {
+            self.screen
+                .say("stopping hikwatch with SIGTERM (it logs every camera out)");
+            if !self.send(Signal::SIGTERM) {
+                self.failures
+                    .push("hikwatch was gone before the SIGTERM".into());
+            }
+        }
+        let stops = STOPS.load(Ordering::SeqCst);
+        let deadline = t + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.daemon.wait_exit(POLL) {
+                break Some(s);
+            }
+            if STOPS.load(Ordering::SeqCst) > stops.max(1) {
+                self.failures
+                    .push("a second stop signal: hikwatch killed (SIGKILL)".into());
+                break None;
+            }
+            if Instant::now() >= deadline {
+                self.failures
+                    .push("hikwatch did not exit within 30 s of SIGTERM; killed".into());
+                break None;
+            }
+        };
         let stop_secs = t.elapsed().as_secs_f64();
         if status.is_none() {
-            self.failures
-                .push("hikwatch did not exit within 30 s of SIGTERM; killed".into());
             self.daemon.kill9();
         }
         DAEMON_PID.store(0, Ordering::SeqCst);
@@ -1078,12 +1117,12 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
     println!();
     println!("==================== summary ====================");
     println!(
-        "faults (times from the start of hikwatch; injected/repaired: simcam's event log; \
-         detected/recovered: hikwatch status, polled every {} ms)",
+        "faults (t+ = since hikwatch started; injected, repaired: simcam's event log;\n\
+         \x20       detected, recovered: hikwatch status, polled every {} ms)",
         POLL.as_millis()
     );
     println!(
-        "  {:<16} {:<16} {:>9} {:>9} {:>9} {:>10}  notes",
+        "  {:<16} {:<15} {:>9} {:>9} {:>9} {:>10}",
         "fault", "cameras", "injected", "detected", "repaired", "recovered"
     );
     for f in faults {
@@ -1093,11 +1132,13 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
             let bad = events::count(&all, c, EventKind::LoginBad);
             match f.held {
                 Some(h) => notes.push(format!(
-                    "auth-hold {}, {bad} wrong password(s) at the camera (it locks at {LOCKOUT})",
+                    "auth-hold {}; {bad} wrong passwords at the camera (it locks at {LOCKOUT})",
                     delay(f.injected, &[Some(h)])
                 )),
                 None => {
-                    notes.push("no auth-hold seen".into());
+                    notes.push(format!(
+                        "no auth-hold seen; {bad} wrong passwords at the camera"
+                    ));
                     ok = false;
                 }
             }
@@ -1111,24 +1152,26 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
             ok = false;
         }
         println!(
-            "  {:<16} {:<16} {:>9} {:>9} {:>9} {:>10}  {}",
+            "  {:<16} {:<15} {:>9} {:>9} {:>9} {:>10}",
             f.kind.name(),
             run.names(&f.cams),
             fmt_t(s, f.injected),
             delay(f.injected, &f.detected),
             fmt_t(s, f.repaired),
             delay(f.repaired, &f.recovered),
-            notes.join("; ")
         );
+        if !notes.is_empty() {
+            println!("  {:<16} {}", "", notes.join("; "));
+        }
     }
-    println!("  detected = injection -> session declared lost (last camera of a group);");
-    println!("  recovered = repair -> online again (last camera of a group).");
+    println!("  detected: injection -> session declared lost; recovered: repair -> online again");
+    println!("  (for a group: its last camera)");
 
     println!();
+    println!("login attempts, hikwatch / camera");
+    println!("  (hikwatch counts every attempt, also those that never reached a camera that was");
     println!(
-        "login attempts, hikwatch / camera (hikwatch counts every attempt, also those that never \
-         reached a camera that was off or frozen;\n  the camera counts every sessionLogin it \
-         answered, also the SDK's own re-login after the session was dropped)"
+        "  off or frozen; a camera counts every login it answered, also the SDK's own re-login)"
     );
     let mut line = String::new();
     let (mut total_d, mut total_c) = (0u64, 0usize);
@@ -1139,7 +1182,7 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
         total_c += c;
         let _ = write!(line, "  {id:<7} {:>3} / {:<3}", d, c);
         if i % 4 == 3 || i + 1 == n {
-            println!("{line}");
+            println!("{}", line.trim_end());
             line.clear();
         }
     }
@@ -1157,10 +1200,10 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
     }
     let logouts: usize = end.logouts.iter().sum();
     let logged_out = end.logouts.iter().filter(|&&l| l > 0).count();
+    println!("logouts at SIGTERM: {logouts} ({logged_out}/{n} cameras)");
+    println!("sessions left at the cameras: {}", end.sessions_left);
     println!(
-        "logouts at SIGTERM: {logouts} ({logged_out}/{n} cameras), sessions left at the cameras: {}; \
-         hikwatch exit code {} after {:.1}s",
-        end.sessions_left,
+        "hikwatch exit code: {} ({:.1}s after SIGTERM)",
         end.exit_code.map_or("none".into(), |c| c.to_string()),
         end.stop_secs
     );
@@ -1253,13 +1296,16 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             Duration::from_secs(20)
         },
     );
-    let daemon = Daemon::spawn(
+    let config = cfg.write(&dir);
+    // A process group of its own: a Ctrl-C at the terminal reaches only this program,
+    // which then stops the daemon with SIGTERM.
+    let daemon = Daemon::spawn_adjusted(
         launcher(&dir, &bin),
         &dir,
-        &cfg,
-        SpawnOptions {
-            own_process_group: true,
-            ..SpawnOptions::default()
+        &config,
+        SpawnOptions::default(),
+        |cmd| {
+            std::os::unix::process::CommandExt::process_group(cmd, 0);
         },
     );
     DAEMON_PID.store(daemon.pid(), Ordering::SeqCst);
@@ -1373,5 +1419,108 @@ fn main() -> ExitCode {
             eprintln!("demo: {e}");
             ExitCode::from(3)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn durations_and_arguments() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        for bad in ["", "s", "2h", "1m30", "-5", "1.5m"] {
+            assert_eq!(
+                parse_duration(bad).filter(|d| !d.is_zero()),
+                None,
+                "{bad:?}"
+            );
+        }
+        let a = args(&[]).unwrap().unwrap();
+        assert_eq!((a.duration.as_secs(), a.cameras, a.seed), (115, 16, 1));
+        let a = args(&["--quick", "--seed", "7", "--cameras", "8", "--plain"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.duration.as_secs(), a.cameras, a.seed, a.plain),
+            (35, 8, 7, true)
+        );
+        assert!(args(&["--help"]).unwrap().is_none());
+        for (bad, why) in [
+            (&["--duration", "10s"][..], "30s..60m"),
+            (&["--duration"][..], "needs a value"),
+            (&["--cameras", "7"][..], "8..=64"),
+            (&["--seed", "x"][..], "not a number"),
+            (&["--what"][..], "unknown argument"),
+        ] {
+            let e = args(bad).err().unwrap_or_default();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_plan_uses_distinct_cameras_and_a_group_of_neighbours() {
+        let d = Duration::from_secs(100);
+        for n in [8, 16, 64] {
+            for seed in 0..300 {
+                let p = plan(n, seed, d);
+                let mut all: Vec<usize> = p.iter().flat_map(|f| f.cams.clone()).collect();
+                assert_eq!(all.len(), 7);
+                assert!(all.iter().all(|&c| c < n));
+                all.sort_unstable();
+                all.dedup();
+                assert_eq!(all.len(), 7, "n {n} seed {seed}: a camera twice");
+                let g = &p[2].cams;
+                assert_eq!(p[2].kind, Kind::GroupPowerOff);
+                assert!(g.windows(2).all(|w| w[1] == w[0] + 1), "{g:?}");
+                // Every fault is repaired after all are injected, in the phase.
+                let last_inject = p.iter().map(|f| f.inject_at).max().unwrap();
+                assert!(
+                    p.iter()
+                        .all(|f| f.repair_at > last_inject && f.repair_at < d)
+                );
+            }
+        }
+        // The seed picks the cameras, the same way every time.
+        let cams =
+            |seed| -> Vec<Vec<usize>> { plan(16, seed, d).into_iter().map(|f| f.cams).collect() };
+        assert_eq!(cams(1), cams(1));
+        assert!((2..20).any(|s| cams(s) != cams(1)));
+    }
+
+    #[test]
+    fn lines_are_cut_to_the_terminal_width_ignoring_colours() {
+        assert_eq!(fit("abcdef", 5), "abcd");
+        assert_eq!(fit("abc", 80), "abc");
+        let coloured = "\x1b[32monline\x1b[0m rest";
+        assert_eq!(fit(coloured, 4), "\x1b[32monl\x1b[0m");
+        assert_eq!(fit(coloured, 80), format!("{coloured}\x1b[0m"));
+    }
+
+    #[test]
+    fn counts_and_delays_read_plainly() {
+        let row = |s: &str| Row {
+            state: s.into(),
+            ..Row::default()
+        };
+        let rows = [
+            row("online"),
+            row("backoff"),
+            row("online"),
+            row("auth-hold"),
+        ];
+        assert_eq!(Screen::counts(&rows), "online 2/4, backoff 1, auth-hold 1");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let later = |ms| Some(t + Duration::from_millis(ms));
+        assert_eq!(delay(Some(t), &[later(1500), later(300)]), "+1.5s");
+        assert_eq!(delay(Some(t), &[later(1500), None]), "never");
+        assert_eq!(delay(None, &[later(1)]), "never");
     }
 }
