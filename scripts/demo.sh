@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\033[1mdemo.sh:\033[0m %s\n' "$*"; }
+say() {
+  if [ -t 1 ]; then printf '\033[1mdemo.sh:\033[0m %s\n' "$*"; else printf 'demo.sh: %s\n' "$*"; fi
+}
 
 if [ "$(uname -s)/$(uname -m)" != "Linux/x86_64" ]; then
   echo "demo.sh: needs Linux on x86_64 (the vendor SDK the demo runs is an x86_64 build)" >&2

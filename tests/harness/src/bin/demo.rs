@@ -664,7 +664,8 @@ impl Screen {
         }
         for ((id, o), n) in ids.iter().zip(old).zip(new) {
             if o.state != n.state {
-                let why = if n.state != "online" && !n.last_error.is_empty() {
+                // The error that came with this change (not an older one).
+                let why = if n.last_error != o.last_error && !n.last_error.is_empty() {
                     format!(" ({})", n.last_error)
                 } else {
                     String::new()
