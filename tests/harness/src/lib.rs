@@ -465,6 +465,23 @@ impl Daemon {
         config: &Path,
         opts: SpawnOptions,
     ) -> Daemon {
+        Daemon::spawn_adjusted(bin, dir, config, opts, |_| {})
+    }
+
+    /// Like [`Daemon::spawn_with_config`], with `adjust` applied to the command just
+    /// before it starts: e.g. a process group of its own
+    /// (`std::os::unix::process::CommandExt::process_group`), so that a Ctrl-C at the
+    /// terminal reaches only the calling program, which then stops the daemon itself.
+    ///
+    /// # Panics
+    /// When the process cannot be started.
+    pub fn spawn_adjusted(
+        bin: impl AsRef<Path>,
+        dir: &TempDir,
+        config: &Path,
+        opts: SpawnOptions,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let bin = bin.as_ref();
         let systemd = opts.notify.then(|| FakeSystemd::new(dir));
         let mut cmd = Command::new(bin);
@@ -488,6 +505,7 @@ impl Daemon {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        adjust(&mut cmd);
         let mut child = cmd.spawn().expect("start hikwatch");
         let log: Shared<LogLine> = Arc::default();
         if let Some(e) = child.stderr.take() {
