@@ -344,6 +344,55 @@ fn a_frozen_camera_is_detected_in_time_and_recovers_after_the_thaw() {
     );
 }
 
+/// A long silent cut with heartbeats still blocked inside the SDK when the session is
+/// declared lost: the real SDK then refuses the logout (error 0) and keeps the session,
+/// which its own heartbeat would keep open at the camera after the thaw. The logout must
+/// be retried until the SDK lets go, so the camera never holds two sessions (found by the
+/// demo).
+#[test]
+fn a_long_freeze_leaves_one_session_after_the_thaw() {
+    let f = fleet(1);
+    let cfg = with_cameras(
+        base()
+            .set("heartbeat_interval", "\"2s\"")
+            .set("heartbeat_deadline", "\"2s\"")
+            .set("logout_deadline", "\"3s\"")
+            .set("backoff_cap", "\"5s\""),
+        &f,
+    );
+    let (_dir, mut d) = start("int-long-freeze", &cfg);
+    all_online(&d, 1, Duration::from_secs(20));
+    let cursor = d.log_len();
+    f.camera(0).freeze();
+    d.wait_log(cursor, Duration::from_secs(30), "cam-0: session lost")
+        .expect("freeze not detected");
+    // Long enough for login attempts against the frozen port (the probe still says open).
+    std::thread::sleep(Duration::from_secs(12));
+    f.camera(0).thaw();
+    d.wait_log(cursor, Duration::from_secs(60), "cam-0: online again")
+        .expect("not recovered after the thaw");
+    // The SDK's own heartbeat of a leaked session runs every 30 s; the retried logout
+    // ends any stale one within seconds.
+    let one = harness::wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+        (f.camera(0).stats().sessions == 1).then_some(())
+    });
+    assert!(
+        one.is_some(),
+        "camera holds {} sessions after the thaw:\n{}",
+        f.camera(0).stats().sessions,
+        d.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(f.camera(0).stats().sessions, 1, "{}", d.log_text());
+    assert_eq!(d.state_of("cam-0").as_deref(), Some("online"));
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert_eq!(f.camera(0).stats().sessions, 0, "logged out at the stop");
+}
+
 #[test]
 fn every_strategy_detects_and_recovers() {
     // (strategy, detection bound in s): poll and hybrid by our heartbeat (1 s x 3),

@@ -136,7 +136,9 @@ async fn stuck<T>(
     to_outcome: impl FnOnce(Result<T, SdkError>) -> Option<Outcome>,
 ) {
     let late: Option<Late<T>> = match err {
-        CallError::DeadlineExceeded { started, late, .. } => started.then_some(late),
+        // A cancelled call's `Late` yields nothing; a teardown call that was still queued
+        // at its deadline runs later and yields its result.
+        CallError::DeadlineExceeded { late, .. } => Some(late),
         _ => None,
     };
     send(
@@ -157,7 +159,7 @@ async fn stuck<T>(
 }
 
 /// Runs one lane job on the pool and reports its outcome.
-pub(crate) async fn run_job(pool: SdkPool, cam: CamId, job: Job, tx: Sender<Msg>) {
+pub(crate) async fn run_job(pool: SdkPool, cam: CamId, id: String, job: Job, tx: Sender<Msg>) {
     let done = |outcome| Msg::Done { cam, outcome };
     match job {
         Job::Login {
@@ -221,19 +223,9 @@ pub(crate) async fn run_job(pool: SdkPool, cam: CamId, job: Job, tx: Sender<Msg>
             Err(e) => stuck(&tx, cam, "heartbeat", Some(token), e, |_| None).await,
         },
         Job::Logout { session, deadline } => {
-            match pool.logout(UserId(session.0), deadline).await {
-                Ok(()) | Err(CallError::Sdk(_) | CallError::Busy) => {
-                    send(&tx, done(Outcome::LoggedOut { session })).await;
-                }
-                Err(e) => {
-                    // The core abandons a logout at its own deadline; the late return
-                    // still frees the uid mapping.
-                    stuck(&tx, cam, "logout", None, e, |_| {
-                        Some(Outcome::LoggedOut { session })
-                    })
-                    .await;
-                }
-            }
+            let uid = UserId(session.0);
+            teardown(&id, "logout", || pool.logout(uid, deadline)).await;
+            send(&tx, done(Outcome::LoggedOut { session })).await;
         }
         Job::StartStream {
             token,
@@ -262,15 +254,76 @@ pub(crate) async fn run_job(pool: SdkPool, cam: CamId, job: Job, tx: Sender<Msg>
                 .await;
             }
         },
-        Job::StopStream { id, deadline } => {
-            let handle = id.handle;
-            match pool.stop_stream(id, deadline).await {
-                Ok(()) | Err(CallError::Sdk(_) | CallError::Busy) => {
-                    send(&tx, done(Outcome::StreamStopped { handle })).await;
-                }
-                Err(e) => stuck(&tx, cam, "stop_stream", None, e, |_| None).await,
-            }
+        Job::StopStream {
+            id: stream,
+            deadline,
+        } => {
+            let handle = stream.handle;
+            teardown(&id, "stop_stream", || pool.stop_stream(stream, deadline)).await;
+            send(&tx, done(Outcome::StreamStopped { handle })).await;
         }
+    }
+}
+
+/// First pause between attempts of a teardown call whose handle is still alive.
+const TEARDOWN_RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest pause between such attempts.
+const TEARDOWN_RETRY_MAX: Duration = Duration::from_secs(30);
+/// `NET_DVR_GetLastError` 47: the user id (or play handle) does not exist any more.
+const GONE: u32 = 47;
+
+/// Runs a teardown call (logout, stop stream) until the SDK has really let the handle go:
+/// the call returned TRUE, or error 47 says the handle no longer exists.
+///
+/// Any other failure leaves the handle alive inside the SDK — seen with the real SDK:
+/// `NET_DVR_Logout` while a heartbeat on the same session is still blocked (a frozen
+/// camera) fails with error 0 and keeps the session, which the SDK's own heartbeat then
+/// keeps open at the camera after it thaws. So such a call is retried with a growing
+/// pause. A call past its deadline is waited for (teardown calls are never cancelled, see
+/// `Pool::run_teardown`). The camera's lane stays busy meanwhile, so its next login waits
+/// until the old session is really gone: one live session per camera.
+async fn teardown<F, Fut>(id: &str, call: &'static str, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), CallError<()>>>,
+{
+    let mut pause = TEARDOWN_RETRY_FIRST;
+    loop {
+        let result = match attempt().await {
+            Err(CallError::DeadlineExceeded { late, .. }) => {
+                crate::cam_warn!(id, "{call} still running at its deadline");
+                late.result().await
+            }
+            other => Some(other.map_err(|e| match e {
+                CallError::Sdk(e) => e,
+                _ => unreachable_teardown_error(call),
+            })),
+        };
+        let why = match result {
+            Some(Ok(())) => return,
+            Some(Err(e)) if e.code() == Some(GONE) => return,
+            Some(Err(e)) => e.to_string(),
+            // The worker went away; the handle's fate is unknown: try again.
+            None => "the SDK worker went away".to_string(),
+        };
+        crate::cam_warn!(
+            id,
+            "{call} failed and the SDK still holds the handle; again in {pause:?}: {why}"
+        );
+        Timer::after(pause).await;
+        pause = (pause * 2).min(TEARDOWN_RETRY_MAX);
+    }
+}
+
+/// `Busy` is never returned for teardown calls (`Pool::run_teardown` accepts them even
+/// when the queue is full); should it ever be, it counts as a failure that keeps the
+/// handle, so the call is retried.
+fn unreachable_teardown_error(call: &'static str) -> SdkError {
+    SdkError::Call {
+        call,
+        code: 0,
+        class: ErrorClass::Resource,
+        message: Some("the SDK call queue is full".into()),
     }
 }
 

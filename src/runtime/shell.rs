@@ -363,7 +363,8 @@ impl Shell {
             break job;
         };
         slot.busy = true;
-        let task = calls::run_job(self.pool.clone(), cam, job, self.tx.clone());
+        let id = slot.conf.id.clone();
+        let task = calls::run_job(self.pool.clone(), cam, id, job, self.tx.clone());
         self.ex.spawn(task).detach();
     }
 

@@ -1022,11 +1022,12 @@ impl SdkPool {
             .await
     }
 
-    /// [`Sdk::logout`].
+    /// [`Sdk::logout`], as a teardown call: never cancelled or refused (a handle that is
+    /// not logged out stays alive in the SDK), see [`Pool::run_teardown`].
     pub async fn logout(&self, uid: UserId, deadline: Duration) -> Result<(), CallError<()>> {
         let sdk = self.sdk.clone();
         self.pool
-            .run("logout", deadline, move || sdk.logout(uid), None)
+            .run_teardown("logout", deadline, move || sdk.logout(uid))
             .await
     }
 
@@ -1059,11 +1060,11 @@ impl SdkPool {
             .await
     }
 
-    /// [`Sdk::stop_stream`].
+    /// [`Sdk::stop_stream`], as a teardown call (see [`SdkPool::logout`]).
     pub async fn stop_stream(&self, s: StreamId, deadline: Duration) -> Result<(), CallError<()>> {
         let sdk = self.sdk.clone();
         self.pool
-            .run("stop_stream", deadline, move || sdk.stop_stream(s), None)
+            .run_teardown("stop_stream", deadline, move || sdk.stop_stream(s))
             .await
     }
 

@@ -17,6 +17,13 @@
 //!   that is a logout, so a late success never leaks a session.
 //! - When a stuck worker finishes and the pool has more live workers than it needs, it
 //!   exits, so the pool shrinks back to `threads`.
+//! - **Teardown calls must run** ([`Pool::run_teardown`]: logout, stop stream). A session
+//!   handle that is never logged out stays alive inside the SDK (its own heartbeat keeps
+//!   the device-side session open), so these are never cancelled in the queue and never
+//!   refused as busy: at their deadline the caller gets
+//!   [`CallError::DeadlineExceeded`] with the eventual result in [`Late`], whether the call
+//!   had started or not. Their number is bounded by the live handles (each is torn down
+//!   once), so the queue bound does not need to cover them.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -324,6 +331,38 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> Result<T, SdkError> + Send + 'static,
     {
+        self.submit(call, deadline, f, orphan, false).await
+    }
+
+    /// Like [`Pool::run`] for a call that must happen eventually (logout, stop stream):
+    /// accepted even when the queue is full and never cancelled. At the deadline the
+    /// caller gets [`CallError::DeadlineExceeded`] (`started` tells whether a worker had
+    /// picked it up) and the result arrives later through [`Late`].
+    pub async fn run_teardown<T, F>(
+        &self,
+        call: &'static str,
+        deadline: Duration,
+        f: F,
+    ) -> Result<T, CallError<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+    {
+        self.submit(call, deadline, f, None, true).await
+    }
+
+    async fn submit<T, F>(
+        &self,
+        call: &'static str,
+        deadline: Duration,
+        f: F,
+        orphan: Option<Orphan<T>>,
+        must_run: bool,
+    ) -> Result<T, CallError<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+    {
         let (tx, rx) = async_channel::bounded::<Result<T, SdkError>>(1);
         let phase = Arc::new(AtomicU8::new(QUEUED));
         let job_phase = phase.clone();
@@ -331,7 +370,7 @@ impl Pool {
         let job: Job = Box::new(move || run_job(&inner, &job_phase, f, tx, orphan));
         {
             let mut s = self.inner.lock();
-            if s.jobs.len() >= self.inner.opts.queue {
+            if !must_run && s.jobs.len() >= self.inner.opts.queue {
                 return Err(CallError::Busy);
             }
             s.jobs.push_back(job);
@@ -345,9 +384,19 @@ impl Pool {
         match async { rx.recv().await.ok() }.or(timed_out).await {
             Some(r) => r.map_err(CallError::Sdk),
             None => {
-                if phase
-                    .compare_exchange(QUEUED, CANCELLED, AcqRel, Acquire)
-                    .is_ok()
+                if must_run && phase.load(Acquire) == QUEUED {
+                    // Still waiting for a worker; it will run, and its result comes late.
+                    return Err(CallError::DeadlineExceeded {
+                        call,
+                        deadline,
+                        started: false,
+                        late: Late { rx: Some(rx) },
+                    });
+                }
+                if !must_run
+                    && phase
+                        .compare_exchange(QUEUED, CANCELLED, AcqRel, Acquire)
+                        .is_ok()
                 {
                     return Err(CallError::DeadlineExceeded {
                         call,
@@ -619,6 +668,61 @@ mod tests {
         assert!(h.join().expect("join").is_ok());
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(RAN.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn teardown_calls_are_never_cancelled_nor_refused() {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let p = Pool::new(PoolOptions {
+            threads: 1,
+            max_threads: 1,
+            queue: 1,
+            name: "td".into(),
+        })
+        .expect("pool");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let blocker = p.clone();
+        let h = std::thread::spawn(move || {
+            smol::block_on(blocker.run(
+                "block",
+                Duration::from_secs(30),
+                move || {
+                    let _ = rx.recv();
+                    Ok(())
+                },
+                None,
+            ))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // Fill the queue so an ordinary call would be refused.
+        let filler = p.clone();
+        let h2 = std::thread::spawn(move || {
+            smol::block_on(filler.run("fill", Duration::from_secs(30), || Ok(()), None))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let busy = smol::block_on(p.run("plain", Duration::from_secs(1), || Ok(()), None));
+        assert!(matches!(busy, Err(CallError::Busy)));
+        // A teardown call is accepted anyway, misses its deadline in the queue, and still
+        // runs once the worker is free; its result arrives through `Late`.
+        let r = smol::block_on(p.run_teardown("logout", Duration::from_millis(100), || {
+            RAN.fetch_add(1, Ordering::SeqCst);
+            Ok(5)
+        }));
+        let late = match r {
+            Err(CallError::DeadlineExceeded {
+                started: false,
+                late,
+                ..
+            }) => late,
+            other => panic!("expected a queued deadline miss, got {other:?}"),
+        };
+        assert_eq!(RAN.load(Ordering::SeqCst), 0);
+        tx.send(()).expect("release");
+        let v = smol::block_on(late.result());
+        assert!(matches!(v, Some(Ok(5))), "late result: {v:?}");
+        assert_eq!(RAN.load(Ordering::SeqCst), 1);
+        assert!(h.join().expect("join").is_ok());
+        assert!(h2.join().expect("join").is_ok());
     }
 
     #[test]
