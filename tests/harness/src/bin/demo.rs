@@ -1211,8 +1211,8 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
     if logged_out < online_end || end.sessions_left != 0 || end.exit_code != Some(0) {
         ok = false;
     }
-    // Not one of the checks, but shown: a camera that held two sessions at once (an old
-    // session that outlived its logout).
+    // A check: hikwatch keeps at most one session per camera, so no camera may ever have
+    // held two at once (an old session that outlived its logout).
     let doubled: Vec<String> = (0..n)
         .filter_map(|c| {
             let hwm = run.fleet.camera(c).stats().sessions_hwm;
@@ -1227,6 +1227,9 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
             doubled.join(", ")
         }
     );
+    if !doubled.is_empty() {
+        ok = false;
+    }
     let dropped = run.fleet.events_dropped();
     if dropped > 0 {
         println!("note: simcam's event log dropped {dropped} events; camera-side counts are low");
