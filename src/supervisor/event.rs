@@ -57,6 +57,21 @@ impl ExceptionKind {
             other => ExceptionKind::Other(other),
         }
     }
+
+    /// The callback's `dwType` (the inverse of [`ExceptionKind::from_code`]).
+    #[must_use]
+    pub const fn code(self) -> u32 {
+        match self {
+            ExceptionKind::Exchange => 0x8000,
+            ExceptionKind::Preview => 0x8003,
+            ExceptionKind::Resume => 0x8017,
+            ExceptionKind::Relogin => 0x8040,
+            ExceptionKind::ReloginOk => 0x8041,
+            ExceptionKind::ReloginFailed => 0x8044,
+            ExceptionKind::PreviewClosed => 0x8045,
+            ExceptionKind::Other(code) => code,
+        }
+    }
 }
 
 /// One input for one camera, given to [`Supervisor::handle`](super::Supervisor::handle).
@@ -298,6 +313,11 @@ mod tests {
             ExceptionKind::from_code(0x8005),
             ExceptionKind::Other(0x8005)
         );
+        for code in [
+            0x8000, 0x8003, 0x8005, 0x8017, 0x8040, 0x8041, 0x8044, 0x8045,
+        ] {
+            assert_eq!(ExceptionKind::from_code(code).code(), code);
+        }
     }
 
     #[test]

@@ -76,6 +76,14 @@
 //! `event` reacts to SDK callbacks, `queue` adds the worker pool, `hybrid` (default)
 //! combines callbacks, heartbeats, workers and probe-gated login.
 //!
+//! Two **benchmark-only peers** (`scripts/bench.sh`, never for production; the config
+//! warns) are rows of the same table with two extra switches, so the comparison runs the
+//! same daemon: `naive` ([`Traits::naive`]: the seed's fixed 5 s ticker, one miss is a
+//! loss, immediate re-login, no jitter, no error classes: it locks accounts) and `sdk`
+//! ([`Traits::sdk_owns_session`]: hikwatch logs in once, then the SDK's own heartbeat and
+//! re-login keep the session; a loss is `suspect` with the handle kept). The simulation's
+//! invariants are claimed for the four real strategies ([`Strategy::ALL`]) only.
+//!
 //! # Probe-gated login (hybrid)
 //! While a camera waits in `backoff`/`stuck`, a TCP probe runs every `probe_interval`,
 //! within a fleet-wide budget of `probe_rate` probes per second (FIFO, so every waiting
