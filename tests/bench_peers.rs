@@ -170,9 +170,13 @@ impl Run {
         }
     }
 
-    fn camera(&self, id: &str) -> Option<serde_json::Value> {
+    fn status(&self) -> Option<serde_json::Value> {
         let text = query(&self.socket, Format::Json).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn camera(&self, id: &str) -> Option<serde_json::Value> {
+        let v = self.status()?;
         v["cameras"]
             .as_array()?
             .iter()
@@ -233,6 +237,9 @@ fn the_sdk_peer_marks_a_camera_down_on_0x8000_and_never_logs_in_again() {
     let c = run.camera("c0").expect("status");
     assert_eq!(c["state"], "suspect", "{c}");
     assert_eq!(c["login_attempts"], 1, "{c}");
+    // The status shows the handle the SDK still holds for it.
+    let v = run.status().expect("status");
+    assert_eq!(v["sdk"]["logins"], 1, "{v}");
     let s = run.stop();
     assert!(s.clean, "{s:?}");
     assert_eq!(
