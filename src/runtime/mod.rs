@@ -23,6 +23,12 @@
 //!   stuck at once (`CallStuck`) and its late result is delivered afterwards with the
 //!   original token (a late login is then logged out by the core). Probes are
 //!   non-blocking TCP connects (`Async<TcpStream>`) raced against the probe deadline;
+//! - **link watches** (hybrid, `Traits::link_watch`), one per live session: an idle,
+//!   unauthenticated TCP connection to the camera's port. A rebooting or crashing device
+//!   resets it at once; the watch then reports `Event::LinkLost` and the core confirms
+//!   with one heartbeat (milliseconds instead of up to a heartbeat interval). A device
+//!   that closes the idle connection but accepts a new one is watched on the new one;
+//!   the watch ends with the session's logout;
 //! - **the status server** (`hikwatch status`) and, when configured, **the metrics
 //!   listener**, both answering from a snapshot of the supervisor;
 //! - **the watchdog**, pinging systemd (`WATCHDOG=1`) and the hardware watchdog only when
@@ -37,6 +43,7 @@
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
 //! | a probe | `Event::ProbeResult` |
+//! | a link watch's connection reset (or closed, and refused when reopened) | `Event::LinkLost` |
 //! | the core's timers | `Supervisor::tick` at `next_wakeup` |
 //! | SIGHUP | a reload (below) |
 //! | SIGTERM, SIGINT | the graceful stop (below) |

@@ -550,6 +550,14 @@ impl Camera {
                 }
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
+            (S::Online | S::Suspect, I::Event(E::LinkLost { session }))
+                if cx.p.traits.link_watch && self.session == Some(session) =>
+            {
+                // The device reset our idle connection: confirm with one heartbeat.
+                self.counters.exceptions += 1;
+                self.trouble(cx, 0);
+            }
+            (_, I::Event(E::LinkLost { .. })) => {} // another strategy, or a stale session
             (S::Suspect, I::SuspectTimeout) => {
                 self.lose_session(cx, ErrorClass::Timeout, 0x8040);
             }

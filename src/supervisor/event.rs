@@ -149,6 +149,15 @@ pub enum Event {
         /// `lUserID` from the callback; exceptions for other sessions are ignored.
         session: Session,
     },
+    /// The link watch ([`Traits::link_watch`]): the runtime's idle TCP connection to the
+    /// camera's port was reset, or was closed and could not be opened again, while this
+    /// session was live. Handled like an SDK exception (one confirming heartbeat).
+    ///
+    /// [`Traits::link_watch`]: super::Traits::link_watch
+    LinkLost {
+        /// The session that was live when the watch started.
+        session: Session,
+    },
     /// The runtime saw a call run past its deadline before the core's own timer did.
     /// Optional: the core tracks deadlines itself; this only makes it act sooner.
     CallStuck {

@@ -96,6 +96,7 @@ impl Strategy {
             ticker_cadence: false,
             naive: false,
             sdk_owns_session: false,
+            link_watch: false,
         };
         match self {
             Strategy::Poll => Traits {
@@ -118,6 +119,7 @@ impl Strategy {
                 confirm_exceptions: true,
                 probe_gate: true,
                 worker_slots: true,
+                link_watch: true,
                 ..OFF
             },
             // Benchmark-only peers, kept to two switches the core checks in a handful of
@@ -158,6 +160,14 @@ pub struct Traits {
     pub worker_slots: bool,
     /// Reconnect attempts happen on the camera's heartbeat ticker.
     pub ticker_cadence: bool,
+    /// While online, the runtime holds one idle TCP connection to the camera's port; a
+    /// reset on it (or a closed one that cannot be reopened) is [`Event::LinkLost`],
+    /// handled like an exception (confirmed by one heartbeat). A rebooting or crashing
+    /// device resets its connections, so this sees it within milliseconds, where a
+    /// heartbeat would take up to `heartbeat_interval`.
+    ///
+    /// [`Event::LinkLost`]: super::Event::LinkLost
+    pub link_watch: bool,
     /// Benchmark-only ([`Strategy::Naive`]): one fleet-wide tick grid of
     /// `heartbeat_interval` (no per-camera phase, no start spread), one miss is a loss,
     /// re-login at once after a loss and on the next tick after a failed login, whatever

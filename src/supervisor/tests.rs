@@ -1773,3 +1773,76 @@ fn sdk_peer_keeps_the_backoff_until_its_first_login() {
     );
     assert_eq!(h.state(c), State::AuthHold);
 }
+
+// ====================================================================== link watch (hybrid)
+
+#[test]
+fn a_reset_link_is_confirmed_by_one_heartbeat_then_the_session_ends() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    assert_eq!(h.state(c), State::Suspect);
+    let token = acts
+        .iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, session } if *session == s => Some(*token),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no confirming heartbeat at once: {acts:?}"));
+    // The port is closed (the device rebooted): the confirmation fails, the session ends.
+    let acts = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token,
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    assert!(has(&acts, is_logout(s)), "{acts:?}");
+    assert_eq!(h.state(c), State::Backoff);
+}
+
+#[test]
+fn a_false_link_alarm_keeps_the_session() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    let token = acts
+        .iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("confirming heartbeat");
+    let acts = h.ev(c, Event::HeartbeatOk { token });
+    assert!(!has(&acts, is_logout(s)), "{acts:?}");
+    assert_eq!(h.state(c), State::Online);
+    assert_eq!(h.status(c).session, Some(s));
+}
+
+#[test]
+fn only_the_link_watching_strategy_acts_on_a_lost_link() {
+    for strategy in Strategy::ALL.into_iter().chain(Strategy::PEERS) {
+        let watches = strategy.traits().link_watch;
+        assert_eq!(watches, strategy == Strategy::Hybrid, "{strategy}");
+        let (mut h, c) = H::with_cam(settings(strategy), false);
+        let s = h.online(c, 3);
+        // A stale session's link: ignored by everyone.
+        assert!(
+            h.ev(
+                c,
+                Event::LinkLost {
+                    session: Session(99)
+                }
+            )
+            .is_empty()
+        );
+        let acts = h.ev(c, Event::LinkLost { session: s });
+        if watches {
+            assert_eq!(h.state(c), State::Suspect, "{strategy}");
+        } else {
+            assert!(acts.is_empty(), "{strategy}: {acts:?}");
+            assert_eq!(h.state(c), State::Online, "{strategy}");
+        }
+    }
+}
