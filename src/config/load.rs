@@ -860,10 +860,14 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
             s,
             "strategy",
             ds.strategy,
-            // The benchmark-only peers are accepted too, with the warning below.
+            // The benchmark-only peers are accepted too (with the warning below), but
+            // not offered in the message about a wrong value.
             &Strategy::ALL
                 .into_iter()
-                .chain(Strategy::PEERS)
+                .chain(Strategy::PEERS.into_iter().filter(|p| {
+                    s.get("strategy")
+                        .is_some_and(|it| matches!(it.value.get_ref(), DeValue::String(v) if v.as_ref() == p.name()))
+                }))
                 .map(|st| (st.name(), st))
                 .collect::<Vec<_>>(),
         ),
