@@ -262,8 +262,55 @@ fn login_ok_goes_online_and_heartbeats_on_the_interval() {
     let (t1, _) = h
         .until(c, 10_000, |k| matches!(k, ActionKind::Heartbeat { .. }))
         .expect("heartbeat");
-    assert_eq!(t1.since(t0), HB);
+    // One interval, rounded up to the fleet-wide heartbeat grid.
+    let grid = camera::HEARTBEAT_GRID_MS;
+    assert!((HB..HB + grid).contains(&t1.since(t0)), "{t0:?} → {t1:?}");
+    assert_eq!(t1.0 % grid, 0, "{t1:?}");
     assert_eq!(h.sup.next_wakeup(), Some(t1.plus(HB).min(t1.plus(10_000))));
+}
+
+#[test]
+fn heartbeats_of_a_fleet_share_grid_slots() {
+    // 200 cameras logged in at spread-out times heartbeat in at most 20 slots per
+    // interval: the daemon wakes up per slot, not per camera.
+    let s = Settings {
+        start_spread: Duration::from_secs(10),
+        ..settings(Strategy::Hybrid)
+    };
+    let mut h = H::new(s);
+    for _ in 0..200 {
+        h.sup.add_camera(h.now, false);
+    }
+    let mut slots = std::collections::BTreeSet::new();
+    let mut beats = 0;
+    let mut session = 0;
+    let (from, end) = (Millis(20_000), Millis(20_000 + HB - 1));
+    let first = Vec::new();
+    h.drive(first, end, |now, a| match a.kind {
+        ActionKind::Login { token } => {
+            session += 1;
+            Some(Event::LoginOk {
+                token,
+                session: Session(session),
+            })
+        }
+        ActionKind::Heartbeat { token, .. } => {
+            if now >= from {
+                beats += 1;
+                slots.insert(now.0);
+            }
+            Some(Event::HeartbeatOk { token })
+        }
+        _ => None,
+    });
+    assert_eq!(beats, 200, "one heartbeat each per interval");
+    let grid = camera::HEARTBEAT_GRID_MS;
+    assert!(slots.len() <= (HB / grid) as usize, "{slots:?}");
+    assert!(slots.iter().all(|t| t % grid == 0), "{slots:?}");
+    assert!(
+        slots.len() >= 10,
+        "still spread over the interval: {slots:?}"
+    );
 }
 
 #[test]
