@@ -66,6 +66,9 @@ pub fn run(
     cameras: usize,
     secs: Duration,
 ) -> Result<Footprint, String> {
+    let bin = &std::fs::canonicalize(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let sdk_dir =
+        &std::fs::canonicalize(sdk_dir).map_err(|e| format!("{}: {e}", sdk_dir.display()))?;
     let binary_bytes = std::fs::metadata(bin)
         .map_err(|e| format!("{}: {e}", bin.display()))?
         .len();
@@ -100,9 +103,19 @@ pub fn run(
     let mut d = Daemon::spawn(&wrapper, &dir, &cfg, SpawnOptions::default());
     let ids: Vec<String> = (0..cameras).map(|i| format!("cam-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    if d.wait_states(Duration::from_secs(120), &refs, "online")
-        .is_none()
-    {
+    let up = crate::wait_for(Duration::from_secs(120), Duration::from_millis(250), || {
+        if !super::procfs::alive(d.pid()) {
+            return Some(false);
+        }
+        d.status()
+            .ok()
+            .filter(|v| {
+                refs.iter()
+                    .all(|id| crate::camera(v, id).is_some_and(|c| c["state"] == "online"))
+            })
+            .map(|_| true)
+    });
+    if up != Some(true) {
         return Err(format!(
             "armv7 daemon under qemu: not all {cameras} cameras online: {:?}\n{}",
             d.status(),

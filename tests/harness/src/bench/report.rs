@@ -168,7 +168,9 @@ pub fn markdown(runs: &[Finished], m: &Machine, svg: Option<&str>) -> String {
          `strategy` per row, `log.repeat_window` 1 s |\n"
     );
 
-    goals(&mut o, runs);
+    if !runs.is_empty() {
+        goals(&mut o, runs);
+    }
 
     for s in Scenario::ALL {
         let rows: Vec<&Finished> = runs.iter().filter(|f| f.scenario == s).collect();

@@ -141,6 +141,10 @@ fn main() -> ExitCode {
         let repo_s = repo.display().to_string();
         harness::real_sdk_dir(&repo_s)
     });
+    // Absolute paths: the daemon runs in a temporary folder.
+    let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    let hikwatch = abs(hikwatch);
+    let sdk = abs(sdk);
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = report::utc_now().replace([' ', ':'], "-");
         repo.join("bench/runs").join(stamp.trim_end_matches("-UTC"))
