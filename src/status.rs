@@ -115,10 +115,22 @@ pub struct FleetStatus {
     pub state_writes: u64,
     /// SDK calls that missed their deadline since start.
     pub sdk_deadlines_missed: u64,
+    /// What the SDK holds right now (`NET_DVR_GetSDKState`): login handles and live-view
+    /// handles; `None` when the SDK could not say.
+    pub sdk_handles: Option<SdkHandles>,
     /// Time from a session breaking to the supervisor noticing.
     pub detection_latency: Histogram,
     /// Time from noticing to being online again.
     pub recovery_latency: Histogram,
+}
+
+/// Handles the SDK holds (`NET_DVR_GetSDKState`), for leak checks from the outside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SdkHandles {
+    /// Logged-in users (one per camera with a session, when nothing leaks).
+    pub logins: u32,
+    /// Live-view handles.
+    pub real_plays: u32,
 }
 
 impl FleetStatus {
@@ -131,6 +143,7 @@ impl FleetStatus {
             queue: QueueStatus::default(),
             state_writes: 0,
             sdk_deadlines_missed: 0,
+            sdk_handles: None,
             detection_latency: Histogram::latency(),
             recovery_latency: Histogram::latency(),
         }
@@ -190,6 +203,16 @@ impl FleetStatus {
             self.sdk_deadlines_missed
         );
         json_str(&mut o, &self.version);
+        match self.sdk_handles {
+            Some(h) => {
+                let _ = write!(
+                    o,
+                    ",\"sdk\":{{\"logins\":{},\"real_plays\":{}}}",
+                    h.logins, h.real_plays
+                );
+            }
+            None => o.push_str(",\"sdk\":null"),
+        }
         let _ = write!(o, ",\"uptime_secs\":{}}}", secs_between(self.started, now));
         o.push('\n');
         o

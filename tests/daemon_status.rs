@@ -100,10 +100,17 @@ fn json_is_valid_and_stable() {
     assert_eq!(
         one.to_json(at(160)),
         format!(
-            "{{\"cameras\":[{{\"id\":\"gate-1\",\"state\":\"online\",\"since\":1700000100,\"last_error\":null,\"login_attempts\":1,\"reconnects\":0,\"next_attempt\":null}}],\"queue\":{{\"depth\":0,\"capacity\":0,\"overflows\":0}},\"state_writes\":0,\"sdk_deadlines_missed\":0,\"version\":\"{}\",\"uptime_secs\":60}}\n",
+            "{{\"cameras\":[{{\"id\":\"gate-1\",\"state\":\"online\",\"since\":1700000100,\"last_error\":null,\"login_attempts\":1,\"reconnects\":0,\"next_attempt\":null}}],\"queue\":{{\"depth\":0,\"capacity\":0,\"overflows\":0}},\"state_writes\":0,\"sdk_deadlines_missed\":0,\"version\":\"{}\",\"sdk\":null,\"uptime_secs\":60}}\n",
             env!("CARGO_PKG_VERSION")
         )
     );
+    one.sdk_handles = Some(hikwatch::status::SdkHandles {
+        logins: 1,
+        real_plays: 0,
+    });
+    let v: serde_json::Value = serde_json::from_str(&one.to_json(at(160))).expect("JSON");
+    assert_eq!(v["sdk"]["logins"], 1);
+    assert_eq!(v["sdk"]["real_plays"], 0);
 }
 
 #[test]

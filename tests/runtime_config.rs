@@ -128,13 +128,13 @@ fn the_supervisor_refuses_what_the_loader_refuses() {
     dir.fake_sdk();
     let path = dir.write(
         "hikwatch.toml",
-        "[sdk]\ndir = \"sdk\"\n[supervisor]\nstrategy = \"naive\"\nprobe_rate = 0\n",
+        "[sdk]\ndir = \"sdk\"\n[supervisor]\nstrategy = \"ticker\"\nprobe_rate = 0\n",
     );
     let err = Config::load_with(&path, &LoadOptions::default()).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(
-            ":4: supervisor.strategy: \"naive\" is not one of poll | event | queue | hybrid"
+            ":4: supervisor.strategy: \"ticker\" is not one of poll | event | queue | hybrid"
         ),
         "{text}"
     );

@@ -860,7 +860,16 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
             s,
             "strategy",
             ds.strategy,
-            &Strategy::ALL.map(|st| (st.name(), st)),
+            // The benchmark-only peers are accepted too (with the warning below), but
+            // not offered in the message about a wrong value.
+            &Strategy::ALL
+                .into_iter()
+                .chain(Strategy::PEERS.into_iter().filter(|p| {
+                    s.get("strategy")
+                        .is_some_and(|it| matches!(it.value.get_ref(), DeValue::String(v) if v.as_ref() == p.name()))
+                }))
+                .map(|st| (st.name(), st))
+                .collect::<Vec<_>>(),
         ),
         heartbeat_interval: ctx.duration(
             s,
@@ -929,6 +938,26 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
         stream_deadline: ctx.duration(s, "stream_deadline", ds.stream_deadline, ms(100), secs(300)),
         probe_deadline: ctx.duration(s, "probe_deadline", ds.probe_deadline, ms(100), secs(60)),
     };
+    if settings.strategy.is_benchmark_peer() {
+        ctx.at_field(
+            Severity::Warning,
+            "supervisor.strategy",
+            format!(
+                "{:?} is a BENCHMARK-ONLY peer (scripts/bench.sh), never for production: {}",
+                settings.strategy.name(),
+                match settings.strategy {
+                    Strategy::Naive => {
+                        "no backoff, jitter or error classes; a wrong password is retried \
+                         every tick and locks the camera's account"
+                    }
+                    _ => {
+                        "hikwatch logs in once and leaves reconnects to the SDK; a session \
+                         the SDK gives up on stays down"
+                    }
+                }
+            ),
+        );
+    }
     SupervisorConfig {
         settings,
         max_cameras: ctx.uint(s, "max_cameras", d.max_cameras.into(), 1, 2048) as u32,

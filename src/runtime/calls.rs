@@ -32,6 +32,14 @@ pub(crate) enum Msg {
         /// What happened.
         outcome: Outcome,
     },
+    /// The link watch of a session saw the connection reset (or closed and not
+    /// reopenable); see [`run_watch`].
+    LinkLost {
+        /// The camera.
+        cam: CamId,
+        /// The session the watch was started for.
+        session: Session,
+    },
     /// A TCP probe finished (a timeout is `open: false`).
     Probe {
         /// The camera.
@@ -327,35 +335,115 @@ fn unreachable_teardown_error(call: &'static str) -> SdkError {
     }
 }
 
+/// The addresses of `host:port` (host names are resolved off the executor thread).
+async fn resolve(host: String, port: u16) -> Vec<SocketAddr> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            smol::unblock(move || {
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+                    .unwrap_or_default()
+            })
+            .await
+        }
+    }
+}
+
+/// The first of `addrs` that accepts a TCP connection within `deadline`.
+async fn connect(addrs: &[SocketAddr], deadline: Duration) -> Option<Async<TcpStream>> {
+    let attempt = async {
+        for &addr in addrs {
+            if let Ok(s) = Async::<TcpStream>::connect(addr).await {
+                return Some(s);
+            }
+        }
+        None
+    };
+    attempt
+        .or(async {
+            Timer::after(deadline).await;
+            None
+        })
+        .await
+}
+
 /// An unauthenticated TCP connect to `host:port`, bounded by `deadline` (name resolution
 /// included; host names are resolved off the executor thread).
 pub(crate) async fn probe(host: String, port: u16, deadline: Duration) -> bool {
-    let connect = async move {
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => {
-                smol::unblock(move || {
-                    (host.as_str(), port)
-                        .to_socket_addrs()
-                        .map(Iterator::collect)
-                        .unwrap_or_default()
-                })
-                .await
-            }
-        };
-        for addr in addrs {
-            if Async::<TcpStream>::connect(addr).await.is_ok() {
-                return true;
-            }
-        }
-        false
-    };
-    connect
+    let addrs = resolve(host, port)
         .or(async {
             Timer::after(deadline).await;
-            false
+            Vec::new()
         })
-        .await
+        .await;
+    connect(&addrs, deadline).await.is_some()
+}
+
+/// A connection that the device closes sooner than this after it was opened is not
+/// reopened at once (a device that closes idle connections straight away must not make
+/// the watch spin).
+const WATCH_MIN_LIFE: Duration = Duration::from_secs(1);
+/// The pause before reopening such a connection.
+const WATCH_PAUSE: Duration = Duration::from_secs(5);
+
+/// How a link watch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WatchEnd {
+    /// The first connection could not be opened: nothing to watch (the session goes on;
+    /// the heartbeat still covers it).
+    NoConnection,
+    /// The connection was reset, or closed and could not be opened again.
+    Lost,
+}
+
+/// The link watch (hybrid, `Traits::link_watch`): holds one idle, unauthenticated TCP
+/// connection to the camera's port while a session is live and returns when the device
+/// resets it (a reboot or a crash resets every connection), or closes it and refuses a
+/// new one. A device that closes an idle connection (FIN) and accepts the next one is
+/// fine: the watch goes on with the new connection. Bytes the device sends are ignored.
+/// Cancel it by dropping its task.
+pub(crate) async fn watch(host: String, port: u16, deadline: Duration) -> WatchEnd {
+    use futures_lite::AsyncReadExt as _;
+    let addrs = resolve(host, port).await;
+    let Some(mut stream) = connect(&addrs, deadline).await else {
+        return WatchEnd::NoConnection;
+    };
+    let mut opened = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    loop {
+        match (&stream).read(&mut buf).await {
+            Ok(0) => {
+                if opened.elapsed() < WATCH_MIN_LIFE {
+                    Timer::after(WATCH_PAUSE).await;
+                }
+                match connect(&addrs, deadline).await {
+                    Some(s) => {
+                        stream = s;
+                        opened = std::time::Instant::now();
+                    }
+                    None => return WatchEnd::Lost,
+                }
+            }
+            Ok(_) => {} // the device talked; nothing we asked for
+            Err(_) => return WatchEnd::Lost,
+        }
+    }
+}
+
+/// Runs a link watch for `session` and reports a loss.
+pub(crate) async fn run_watch(
+    cam: CamId,
+    session: Session,
+    host: String,
+    port: u16,
+    deadline: Duration,
+    tx: Sender<Msg>,
+) {
+    if watch(host, port, deadline).await == WatchEnd::Lost {
+        send(&tx, Msg::LinkLost { cam, session }).await;
+    }
 }
 
 /// Runs a probe and reports it.
@@ -369,4 +457,82 @@ pub(crate) async fn run_probe(
 ) {
     let open = probe(host, port, deadline).await;
     send(&tx, Msg::Probe { cam, token, open }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn reset(s: TcpStream) {
+        // SO_LINGER 0: close sends an RST, as a rebooting device's stack does.
+        let l = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &l).expect("linger");
+        drop(s);
+    }
+
+    fn watch_in_background(port: u16) -> std::thread::JoinHandle<WatchEnd> {
+        std::thread::spawn(move || {
+            async_io::block_on(watch("127.0.0.1".into(), port, Duration::from_secs(3)))
+        })
+    }
+
+    #[test]
+    fn a_reset_ends_the_watch() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let w = watch_in_background(l.local_addr().unwrap().port());
+        let (s, _) = l.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let t = std::time::Instant::now();
+        reset(s);
+        assert_eq!(w.join().unwrap(), WatchEnd::Lost);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_closed_idle_connection_is_reopened_and_watched_on() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let w = watch_in_background(l.local_addr().unwrap().port());
+        let (first, _) = l.accept().unwrap();
+        // An idle timeout on the device's side: FIN after a while. The watch opens a new
+        // connection at once and keeps watching that one.
+        std::thread::sleep(WATCH_MIN_LIFE + Duration::from_millis(200));
+        drop(first);
+        let (second, _) = l.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!w.is_finished(), "the watch must go on after a FIN");
+        reset(second);
+        assert_eq!(w.join().unwrap(), WatchEnd::Lost);
+    }
+
+    #[test]
+    fn a_closed_connection_that_cannot_be_reopened_ends_the_watch() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let w = watch_in_background(l.local_addr().unwrap().port());
+        let (s, _) = l.accept().unwrap();
+        std::thread::sleep(WATCH_MIN_LIFE + Duration::from_millis(200));
+        drop(l); // the service is gone: the reconnect is refused
+        drop(s);
+        assert_eq!(w.join().unwrap(), WatchEnd::Lost);
+    }
+
+    #[test]
+    fn nothing_listening_means_nothing_to_watch() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(
+            watch_in_background(port).join().unwrap(),
+            WatchEnd::NoConnection
+        );
+        assert!(!async_io::block_on(probe(
+            "127.0.0.1".into(),
+            port,
+            Duration::from_secs(1)
+        )));
+    }
 }

@@ -23,6 +23,12 @@
 //!   stuck at once (`CallStuck`) and its late result is delivered afterwards with the
 //!   original token (a late login is then logged out by the core). Probes are
 //!   non-blocking TCP connects (`Async<TcpStream>`) raced against the probe deadline;
+//! - **link watches** (hybrid, `Traits::link_watch`), one per live session: an idle,
+//!   unauthenticated TCP connection to the camera's port. A rebooting or crashing device
+//!   resets it at once; the watch then reports `Event::LinkLost` and the core confirms
+//!   with one heartbeat (milliseconds instead of up to a heartbeat interval). A device
+//!   that closes the idle connection but accepts a new one is watched on the new one;
+//!   the watch ends with the session's logout;
 //! - **the status server** (`hikwatch status`) and, when configured, **the metrics
 //!   listener**, both answering from a snapshot of the supervisor;
 //! - **the watchdog**, pinging systemd (`WATCHDOG=1`) and the hardware watchdog only when
@@ -37,6 +43,7 @@
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
 //! | a probe | `Event::ProbeResult` |
+//! | a link watch's connection reset (or closed, and refused when reopened) | `Event::LinkLost` |
 //! | the core's timers | `Supervisor::tick` at `next_wakeup` |
 //! | SIGHUP | a reload (below) |
 //! | SIGTERM, SIGINT | the graceful stop (below) |
@@ -115,7 +122,7 @@ use crate::config::{Config, ConfigError, LoadOptions};
 use crate::sdk::{PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
 use crate::status::FleetStatus;
 use crate::store::{CameraKey, Origin, Store, StoreOptions};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Strategy, Supervisor};
 use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Watchdog, WatchdogError};
 
 pub use signals::Signals;
@@ -345,6 +352,22 @@ pub fn run(
     run_loaded(loaded.config, opts, shutdown, reload)
 }
 
+/// The SDK's own reconnect interval for the benchmark peer `sdk` (`NET_DVR_SetReconnect`
+/// 5 s, the SDK's documented default; facts §6).
+pub const SDK_PEER_RECONNECT: Duration = Duration::from_secs(5);
+
+/// The SDK options a run uses: `base`, except that the benchmark peer `sdk` switches the
+/// SDK's own reconnect on ([`SDK_PEER_RECONNECT`]); every other strategy keeps it off
+/// because hikwatch owns reconnects.
+#[must_use]
+pub fn sdk_options(strategy: Strategy, base: &SdkOptions) -> SdkOptions {
+    let mut o = base.clone();
+    if strategy == Strategy::Sdk {
+        o.sdk_reconnect = Some(SDK_PEER_RECONNECT);
+    }
+    o
+}
+
 /// What one turn of the supervisor loop woke up for.
 enum Wake {
     Shutdown,
@@ -374,7 +397,14 @@ pub fn run_loaded(
     let settings = config.supervisor.settings();
 
     // The SDK.
-    let sdk = Sdk::load(&config.sdk.dir, &opts.sdk).map_err(RunError::Sdk)?;
+    if settings.strategy.is_benchmark_peer() {
+        log::warn!(
+            "strategy {} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
+            settings.strategy
+        );
+    }
+    let sdk_opts = sdk_options(settings.strategy, &opts.sdk);
+    let sdk = Sdk::load(&config.sdk.dir, &sdk_opts).map_err(RunError::Sdk)?;
     let mut events = sdk.events().ok_or(RunError::Sdk(SdkError::AlreadyLoaded))?;
     let threads = usize::try_from(config.sdk.threads).unwrap_or(8).max(1);
     let pool = SdkPool::new(

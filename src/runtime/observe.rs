@@ -151,6 +151,16 @@ impl Shell {
         };
         st.state_writes = self.store.metrics().writes;
         st.sdk_deadlines_missed = self.obs.deadlines_missed;
+        // A counter read inside the SDK (no I/O): fine on the executor thread.
+        st.sdk_handles = self
+            .pool
+            .sdk()
+            .state()
+            .ok()
+            .map(|s| crate::status::SdkHandles {
+                logins: s.logins,
+                real_plays: s.real_plays,
+            });
         st.detection_latency = self.obs.detection.clone();
         st.recovery_latency = self.obs.recovery.clone();
         st

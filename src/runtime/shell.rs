@@ -36,6 +36,9 @@ enum Intent {
     StopStream { stream: StreamHandle },
 }
 
+/// After a link watch could not connect, the next try waits this long.
+const WATCH_RETRY: Duration = Duration::from_secs(60);
+
 /// One camera slot (index = the supervisor's [`CamId`]; the supervisor reuses the slots
 /// of removed cameras, and so does this table).
 #[derive(Debug)]
@@ -61,6 +64,10 @@ pub(crate) struct Slot {
     pub down_at: Option<Instant>,
     /// The last SDK error text seen for this camera, with its code (for status).
     pub last_text: Option<(u32, String)>,
+    /// The link watch of the live session (hybrid): dropping the task closes it.
+    watch: Option<(Session, smol::Task<()>)>,
+    /// No watch before this (the last one could not connect).
+    watch_retry_at: Option<Instant>,
 }
 
 /// Counters and histograms the runtime measures (see the module docs of
@@ -193,6 +200,8 @@ impl Shell {
             last_good: None,
             down_at: None,
             last_text: None,
+            watch: None,
+            watch_retry_at: None,
         };
         if i < self.slots.len() {
             // A reused slot keeps its lane: a late call of the previous camera may still
@@ -300,6 +309,11 @@ impl Shell {
         let Some(slot) = self.slots.get_mut(cam.0 as usize) else {
             return;
         };
+        if let Intent::Logout { session } = intent {
+            if slot.watch.as_ref().is_some_and(|(s, _)| *s == session) {
+                slot.watch = None; // the session ends: stop watching its link
+            }
+        }
         slot.lane.push_back(intent);
         if !slot.busy {
             self.start_next(cam);
@@ -385,6 +399,21 @@ impl Shell {
             Msg::Probe { cam, token, open } => {
                 self.handle(cam, Event::ProbeResult { token, open });
             }
+            Msg::LinkLost { cam, session } => {
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    if slot.watch.as_ref().is_some_and(|(s, _)| *s == session) {
+                        slot.watch = None;
+                    }
+                }
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Info,
+                    &id,
+                    "link",
+                    format_args!("the device reset our idle connection; confirming the session"),
+                );
+                self.handle(cam, Event::LinkLost { session });
+            }
         }
     }
 
@@ -400,6 +429,7 @@ impl Shell {
                         session: Session(uid.0),
                     },
                 );
+                self.ensure_watch(cam);
             }
             Outcome::LoginFailed {
                 token,
@@ -424,6 +454,7 @@ impl Shell {
                     slot.last_good = Some(now);
                 }
                 self.handle(cam, Event::HeartbeatOk { token });
+                self.ensure_watch(cam); // after a false alarm, or a failed first connect
             }
             Outcome::HeartbeatFailed { token, class, code } => {
                 let id = self.id(cam).to_string();
@@ -484,6 +515,49 @@ impl Shell {
                 }
             }
         }
+    }
+
+    /// Starts the link watch of `cam`'s live session (strategies with
+    /// `Traits::link_watch`), unless one runs for it or the last one could not connect a
+    /// moment ago.
+    fn ensure_watch(&mut self, cam: CamId) {
+        if !self.settings.strategy.traits().link_watch {
+            return;
+        }
+        let Some(session) = self.sup.status(cam).and_then(|s| s.session) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(cam.0 as usize) else {
+            return;
+        };
+        let now = Instant::now();
+        let alive = slot
+            .watch
+            .as_ref()
+            .is_some_and(|(s, t)| *s == session && !t.is_finished());
+        if alive || slot.watch_retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        // A finished watch that reported nothing could not connect: retry it later.
+        if slot
+            .watch
+            .as_ref()
+            .is_some_and(|(s, t)| *s == session && t.is_finished())
+        {
+            slot.watch_retry_at = Some(now + WATCH_RETRY);
+            slot.watch = None;
+            return;
+        }
+        slot.watch_retry_at = None;
+        let task = calls::run_watch(
+            cam,
+            session,
+            slot.conf.host.clone(),
+            slot.conf.port,
+            self.settings.probe_deadline,
+            self.tx.clone(),
+        );
+        slot.watch = Some((session, self.ex.spawn(task)));
     }
 
     /// An event from the SDK's callbacks.

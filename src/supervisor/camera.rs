@@ -259,8 +259,15 @@ impl Camera {
     /// A fresh camera whose first attempt is spread over `start_spread`.
     pub fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
         let now = cx.now;
-        let spread = cx.rng.u64(0..=cx.p.start_spread);
-        let phase = cx.rng.u64(0..cx.p.heartbeat_interval);
+        // The naive peer has no jitter: every camera starts at once, on one tick grid.
+        let (spread, phase) = if cx.p.traits.naive {
+            (0, 0)
+        } else {
+            (
+                cx.rng.u64(0..=cx.p.start_spread),
+                cx.rng.u64(0..cx.p.heartbeat_interval),
+            )
+        };
         Camera {
             id,
             stream_wanted,
@@ -288,7 +295,11 @@ impl Camera {
             failures: 0,
             port: PortState::Unknown,
             last_reopen_login: None,
-            ticker_phase: now.0.wrapping_add(phase) % cx.p.heartbeat_interval,
+            ticker_phase: if cx.p.traits.naive {
+                0
+            } else {
+                now.0.wrapping_add(phase) % cx.p.heartbeat_interval
+            },
             after_stop: AfterStop::Remove,
             down_since: now,
             last_online: None,
@@ -361,6 +372,14 @@ impl Camera {
             }
 
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
+                if cx.p.traits.naive && self.is_login(token) =>
+            {
+                // Benchmark peer: no error classes; whatever failed is retried next tick.
+                self.login = None;
+                self.record(cx, class, code);
+                self.fail_and_wait(cx, Pace::Normal, S::Backoff);
+            }
+            (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
                 if self.is_login(token) =>
             {
                 self.login = None;
@@ -395,6 +414,14 @@ impl Camera {
                         self.fail_and_wait(cx, Pace::of(class), S::Backoff);
                     }
                 }
+            }
+            (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
+                if cx.p.traits.naive && self.stuck_login == Some(token) && self.login.is_none() =>
+            {
+                // Benchmark peer: no holds or locks; the next tick is already planned.
+                self.stuck_login = None;
+                self.record(cx, class, code);
+                self.enter(cx, S::Backoff);
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
                 if self.stuck_login == Some(token) && self.login.is_none() =>
@@ -438,7 +465,7 @@ impl Camera {
             // ---------------------------------------------------------------- heartbeat
             (S::Online | S::Suspect, I::HeartbeatDue) => {
                 if cx.p.traits.heartbeat {
-                    self.heartbeat_at = Some(cx.now.plus(cx.p.heartbeat_interval));
+                    self.heartbeat_at = Some(next_heartbeat(cx));
                 }
                 self.send_heartbeat(cx);
             }
@@ -473,6 +500,26 @@ impl Camera {
 
             // ---------------------------------------------------------------- exceptions
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
+                if cx.p.traits.sdk_owns_session && self.session == Some(session) =>
+            {
+                // Benchmark peer: the SDK heartbeats and re-logs in; we only follow it.
+                self.counters.exceptions += 1;
+                match kind {
+                    ExceptionKind::Exchange
+                    | ExceptionKind::Relogin
+                    | ExceptionKind::ReloginFailed => {
+                        self.lose_session(cx, ErrorClass::Network, kind.code());
+                    }
+                    ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
+                        self.lose_session(cx, ErrorClass::Network, kind.code());
+                    }
+                    ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
+                    ExceptionKind::Preview
+                    | ExceptionKind::PreviewClosed
+                    | ExceptionKind::Other(_) => {}
+                }
+            }
+            (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
                 if cx.p.traits.exceptions && self.session == Some(session) =>
             {
                 self.counters.exceptions += 1;
@@ -503,6 +550,14 @@ impl Camera {
                 }
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
+            (S::Online | S::Suspect, I::Event(E::LinkLost { session }))
+                if cx.p.traits.link_watch && self.session == Some(session) =>
+            {
+                // The device reset our idle connection: confirm with one heartbeat.
+                self.counters.exceptions += 1;
+                self.trouble(cx, 0);
+            }
+            (_, I::Event(E::LinkLost { .. })) => {} // another strategy, or a stale session
             (S::Suspect, I::SuspectTimeout) => {
                 self.lose_session(cx, ErrorClass::Timeout, 0x8040);
             }
@@ -748,10 +803,7 @@ impl Camera {
         self.attempt_at = None;
         self.force = false;
         self.stable_at = Some(cx.now.plus(cx.p.stable_period));
-        self.heartbeat_at =
-            cx.p.traits
-                .heartbeat
-                .then(|| cx.now.plus(cx.p.heartbeat_interval));
+        self.heartbeat_at = cx.p.traits.heartbeat.then(|| next_heartbeat(cx));
         cx.emit(
             self.id,
             ActionKind::Alert(Alert::Recovered {
@@ -785,7 +837,8 @@ impl Camera {
     fn missed(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
         self.counters.heartbeat_misses += 1;
         self.misses = self.misses.saturating_add(1);
-        if self.misses >= cx.p.heartbeat_misses {
+        // The naive peer drops the session at the first miss.
+        if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive {
             self.lose_session(cx, class, code);
         } else {
             self.enter(cx, State::Suspect);
@@ -806,6 +859,18 @@ impl Camera {
 
     /// The session is dead: tear it down and wait for the backoff.
     fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+        if cx.p.traits.sdk_owns_session {
+            // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
+            // log out or in again. Down = suspect until the SDK reports the session back.
+            if self.state == State::Online {
+                self.record(cx, class, code);
+                self.counters.drops += 1;
+                self.down_since = cx.now;
+                cx.emit(self.id, ActionKind::Alert(Alert::Down { class, code }));
+                self.enter(cx, State::Suspect);
+            }
+            return;
+        }
         self.record(cx, class, code);
         self.counters.drops += 1;
         self.down_since = cx.now;
@@ -816,6 +881,22 @@ impl Camera {
         // blind attempts then follow every `blind_login_interval`.
         self.blind_at = cx.now;
         self.fail_and_wait(cx, Pace::Normal, State::Backoff);
+        if cx.p.traits.naive {
+            self.attempt_at = Some(cx.now); // the naive peer re-logs in at once
+        }
+    }
+
+    /// Benchmark peer `sdk`: the SDK reports the session back (0x8017, 0x8041).
+    fn sdk_back(&mut self, cx: &mut Cx<'_>) {
+        if self.state == State::Suspect {
+            cx.emit(
+                self.id,
+                ActionKind::Alert(Alert::Recovered {
+                    downtime_ms: cx.now.since(self.down_since),
+                }),
+            );
+            self.enter(cx, State::Online);
+        }
     }
 
     /// Stop the stream and log out, in that order; the next login waits for the logout.
@@ -838,8 +919,12 @@ impl Camera {
     /// Count a failure, schedule the jittered backoff, and wait in `to`.
     fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
         self.failures = self.failures.saturating_add(1);
-        let d = backoff::delay(cx.p, pace, self.failures, cx.rng);
-        self.attempt_at = Some(cx.now.plus(d));
+        self.attempt_at = Some(if cx.p.traits.naive {
+            naive_tick(cx) // benchmark peer: no backoff, the next tick of the grid
+        } else {
+            cx.now
+                .plus(backoff::delay(cx.p, pace, self.failures, cx.rng))
+        });
         self.wait_in(cx, to);
     }
 
@@ -1131,6 +1216,30 @@ impl Cx<'_> {
     fn emit(&mut self, cam: CamId, kind: ActionKind) {
         self.out.push(Action { cam, kind });
     }
+}
+
+/// Heartbeats are due on a fleet-wide grid of this many ms: one interval after the last
+/// one, rounded up to the grid. A daemon wakes up once per grid slot for every camera due
+/// in it instead of once per camera (1,000 cameras at 5 s: 4 wake-ups a second instead
+/// of 200), which the benchmark measured as the bulk of a heartbeat's CPU cost (issue 7
+/// §6, bench/README.md). The slot stays short against the interval, so the heartbeat
+/// period grows by less than 250 ms and heartbeats of a large fleet still spread over the
+/// interval (each slot holds about a twentieth of the fleet).
+pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;
+
+/// When the next heartbeat of an online camera is due.
+fn next_heartbeat(cx: &Cx<'_>) -> Millis {
+    if cx.p.traits.naive {
+        naive_tick(cx)
+    } else {
+        align_up(cx.now.plus(cx.p.heartbeat_interval), 0, HEARTBEAT_GRID_MS)
+    }
+}
+
+/// Benchmark peer `naive`: the next tick of its one fleet-wide grid (phase 0, period
+/// `heartbeat_interval`), strictly after now.
+fn naive_tick(cx: &Cx<'_>) -> Millis {
+    align_up(cx.now.plus(1), 0, cx.p.heartbeat_interval)
 }
 
 /// The first tick `phase + k·interval` at or after `t`.

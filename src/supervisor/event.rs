@@ -57,6 +57,21 @@ impl ExceptionKind {
             other => ExceptionKind::Other(other),
         }
     }
+
+    /// The callback's `dwType` (the inverse of [`ExceptionKind::from_code`]).
+    #[must_use]
+    pub const fn code(self) -> u32 {
+        match self {
+            ExceptionKind::Exchange => 0x8000,
+            ExceptionKind::Preview => 0x8003,
+            ExceptionKind::Resume => 0x8017,
+            ExceptionKind::Relogin => 0x8040,
+            ExceptionKind::ReloginOk => 0x8041,
+            ExceptionKind::ReloginFailed => 0x8044,
+            ExceptionKind::PreviewClosed => 0x8045,
+            ExceptionKind::Other(code) => code,
+        }
+    }
 }
 
 /// One input for one camera, given to [`Supervisor::handle`](super::Supervisor::handle).
@@ -132,6 +147,15 @@ pub enum Event {
         /// The callback type.
         kind: ExceptionKind,
         /// `lUserID` from the callback; exceptions for other sessions are ignored.
+        session: Session,
+    },
+    /// The link watch ([`Traits::link_watch`]): the runtime's idle TCP connection to the
+    /// camera's port was reset, or was closed and could not be opened again, while this
+    /// session was live. Handled like an SDK exception (one confirming heartbeat).
+    ///
+    /// [`Traits::link_watch`]: super::Traits::link_watch
+    LinkLost {
+        /// The session that was live when the watch started.
         session: Session,
     },
     /// The runtime saw a call run past its deadline before the core's own timer did.
@@ -298,6 +322,11 @@ mod tests {
             ExceptionKind::from_code(0x8005),
             ExceptionKind::Other(0x8005)
         );
+        for code in [
+            0x8000, 0x8003, 0x8005, 0x8017, 0x8040, 0x8041, 0x8044, 0x8045,
+        ] {
+            assert_eq!(ExceptionKind::from_code(code).code(), code);
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //! | online, suspect | `Exception` exchange/preview (event, queue) | backoff | teardown, `Alert(Down)` |
 //! | online, suspect | `Exception` exchange/preview (hybrid) | suspect | one confirming `Heartbeat`; its failure ends the session |
 //! | online, suspect | `Exception` relogin-failed / preview-closed | backoff | teardown |
+//! | online, suspect | `LinkLost` (hybrid's link watch: the idle connection was reset) | suspect | one confirming `Heartbeat`; its failure ends the session |
 //! | online, suspect | `Exception` relogin | suspect | verdict within `login_deadline` |
 //! | suspect | `Exception` resume / relogin-ok (no heartbeat pending) | online | |
 //! | suspect | relogin verdict timeout | backoff | teardown |
@@ -75,6 +76,14 @@
 //! See [`Strategy`] and [`Traits`]: `poll` heartbeats and reconnects on its ticker,
 //! `event` reacts to SDK callbacks, `queue` adds the worker pool, `hybrid` (default)
 //! combines callbacks, heartbeats, workers and probe-gated login.
+//!
+//! Two **benchmark-only peers** (`scripts/bench.sh`, never for production; the config
+//! warns) are rows of the same table with two extra switches, so the comparison runs the
+//! same daemon: `naive` ([`Traits::naive`]: the seed's fixed 5 s ticker, one miss is a
+//! loss, immediate re-login, no jitter, no error classes: it locks accounts) and `sdk`
+//! ([`Traits::sdk_owns_session`]: hikwatch logs in once, then the SDK's own heartbeat and
+//! re-login keep the session; a loss is `suspect` with the handle kept). The simulation's
+//! invariants are claimed for the four real strategies ([`Strategy::ALL`]) only.
 //!
 //! # Probe-gated login (hybrid)
 //! While a camera waits in `backoff`/`stuck`, a TCP probe runs every `probe_interval`,

@@ -7,9 +7,11 @@ use super::time::ms;
 
 /// How a camera's session is watched and how reconnects are scheduled.
 ///
-/// All strategies share the same safety policy (backoff, auth-hold, lock handling, the
-/// global login cap, teardown before redial). They differ only in detection and pacing;
-/// [`Strategy::traits`] lists exactly how.
+/// The four real strategies ([`Strategy::ALL`]) share the same safety policy (backoff,
+/// auth-hold, lock handling, the global login cap, teardown before redial). They differ
+/// only in detection and pacing; [`Strategy::traits`] lists exactly how. The two
+/// benchmark-only peers ([`Strategy::PEERS`]) deliberately drop parts of that policy to
+/// show what it buys; the config accepts them only with a warning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Strategy {
     /// The seed article's "Ticker": a heartbeat every interval, down after N consecutive
@@ -23,6 +25,20 @@ pub enum Strategy {
     /// queue workers, and probe-gated login while a camera is down. The default.
     #[default]
     Hybrid,
+    /// **Benchmark-only peer, never for production**: the seed's scheme 1 as written. A
+    /// fixed ticker (`heartbeat_interval`, 5 s) shared by the whole fleet, one missed
+    /// heartbeat is a loss, the re-login follows at once, a failed login is retried on the
+    /// next tick; no jitter, no start spread, no error classes (a wrong password is
+    /// retried every tick until the device locks the client out: that is the point).
+    /// Only the structural limits stay: one session per camera, logout before the next
+    /// login, the login cap.
+    Naive,
+    /// **Benchmark-only peer, never for production**: the SDK's built-in reconnect
+    /// (`NET_DVR_SetReconnect` on, the SDK's own session heartbeat and re-login). hikwatch
+    /// logs in until the first success, then never logs out or in again and only follows
+    /// the exception callbacks: 0x8000 (and 0x8040/0x8044) mark the camera down
+    /// (`suspect`, the handle is kept), 0x8017/0x8041 mark it online again.
+    Sdk,
 }
 
 impl Strategy {
@@ -34,7 +50,13 @@ impl Strategy {
         Strategy::Hybrid,
     ];
 
-    /// The config-file spelling: `poll`, `event`, `queue` or `hybrid`.
+    /// The benchmark-only peers (`scripts/bench.sh` compares them with [`Strategy::ALL`]).
+    /// The config accepts them with a loud warning; the deterministic simulation's
+    /// invariants (no lockout, …) are only claimed for [`Strategy::ALL`].
+    pub const PEERS: [Strategy; 2] = [Strategy::Naive, Strategy::Sdk];
+
+    /// The config-file spelling: `poll`, `event`, `queue`, `hybrid`, or the benchmark
+    /// peers `naive` and `sdk`.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
@@ -42,43 +64,54 @@ impl Strategy {
             Strategy::Event => "event",
             Strategy::Queue => "queue",
             Strategy::Hybrid => "hybrid",
+            Strategy::Naive => "naive",
+            Strategy::Sdk => "sdk",
         }
     }
 
-    /// Parses the config-file spelling.
+    /// Parses the config-file spelling (the benchmark peers included).
     #[must_use]
     pub fn from_name(s: &str) -> Option<Strategy> {
-        Strategy::ALL.into_iter().find(|st| st.name() == s)
+        Strategy::ALL
+            .into_iter()
+            .chain(Strategy::PEERS)
+            .find(|st| st.name() == s)
     }
 
-    /// What this strategy switches on. Benchmark-only peers (a naive fixed re-login, the
-    /// SDK's own reconnect) would be new rows here.
+    /// Whether this is one of the benchmark-only [`Strategy::PEERS`].
+    #[must_use]
+    pub const fn is_benchmark_peer(self) -> bool {
+        matches!(self, Strategy::Naive | Strategy::Sdk)
+    }
+
+    /// What this strategy switches on.
     #[must_use]
     pub const fn traits(self) -> Traits {
+        const OFF: Traits = Traits {
+            heartbeat: false,
+            exceptions: false,
+            confirm_exceptions: false,
+            probe_gate: false,
+            worker_slots: false,
+            ticker_cadence: false,
+            naive: false,
+            sdk_owns_session: false,
+            link_watch: false,
+        };
         match self {
             Strategy::Poll => Traits {
                 heartbeat: true,
-                exceptions: false,
-                confirm_exceptions: false,
-                probe_gate: false,
-                worker_slots: false,
                 ticker_cadence: true,
+                ..OFF
             },
             Strategy::Event => Traits {
-                heartbeat: false,
                 exceptions: true,
-                confirm_exceptions: false,
-                probe_gate: false,
-                worker_slots: false,
-                ticker_cadence: false,
+                ..OFF
             },
             Strategy::Queue => Traits {
-                heartbeat: false,
                 exceptions: true,
-                confirm_exceptions: false,
-                probe_gate: false,
                 worker_slots: true,
-                ticker_cadence: false,
+                ..OFF
             },
             Strategy::Hybrid => Traits {
                 heartbeat: true,
@@ -86,7 +119,20 @@ impl Strategy {
                 confirm_exceptions: true,
                 probe_gate: true,
                 worker_slots: true,
-                ticker_cadence: false,
+                link_watch: true,
+                ..OFF
+            },
+            // Benchmark-only peers, kept to two switches the core checks in a handful of
+            // places (`Camera::step` and its helpers).
+            Strategy::Naive => Traits {
+                heartbeat: true,
+                naive: true,
+                ..OFF
+            },
+            Strategy::Sdk => Traits {
+                exceptions: true,
+                sdk_owns_session: true,
+                ..OFF
             },
         }
     }
@@ -114,6 +160,24 @@ pub struct Traits {
     pub worker_slots: bool,
     /// Reconnect attempts happen on the camera's heartbeat ticker.
     pub ticker_cadence: bool,
+    /// While online, the runtime holds one idle TCP connection to the camera's port; a
+    /// reset on it (or a closed one that cannot be reopened) is [`Event::LinkLost`],
+    /// handled like an exception (confirmed by one heartbeat). A rebooting or crashing
+    /// device resets its connections, so this sees it within milliseconds, where a
+    /// heartbeat would take up to `heartbeat_interval`.
+    ///
+    /// [`Event::LinkLost`]: super::Event::LinkLost
+    pub link_watch: bool,
+    /// Benchmark-only ([`Strategy::Naive`]): one fleet-wide tick grid of
+    /// `heartbeat_interval` (no per-camera phase, no start spread), one miss is a loss,
+    /// re-login at once after a loss and on the next tick after a failed login, whatever
+    /// the error. Error classes, backoff, auth-hold, lock waits and the resource throttle
+    /// are all off.
+    pub naive: bool,
+    /// Benchmark-only ([`Strategy::Sdk`]): once logged in, the SDK owns the session. A
+    /// loss never tears it down; the camera waits in `suspect` (handle kept) until the
+    /// SDK reports it back (0x8017 or 0x8041).
+    pub sdk_owns_session: bool,
 }
 
 /// Supervisor tuning. `Settings::default()` holds the documented defaults; the daemon maps
@@ -418,7 +482,13 @@ mod tests {
         for s in Strategy::ALL {
             assert_eq!(Strategy::from_name(s.name()), Some(s));
         }
-        assert_eq!(Strategy::from_name("naive"), None);
+        for s in Strategy::PEERS {
+            assert_eq!(Strategy::from_name(s.name()), Some(s));
+            assert!(s.is_benchmark_peer());
+            assert!(!Strategy::ALL.contains(&s), "{s} must stay out of ALL");
+        }
+        assert!(!Strategy::ALL.iter().any(|s| s.is_benchmark_peer()));
+        assert_eq!(Strategy::from_name("naïve"), None);
         assert_eq!(Strategy::default(), Strategy::Hybrid);
     }
 }

@@ -3,7 +3,8 @@
 //! The world models each camera the way the real device and SDK behave (facts §3–§6):
 //! - **up**: calls answer after a realistic latency;
 //! - **down** (RST): connects are refused at once, error 7; the device reboots, so sessions
-//!   are lost;
+//!   are lost; with hybrid's link watch the reset of the idle connection arrives as
+//!   `LinkLost` within milliseconds;
 //! - **unreachable**: no answer at the TCP level, error 7 after the SDK's 3.5 s connect
 //!   timeout, probes time out;
 //! - **frozen**: TCP accepts, nothing answers; calls fail with error 10 after the SDK's 5 s
@@ -1272,6 +1273,20 @@ impl Sim {
                 c.reopened_at = None;
                 c.gated_reopen = None;
                 self.session_trouble(i);
+                // The reboot resets every connection: the runtime's link watch (hybrid)
+                // sees the RST of the live session's idle connection within milliseconds.
+                if self.cfg.settings.strategy.traits().link_watch {
+                    let live: Vec<Session> = self.cams[idx]
+                        .sessions
+                        .iter()
+                        .filter(|s| s.known && !s.logged_out)
+                        .map(|s| s.id)
+                        .collect();
+                    for session in live {
+                        let d = self.rng.u64(1..20);
+                        self.deliver(i, d, Event::LinkLost { session });
+                    }
+                }
             }
             Fault::Unreachable => {
                 self.cams[idx].cond = Cond::Unreachable;

@@ -262,8 +262,55 @@ fn login_ok_goes_online_and_heartbeats_on_the_interval() {
     let (t1, _) = h
         .until(c, 10_000, |k| matches!(k, ActionKind::Heartbeat { .. }))
         .expect("heartbeat");
-    assert_eq!(t1.since(t0), HB);
+    // One interval, rounded up to the fleet-wide heartbeat grid.
+    let grid = camera::HEARTBEAT_GRID_MS;
+    assert!((HB..HB + grid).contains(&t1.since(t0)), "{t0:?} → {t1:?}");
+    assert_eq!(t1.0 % grid, 0, "{t1:?}");
     assert_eq!(h.sup.next_wakeup(), Some(t1.plus(HB).min(t1.plus(10_000))));
+}
+
+#[test]
+fn heartbeats_of_a_fleet_share_grid_slots() {
+    // 200 cameras logged in at spread-out times heartbeat in at most 20 slots per
+    // interval: the daemon wakes up per slot, not per camera.
+    let s = Settings {
+        start_spread: Duration::from_secs(10),
+        ..settings(Strategy::Hybrid)
+    };
+    let mut h = H::new(s);
+    for _ in 0..200 {
+        h.sup.add_camera(h.now, false);
+    }
+    let mut slots = std::collections::BTreeSet::new();
+    let mut beats = 0;
+    let mut session = 0;
+    let (from, end) = (Millis(20_000), Millis(20_000 + HB - 1));
+    let first = Vec::new();
+    h.drive(first, end, |now, a| match a.kind {
+        ActionKind::Login { token } => {
+            session += 1;
+            Some(Event::LoginOk {
+                token,
+                session: Session(session),
+            })
+        }
+        ActionKind::Heartbeat { token, .. } => {
+            if now >= from {
+                beats += 1;
+                slots.insert(now.0);
+            }
+            Some(Event::HeartbeatOk { token })
+        }
+        _ => None,
+    });
+    assert_eq!(beats, 200, "one heartbeat each per interval");
+    let grid = camera::HEARTBEAT_GRID_MS;
+    assert!(slots.len() <= (HB / grid) as usize, "{slots:?}");
+    assert!(slots.iter().all(|t| t % grid == 0), "{slots:?}");
+    assert!(
+        slots.len() >= 10,
+        "still spread over the interval: {slots:?}"
+    );
 }
 
 #[test]
@@ -1587,4 +1634,262 @@ fn empty_supervisor_sleeps() {
         )
         .is_err()
     );
+}
+
+// ====================================================================== benchmark peers
+
+/// Runs to `until`, answering every login with success at once; returns when each login
+/// was issued.
+fn timed_logins(h: &mut H, cams: usize, until: u64) -> Vec<(u64, CamId)> {
+    let mut seen = Vec::new();
+    let mut session = 100;
+    while let Some(w) = h.sup.next_wakeup() {
+        if w.0 > until {
+            break;
+        }
+        h.now = h.now.max(w);
+        h.sup.tick(h.now, &mut h.out);
+        let mut pending: Vec<Action> = h.out.drain(..).collect();
+        while let Some(a) = pending.pop() {
+            if let ActionKind::Login { token } = a.kind {
+                seen.push((h.now.0, a.cam));
+                session += 1;
+                let e = Event::LoginOk {
+                    token,
+                    session: Session(session),
+                };
+                h.sup.handle(h.now, a.cam, e, &mut h.out);
+                pending.append(&mut h.out);
+            }
+        }
+    }
+    assert_eq!(seen.len(), cams, "{seen:?}");
+    seen
+}
+
+#[test]
+fn naive_peer_starts_every_camera_at_once_and_heartbeats_on_one_grid() {
+    let s = Settings {
+        start_spread: Duration::from_secs(10), // ignored: no jitter
+        ..settings(Strategy::Naive)
+    };
+    let mut h = H::new(s);
+    let cams: Vec<CamId> = (0..20)
+        .map(|_| h.sup.add_camera(Millis(0), false))
+        .collect();
+    let logins = timed_logins(&mut h, cams.len(), 1_000);
+    assert!(logins.iter().all(|&(t, _)| t <= 1), "{logins:?}");
+    // Every heartbeat of every camera lands on the same 5 s grid (lockstep).
+    let beats = |acts: &[Action]| {
+        acts.iter()
+            .filter(|a| matches!(a.kind, ActionKind::Heartbeat { .. }))
+            .count()
+    };
+    let before = h.advance(4_999 - h.now.0);
+    assert_eq!(beats(&before), 0, "{before:?}");
+    let at_tick = h.advance(1);
+    assert_eq!(h.now, Millis(5_000));
+    assert_eq!(beats(&at_tick), 20, "all at the tick: {at_tick:?}");
+    assert_eq!(h.status(cams[3]).state, State::Online);
+}
+
+#[test]
+fn naive_peer_drops_at_the_first_miss_and_logs_in_again_at_once() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Naive), false);
+    let s = h.online(c, 1);
+    let token = h.heartbeat(c);
+    assert_eq!(h.now, Millis(HB), "the grid's first tick");
+    let acts = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token,
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    assert!(has(&acts, is_logout(s)), "{acts:?}");
+    assert!(
+        has(&acts, |k| matches!(
+            k,
+            ActionKind::Alert(Alert::Down { .. })
+        )),
+        "{acts:?}"
+    );
+    assert_eq!(h.state(c), State::Backoff);
+    // The logout returns: the re-login follows in the same instant, no backoff.
+    let acts = h.ev(c, Event::LogoutDone { session: s });
+    assert!(logs_in(&acts), "{acts:?}");
+}
+
+#[test]
+fn naive_peer_retries_every_tick_whatever_the_error_and_never_holds() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Naive), false);
+    let mut times = Vec::new();
+    for class in [
+        ErrorClass::Auth {
+            retries_left: Some(1),
+        },
+        ErrorClass::Auth { retries_left: None },
+        ErrorClass::Locked {
+            secs_left: Some(1800),
+        },
+        ErrorClass::Resource,
+        ErrorClass::Fatal,
+        ErrorClass::Network,
+    ] {
+        let acts = h.fail_login(c, class, 1);
+        times.push(h.now.0);
+        assert_eq!(h.state(c), State::Backoff, "{class:?}");
+        assert!(
+            !has(&acts, |k| matches!(
+                k,
+                ActionKind::Alert(Alert::AuthHold { .. } | Alert::Locked { .. })
+            )),
+            "{class:?}: {acts:?}"
+        );
+    }
+    // The first attempt at start, then one per 5 s tick: a lockout in 35 s on a device
+    // that locks after 7 wrong passwords.
+    assert_eq!(times, [1, 5_000, 10_000, 15_000, 20_000, 25_000]);
+    assert!(!h.sup.fleet_status().throttled, "no resource throttle");
+}
+
+#[test]
+fn sdk_peer_follows_the_callbacks_and_never_logs_in_again() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Sdk), false);
+    let s = h.online(c, 7);
+    let exc = |kind| Event::Exception { kind, session: s };
+    let is_down = |k: &ActionKind| matches!(k, ActionKind::Alert(Alert::Down { .. }));
+    let is_back = |k: &ActionKind| matches!(k, ActionKind::Alert(Alert::Recovered { .. }));
+
+    // 0x8000: down, the handle is kept (no logout), no login.
+    let acts = h.ev(c, exc(ExceptionKind::Exchange));
+    assert!(has(&acts, is_down), "{acts:?}");
+    assert!(!has(&acts, is_logout(s)) && !logs_in(&acts), "{acts:?}");
+    assert_eq!(h.state(c), State::Suspect);
+    assert_eq!(h.status(c).session, Some(s));
+    // Repeated 0x8000 while down: nothing new.
+    assert!(h.ev(c, exc(ExceptionKind::Exchange)).is_empty());
+    // Nothing of ours while the SDK works: no heartbeat, no login, no logout, for an hour.
+    let acts = h.advance(3_600_000);
+    assert!(
+        !acts.iter().any(|a| matches!(
+            a.kind,
+            ActionKind::Login { .. } | ActionKind::Heartbeat { .. } | ActionKind::Logout { .. }
+        )),
+        "{acts:?}"
+    );
+    // 0x8017: back, same session.
+    let acts = h.ev(c, exc(ExceptionKind::Resume));
+    assert!(has(&acts, is_back), "{acts:?}");
+    assert_eq!(h.state(c), State::Online);
+
+    // The SDK's re-login after a reboot: 0x8040 down, 0x8041 back.
+    assert!(has(&h.ev(c, exc(ExceptionKind::Relogin)), is_down));
+    assert_eq!(h.state(c), State::Suspect);
+    assert!(has(&h.ev(c, exc(ExceptionKind::ReloginOk)), is_back));
+    assert_eq!(h.state(c), State::Online);
+
+    // 0x8044: the SDK gave up; so does the peer (it never logs in again).
+    assert!(has(&h.ev(c, exc(ExceptionKind::ReloginFailed)), is_down));
+    let acts = h.advance(3_600_000);
+    assert_eq!(logins(&acts), 0);
+    assert_eq!(h.state(c), State::Suspect);
+    assert_eq!(h.status(c).counters.drops, 3);
+    assert_eq!(h.status(c).counters.login_attempts, 1);
+}
+
+#[test]
+fn sdk_peer_keeps_the_backoff_until_its_first_login() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Sdk), false);
+    h.fail_login(c, ErrorClass::Network, 7);
+    assert_eq!(h.state(c), State::Backoff);
+    let acts = h.fail_login(
+        c,
+        ErrorClass::Auth {
+            retries_left: Some(1),
+        },
+        1,
+    );
+    assert!(
+        has(&acts, |k| matches!(
+            k,
+            ActionKind::Alert(Alert::AuthHold { .. })
+        )),
+        "the safety policy still guards the first login: {acts:?}"
+    );
+    assert_eq!(h.state(c), State::AuthHold);
+}
+
+// ====================================================================== link watch (hybrid)
+
+#[test]
+fn a_reset_link_is_confirmed_by_one_heartbeat_then_the_session_ends() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    assert_eq!(h.state(c), State::Suspect);
+    let token = acts
+        .iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, session } if *session == s => Some(*token),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no confirming heartbeat at once: {acts:?}"));
+    // The port is closed (the device rebooted): the confirmation fails, the session ends.
+    let acts = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token,
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    assert!(has(&acts, is_logout(s)), "{acts:?}");
+    assert_eq!(h.state(c), State::Backoff);
+}
+
+#[test]
+fn a_false_link_alarm_keeps_the_session() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    let token = acts
+        .iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("confirming heartbeat");
+    let acts = h.ev(c, Event::HeartbeatOk { token });
+    assert!(!has(&acts, is_logout(s)), "{acts:?}");
+    assert_eq!(h.state(c), State::Online);
+    assert_eq!(h.status(c).session, Some(s));
+}
+
+#[test]
+fn only_the_link_watching_strategy_acts_on_a_lost_link() {
+    for strategy in Strategy::ALL.into_iter().chain(Strategy::PEERS) {
+        let watches = strategy.traits().link_watch;
+        assert_eq!(watches, strategy == Strategy::Hybrid, "{strategy}");
+        let (mut h, c) = H::with_cam(settings(strategy), false);
+        let s = h.online(c, 3);
+        // A stale session's link: ignored by everyone.
+        assert!(
+            h.ev(
+                c,
+                Event::LinkLost {
+                    session: Session(99)
+                }
+            )
+            .is_empty()
+        );
+        let acts = h.ev(c, Event::LinkLost { session: s });
+        if watches {
+            assert_eq!(h.state(c), State::Suspect, "{strategy}");
+        } else {
+            assert!(acts.is_empty(), "{strategy}: {acts:?}");
+            assert_eq!(h.state(c), State::Online, "{strategy}");
+        }
+    }
 }

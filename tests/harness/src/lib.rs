@@ -10,6 +10,7 @@
 //! - [`FakeSystemd`]: a bound `NOTIFY_SOCKET` that records every datagram with its
 //!   arrival time.
 //! - [`events`]: counting and timing simcam's event log.
+//! - [`bench`]: the benchmark of issue 7 (`scripts/bench.sh`, the `bench` binary).
 //! - [`real_sdk_dir`]: where the real x86_64 SDK is (or a clear failure saying how to
 //!   fetch it).
 //!
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod bench;
 pub mod events;
 
 use std::fmt::Write as _;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The benchmark of issue 7 in one command: builds release binaries, runs the real daemon
+# with the real x86_64 HCNetSDK against a simcam fleet through fixed, seeded scenarios
+# (every strategy side by side), and writes a markdown report, an SVG timeline of the storm
+# and one JSON file per run. See bench/README.md.
+#
+# Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--quick] [--seed N]
+#                         [--outage-mins M] [--no-armv7] [--publish]
+#   --scenario S     flap | storm | silent | badpass | steady | outage (repeatable; default:
+#                    the first five, ~20 min on 2 cores; `outage` takes an hour)
+#   --strategies L   default poll,event,queue,hybrid,naive,sdk
+#   --quick          a few cameras and seconds per scenario (checks the pipeline only)
+#   --no-armv7       skip the armv7 footprint (needs the cross toolchain and qemu-arm)
+#   --publish        copy results.md and storm.svg into bench/results/ (the committed ones;
+#                    the default without --scenario/--strategies/--quick)
+# Output: bench/runs/<UTC time>/ (git-ignored): results.md, storm.svg, <scenario>-<strategy>.json
+# and .log (the daemon's log).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+args=()
+armv7=1
+publish=auto
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-armv7) armv7=0 ;;
+    --publish) publish=1 ;;
+    --scenario|--strategies|--seed|--outage-mins)
+      [ $# -ge 2 ] || { echo "bench.sh: $1 needs a value" >&2; exit 2; }
+      args+=("$1" "$2"); publish=${publish/auto/0}; shift ;;
+    --quick) args+=("$1"); publish=${publish/auto/0} ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$publish" = auto ] && publish=1
+
+[ -f vendor/hcnetsdk-linux64/libhcnetsdk.so ] || scripts/fetch-sdk.sh
+
+echo "== build (release): hikwatch, bench" >&2
+cargo build --release --locked --bin hikwatch -p hikwatch
+cargo build --release --locked --bin bench -p harness
+
+if [ "$armv7" = 1 ]; then
+  echo "== build (release, armv7): hikwatch + the C stand-in SDK" >&2
+  cargo build --release --locked --target armv7-unknown-linux-gnueabihf --bin hikwatch -p hikwatch
+  cargo build --release --locked --target armv7-unknown-linux-gnueabihf -p fakesdk
+  fake=$(ls -td target/armv7-unknown-linux-gnueabihf/release/build/fakesdk-*/out/sdk 2>/dev/null | head -1)
+  [ -n "$fake" ] && [ -f "$fake/libhcnetsdk.so" ] || { echo "bench.sh: no armv7 stand-in SDK built" >&2; exit 1; }
+  args+=(--armv7 target/armv7-unknown-linux-gnueabihf/release/hikwatch --armv7-sdk "$fake")
+fi
+
+stamp=$(date -u +%Y-%m-%d-%H-%M)
+out="bench/runs/$stamp"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
+
+echo "== run (output in $out)" >&2
+target/release/bench --hikwatch target/release/hikwatch --sdk vendor/hcnetsdk-linux64 \
+  --out "$out" --commit "$commit" "${args[@]}" > /dev/null
+
+if [ "$publish" = 1 ]; then
+  mkdir -p bench/results
+  cp "$out/results.md" bench/results/results.md
+  [ -f "$out/storm.svg" ] && cp "$out/storm.svg" bench/results/storm.svg
+  echo "== published bench/results/results.md" >&2
+fi
+echo "== done: $out/results.md" >&2

@@ -1,0 +1,233 @@
+//! `bench`: the benchmark of issue 7 (see `bench/README.md`; `scripts/bench.sh` builds
+//! and runs it).
+//!
+//! ```text
+//! bench [--scenario S]... [--strategies a,b,...] [--quick] [--seed N] [--out DIR]
+//!       [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT]
+//!       [--armv7 BIN --armv7-sdk DIR] [--quiet]
+//! ```
+//!
+//! Writes `DIR/results.md`, `DIR/storm.svg` (when the storm ran) and one JSON file per run
+//! into `DIR` (default `bench/runs/<UTC time>`), and prints the report. Exit codes: 0 the
+//! runs finished (what they noticed is in the report), 1 a run could not start, 2 bad
+//! usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use harness::bench::{self, Finished, Plan, STRATEGIES, Scale, Scenario, footprint, report, svg};
+
+const USAGE: &str = "usage: bench [--scenario flap|storm|silent|badpass|steady|outage]... \
+[--strategies poll,event,queue,hybrid,naive,sdk] [--quick] [--seed N] [--out DIR] \
+[--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT] \
+[--armv7 BIN --armv7-sdk DIR] [--quiet]";
+
+struct Args {
+    scenarios: Vec<Scenario>,
+    strategies: Vec<String>,
+    scale: Scale,
+    seed: u64,
+    out: Option<PathBuf>,
+    hikwatch: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+    outage: Duration,
+    commit: String,
+    armv7: Option<(PathBuf, PathBuf)>,
+    verbose: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        scenarios: Vec::new(),
+        strategies: STRATEGIES.iter().map(|s| (*s).to_string()).collect(),
+        scale: Scale::Full,
+        seed: 7,
+        out: None,
+        hikwatch: None,
+        sdk: None,
+        outage: Duration::from_secs(62 * 60),
+        commit: "unknown".into(),
+        armv7: None,
+        verbose: true,
+    };
+    let mut armv7_bin = None;
+    let mut armv7_sdk = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--scenario" => {
+                let v = val("--scenario")?;
+                for s in v.split(',') {
+                    a.scenarios
+                        .push(Scenario::from_name(s).ok_or(format!("unknown scenario {s:?}"))?);
+                }
+            }
+            "--strategies" => {
+                let v = val("--strategies")?;
+                a.strategies = v.split(',').map(str::to_string).collect();
+                if let Some(bad) = a
+                    .strategies
+                    .iter()
+                    .find(|s| !STRATEGIES.contains(&s.as_str()))
+                {
+                    return Err(format!(
+                        "unknown strategy {bad:?} (one of {})",
+                        STRATEGIES.join(", ")
+                    ));
+                }
+            }
+            "--quick" => a.scale = Scale::Quick,
+            "--seed" => {
+                a.seed = val("--seed")?
+                    .parse()
+                    .map_err(|_| "--seed: not a number".to_string())?;
+            }
+            "--out" => a.out = Some(val("--out")?.into()),
+            "--hikwatch" => a.hikwatch = Some(val("--hikwatch")?.into()),
+            "--sdk" => a.sdk = Some(val("--sdk")?.into()),
+            "--outage-mins" => {
+                let m: u64 = val("--outage-mins")?
+                    .parse()
+                    .map_err(|_| "--outage-mins: not a number".to_string())?;
+                a.outage = Duration::from_secs(m * 60);
+            }
+            "--commit" => a.commit = val("--commit")?,
+            "--armv7" => armv7_bin = Some(PathBuf::from(val("--armv7")?)),
+            "--armv7-sdk" => armv7_sdk = Some(PathBuf::from(val("--armv7-sdk")?)),
+            "--quiet" => a.verbose = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    a.armv7 = match (armv7_bin, armv7_sdk) {
+        (Some(b), Some(s)) => Some((b, s)),
+        (None, None) => None,
+        _ => return Err("--armv7 and --armv7-sdk go together".into()),
+    };
+    if a.scenarios.is_empty() && a.armv7.is_none() {
+        a.scenarios = Scenario::DEFAULT.to_vec();
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let hikwatch = args.hikwatch.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("hikwatch")))
+            .unwrap_or_else(|| "hikwatch".into())
+    });
+    if !args.scenarios.is_empty() && !hikwatch.is_file() {
+        eprintln!(
+            "bench: no hikwatch binary at {} (cargo build --release --bin hikwatch, or --hikwatch)",
+            hikwatch.display()
+        );
+        return ExitCode::from(2);
+    }
+    let sdk = args.sdk.clone().unwrap_or_else(|| {
+        let repo_s = repo.display().to_string();
+        harness::real_sdk_dir(&repo_s)
+    });
+    // Absolute paths: the daemon runs in a temporary folder.
+    let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    let hikwatch = abs(hikwatch);
+    let sdk = abs(sdk);
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = report::utc_now().replace([' ', ':'], "-");
+        repo.join("bench/runs").join(stamp.trim_end_matches("-UTC"))
+    });
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("bench: {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    let nofile = bench::procfs::raise_nofile();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let machine = report::Machine::here(&args.commit, &command, args.seed);
+    if args.verbose {
+        eprintln!(
+            "bench: {} scenario(s) × {} strategies; hikwatch {}; SDK {}; output {}; open files {nofile}",
+            args.scenarios.len(),
+            args.strategies.len(),
+            hikwatch.display(),
+            sdk.display(),
+            out.display()
+        );
+    }
+
+    let mut done: Vec<Finished> = Vec::new();
+    for &s in &args.scenarios {
+        let plan = Plan::new(s, args.scale, args.seed, args.outage);
+        if args.verbose {
+            eprintln!(
+                "bench: scenario {} ({} cameras, {} faults, phase {:?})",
+                s.name(),
+                plan.cameras,
+                plan.faults.len(),
+                plan.phase
+            );
+        }
+        match bench::run_scenario(&plan, &args.strategies, &hikwatch, &sdk, args.verbose) {
+            Ok(runs) => {
+                for f in &runs {
+                    let path = out.join(format!("{}-{}.json", s.name(), f.strategy));
+                    if let Err(e) = std::fs::write(&path, report::json(f)) {
+                        eprintln!("bench: {}: {e}", path.display());
+                    }
+                    let log = out.join(format!("{}-{}.log", s.name(), f.strategy));
+                    if let Err(e) = std::fs::write(&log, &f.raw.log_text) {
+                        eprintln!("bench: {}: {e}", log.display());
+                    }
+                }
+                done.extend(runs);
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+
+    let svg_name = "storm.svg";
+    let svg = svg::storm(&done);
+    if let Some(doc) = &svg {
+        if let Err(e) = std::fs::write(out.join(svg_name), doc) {
+            eprintln!("bench: {svg_name}: {e}");
+        }
+    }
+    let mut md = report::markdown(&done, &machine, svg.as_ref().map(|_| svg_name));
+    if let Some((bin, dir)) = &args.armv7 {
+        if args.verbose {
+            eprintln!("bench: armv7 footprint: {} under qemu-arm", bin.display());
+        }
+        match footprint::run(bin, dir, 64, Duration::from_secs(20)) {
+            Ok(f) => md.push_str(&footprint::markdown(&f)),
+            Err(e) => {
+                eprintln!("bench: armv7 footprint: {e}");
+                md.push_str(&format!("## armv7 footprint\n\nfailed: {e}\n"));
+            }
+        }
+    }
+    let path = out.join("results.md");
+    if let Err(e) = std::fs::write(&path, &md) {
+        eprintln!("bench: {}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    println!("{md}");
+    if args.verbose {
+        eprintln!("bench: wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
