@@ -125,9 +125,9 @@ fn read_machine() -> Option<(u64, u64)> {
 /// Raises this process's open-file limit as far as allowed (soft to hard, and the hard
 /// limit to 65,536 when running as root): a run holds two descriptors per simulated camera
 /// plus the connections, and the daemon inherits the limit. Returns the soft limit.
-pub fn raise_nofile() -> u64 {
+pub fn raise_nofile() -> nix::libc::rlim_t {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const WANT: u64 = 65_536;
+    const WANT: nix::libc::rlim_t = 65_536;
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return 0;
     };
