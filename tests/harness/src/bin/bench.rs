@@ -21,7 +21,7 @@ use harness::bench::{self, Finished, Plan, STRATEGIES, Scale, Scenario, footprin
 const USAGE: &str = "usage: bench [--scenario flap|storm|silent|badpass|steady|outage]... \
 [--strategies poll,event,queue,hybrid,naive,sdk] [--quick] [--seed N] [--out DIR] \
 [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT] \
-[--armv7 BIN --armv7-sdk DIR] [--quiet]";
+[--armv7 BIN --armv7-sdk DIR] [--footprint-only] [--quiet]";
 
 struct Args {
     scenarios: Vec<Scenario>,
@@ -53,6 +53,7 @@ fn parse() -> Result<Args, String> {
     };
     let mut armv7_bin = None;
     let mut armv7_sdk = None;
+    let mut footprint_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -96,6 +97,7 @@ fn parse() -> Result<Args, String> {
             "--commit" => a.commit = val("--commit")?,
             "--armv7" => armv7_bin = Some(PathBuf::from(val("--armv7")?)),
             "--armv7-sdk" => armv7_sdk = Some(PathBuf::from(val("--armv7-sdk")?)),
+            "--footprint-only" => footprint_only = true,
             "--quiet" => a.verbose = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -106,7 +108,14 @@ fn parse() -> Result<Args, String> {
         (None, None) => None,
         _ => return Err("--armv7 and --armv7-sdk go together".into()),
     };
-    if a.scenarios.is_empty() && a.armv7.is_none() {
+    if footprint_only {
+        if a.armv7.is_none() {
+            return Err("--footprint-only needs --armv7 and --armv7-sdk".into());
+        }
+        if !a.scenarios.is_empty() {
+            return Err("--footprint-only runs no scenario; drop --scenario".into());
+        }
+    } else if a.scenarios.is_empty() {
         a.scenarios = Scenario::DEFAULT.to_vec();
     }
     Ok(a)
