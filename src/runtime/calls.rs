@@ -369,16 +369,56 @@ async fn connect(addrs: &[SocketAddr], deadline: Duration) -> Option<Async<TcpSt
         .await
 }
 
-/// An unauthenticated TCP connect to `host:port`, bounded by `deadline` (name resolution
-/// included; host names are resolved off the executor thread).
-pub(crate) async fn probe(host: String, port: u16, deadline: Duration) -> bool {
-    let addrs = resolve(host, port)
+/// How a probe judges a device alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProbeKind {
+    /// An unauthenticated TCP connect (any device; a hung device whose kernel still
+    /// accepts connections looks alive).
+    Connect,
+    /// A connect plus one unauthenticated `GET /` that must be answered with an HTTP
+    /// status line (ISAPI devices): only a device whose web service runs looks alive.
+    /// Carries no credentials, so it can never count as a failed login.
+    Http,
+}
+
+/// Probes `host:port`, bounded by `deadline` as a whole (name resolution included; host
+/// names are resolved off the executor thread).
+pub(crate) async fn probe(host: String, port: u16, deadline: Duration, kind: ProbeKind) -> bool {
+    let attempt = async {
+        let addrs = resolve(host.clone(), port).await;
+        let Some(stream) = connect(&addrs, deadline).await else {
+            return false;
+        };
+        match kind {
+            ProbeKind::Connect => true,
+            ProbeKind::Http => http_answers(stream, &host).await,
+        }
+    };
+    attempt
         .or(async {
             Timer::after(deadline).await;
-            Vec::new()
+            false
         })
-        .await;
-    connect(&addrs, deadline).await.is_some()
+        .await
+}
+
+/// Sends `GET /` and reads until the first bytes of an answer: true if they are an HTTP
+/// status line (whatever the status: 200, 302, 401 and 404 all prove the service runs).
+async fn http_answers(stream: Async<TcpStream>, host: &str) -> bool {
+    use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if (&stream).write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < head.len() {
+        match (&stream).read(&mut head[got..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got += n,
+        }
+    }
+    &head == b"HTTP/"
 }
 
 /// A connection that the device closes sooner than this after it was opened is not
@@ -453,9 +493,10 @@ pub(crate) async fn run_probe(
     host: String,
     port: u16,
     deadline: Duration,
+    kind: ProbeKind,
     tx: Sender<Msg>,
 ) {
-    let open = probe(host, port, deadline).await;
+    let open = probe(host, port, deadline, kind).await;
     send(&tx, Msg::Probe { cam, token, open }).await;
 }
 
@@ -529,10 +570,42 @@ mod tests {
             watch_in_background(port).join().unwrap(),
             WatchEnd::NoConnection
         );
-        assert!(!async_io::block_on(probe(
-            "127.0.0.1".into(),
-            port,
-            Duration::from_secs(1)
-        )));
+        for kind in [ProbeKind::Connect, ProbeKind::Http] {
+            assert!(!async_io::block_on(probe(
+                "127.0.0.1".into(),
+                port,
+                Duration::from_secs(1),
+                kind
+            )));
+        }
+    }
+
+    #[test]
+    fn an_http_probe_needs_an_answer_a_connect_probe_does_not() {
+        // A hung device: the kernel accepts (backlog), nobody reads or answers.
+        let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+        let hung_port = hung.local_addr().unwrap().port();
+        // A live web service: answers anything with a 404.
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let live_port = live.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            let (mut s, _) = live.accept().unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            request
+        });
+        let d = Duration::from_millis(300);
+        let p = |port, kind| async_io::block_on(probe("127.0.0.1".into(), port, d, kind));
+        assert!(p(hung_port, ProbeKind::Connect));
+        assert!(!p(hung_port, ProbeKind::Http));
+        assert!(p(live_port, ProbeKind::Http));
+        let request = server.join().unwrap();
+        assert!(request.starts_with("GET / HTTP/1.1\r\n"), "{request}");
+        assert!(!request.to_ascii_lowercase().contains("authorization"));
+        drop(hung);
     }
 }

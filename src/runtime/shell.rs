@@ -300,6 +300,12 @@ impl Shell {
             slot.conf.host.clone(),
             slot.conf.port,
             self.settings.probe_deadline,
+            match slot.conf.login_mode {
+                // An ISAPI device is alive when its web service answers, not when its
+                // kernel accepts a connection (a hung device still does).
+                CfgLoginMode::Isapi => calls::ProbeKind::Http,
+                CfgLoginMode::Private | CfgLoginMode::Auto => calls::ProbeKind::Connect,
+            },
             self.tx.clone(),
         );
         self.ex.spawn(task).detach();

@@ -200,6 +200,13 @@ pub(crate) struct Camera {
     /// The newest login that passed its deadline and may still answer.
     stuck_login: Option<Token>,
     heartbeat: Option<Call>,
+    /// When the heartbeat in flight was sent, and how many misses due slots already
+    /// counted for it (one per whole interval without an answer).
+    heartbeat_sent: Millis,
+    heartbeat_overdue: u8,
+    /// When the newest heartbeat that was answered was sent (or the session began): the
+    /// start of the silence that `heartbeat_misses` intervals of ends the session.
+    heard_at: Millis,
     stream_call: Option<Call>,
     /// The session being logged out and the logout's deadline. No login while set.
     logout: Option<(Session, Millis)>,
@@ -292,6 +299,9 @@ impl Camera {
             stable_at: None,
             suspect_until: None,
             misses: 0,
+            heartbeat_sent: Millis::ZERO,
+            heartbeat_overdue: 0,
+            heard_at: Millis::ZERO,
             failures: 0,
             port: PortState::Unknown,
             last_reopen_login: None,
@@ -467,7 +477,22 @@ impl Camera {
                 if cx.p.traits.heartbeat {
                     self.heartbeat_at = Some(next_heartbeat(cx));
                 }
-                self.send_heartbeat(cx);
+                if self.heartbeat.is_some() && self.is_overdue(cx) {
+                    // No answer for a whole interval: that is a miss now, not when the
+                    // SDK finally gives up (its receive timeout, or our deadline).
+                    self.heartbeat_overdue = self.heartbeat_overdue.saturating_add(1);
+                    self.missed(cx, ErrorClass::Timeout, 0);
+                }
+                if self.state.has_session() {
+                    if self.heartbeat.is_none() {
+                        self.send_heartbeat(cx);
+                    } else if self.silent_too_long(cx) {
+                        // Silence: a heartbeat is out and nothing sent since `heard_at`
+                        // was answered for `heartbeat_misses` intervals. Found within
+                        // interval × misses of the cut, however slowly the SDK fails.
+                        self.lose_session(cx, ErrorClass::Timeout, 0);
+                    }
+                }
             }
             (_, I::HeartbeatDue) => self.heartbeat_at = None,
 
@@ -475,6 +500,8 @@ impl Camera {
                 if self.is_heartbeat(token) =>
             {
                 self.heartbeat = None;
+                self.heartbeat_overdue = 0;
+                self.heard_at = self.heard_at.max(self.heartbeat_sent);
                 self.misses = 0;
                 self.enter(cx, S::Online);
             }
@@ -482,7 +509,7 @@ impl Camera {
                 if self.is_heartbeat(token) =>
             {
                 self.heartbeat = None;
-                self.missed(cx, class, code);
+                self.late_miss(cx, class, code);
             }
             (S::Online | S::Suspect, I::HeartbeatDeadline) => {
                 self.heartbeat = None;
@@ -493,7 +520,7 @@ impl Camera {
                         call: CallKind::Heartbeat,
                     }),
                 );
-                self.missed(cx, ErrorClass::Timeout, 0);
+                self.late_miss(cx, ErrorClass::Timeout, 0);
             }
             (_, I::Event(E::HeartbeatOk { .. } | E::HeartbeatFailed { .. })) => {} // stale
             (_, I::HeartbeatDeadline) => self.heartbeat = None,
@@ -798,6 +825,7 @@ impl Camera {
 
     fn go_online(&mut self, cx: &mut Cx<'_>, session: Session) {
         self.session = Some(session);
+        self.heard_at = cx.now;
         self.misses = 0;
         self.counters.logins_ok += 1;
         self.attempt_at = None;
@@ -828,8 +856,52 @@ impl Camera {
                 token,
                 deadline: cx.now.plus(cx.p.heartbeat_deadline),
             });
+            self.heartbeat_sent = cx.now;
+            self.heartbeat_overdue = 0;
             self.counters.heartbeats += 1;
             cx.emit(self.id, ActionKind::Heartbeat { session, token });
+        }
+    }
+
+    /// Whether the heartbeat in flight has gone unanswered for a whole interval (the
+    /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
+    /// which judges a heartbeat only by its result, as the seed does.
+    fn is_overdue(&self, cx: &Cx<'_>) -> bool {
+        !cx.p.traits.naive
+            && cx.now.since(self.heartbeat_sent)
+                >= cx.p.heartbeat_interval.saturating_sub(HEARTBEAT_GRID_MS)
+    }
+
+    /// Whether nothing sent after `heard_at` has been answered for `heartbeat_misses`
+    /// intervals (less one grid step: due slots sit on the fleet grid). A device that
+    /// fails heartbeats quickly is judged by counting them instead. Never for the naive
+    /// peer, which counts results as the seed does.
+    fn silent_too_long(&self, cx: &Cx<'_>) -> bool {
+        let window =
+            cx.p.heartbeat_interval
+                .saturating_mul(u64::from(cx.p.heartbeat_misses))
+                .saturating_sub(HEARTBEAT_GRID_MS);
+        !cx.p.traits.naive && cx.now.since(self.heard_at) >= window
+    }
+
+    /// The heartbeat in flight failed or passed its deadline: one miss per whole interval
+    /// it went unanswered (at least one), less those the due slots already counted. If
+    /// slots counted it, the next heartbeat goes out at once, so that the next slot judges
+    /// a fresh one: misses accrue one per interval, and a silent cut is found within
+    /// `heartbeat_interval × heartbeat_misses` whatever the SDK's timeouts.
+    fn late_miss(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+        let counted = u64::from(std::mem::take(&mut self.heartbeat_overdue));
+        let waited = cx.now.since(self.heartbeat_sent) / cx.p.heartbeat_interval.max(1);
+        let due = if cx.p.traits.naive { 1 } else { waited.max(1) };
+        for _ in counted..due {
+            self.missed(cx, class, code);
+            if !self.state.has_session() {
+                return;
+            }
+        }
+        if counted > 0 {
+            self.record(cx, class, code);
+            self.send_heartbeat(cx);
         }
     }
 

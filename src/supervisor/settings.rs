@@ -190,8 +190,11 @@ pub struct Settings {
     /// ~15 s, inside the 5–20 s band peers use for data gaps (anchors L4), and one
     /// `CHECK_USER_STATUS` per camera every 5 s is cheap.
     pub heartbeat_interval: Duration,
-    /// Consecutive missed heartbeats before the session is declared dead. Default 3: one
-    /// lost reply on a busy network must not cost a reconnect.
+    /// Missed heartbeats before the session is declared dead. A heartbeat is missed when
+    /// it fails, or when it is still unanswered a whole interval after it was sent; and
+    /// while one is out, `heartbeat_misses` intervals without any answer end the session
+    /// (so a silent cut is found within interval × misses, whatever the SDK's timeouts).
+    /// Default 3: one lost reply on a busy network must not cost a reconnect.
     pub heartbeat_misses: u8,
     /// Fleet-wide cap on logins in flight. Default 8: a login is ~0.5 s of SDK work and a
     /// few TLS handshakes; 8 in parallel brings 1,000 cameras up in about a minute without

@@ -379,7 +379,7 @@ fn n_missed_heartbeats_tear_down_then_back_off() {
 }
 
 #[test]
-fn heartbeat_past_its_deadline_counts_as_a_miss() {
+fn heartbeat_past_its_deadline_counts_one_miss_per_interval() {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
     h.online(c, 1);
     h.heartbeat(c); // never answered
@@ -390,8 +390,111 @@ fn heartbeat_past_its_deadline_counts_as_a_miss() {
             call: CallKind::Heartbeat
         })
     )));
+    // Unanswered for two intervals: two misses (one counted by the slot in between), and
+    // with the interval before it, three intervals without an answer since the login: the
+    // session is over.
+    assert_eq!(h.status(c).counters.heartbeat_misses, 2);
+    assert_eq!(h.state(c), State::Backoff);
+}
+
+#[test]
+fn a_silent_cut_is_found_within_interval_times_misses() {
+    // The device stops answering right after the login: the SDK fails each heartbeat only
+    // after its receive timeout (here just past the next slot, or past two) or never.
+    // Either way the verdict comes within `heartbeat_interval × heartbeat_misses` (+ one
+    // grid step) of the last answer.
+    let grid = camera::HEARTBEAT_GRID_MS;
+    for fails_after in [HB + 1, 2 * HB + 7, u64::MAX] {
+        let (mut h, c) = H::with_cam(settings(Strategy::Poll), false);
+        h.online(c, 1);
+        let heard = h.now;
+        let first = h.heartbeat(c);
+        let sent = h.now;
+        let mut pending = vec![(sent, first)];
+        let mut lost = None;
+        while lost.is_none() && h.now.since(sent) < 60_000 {
+            // Answer (with a failure) every heartbeat whose time has come, then step.
+            let due = pending
+                .iter()
+                .map(|(at, _)| at.plus(fails_after))
+                .chain(h.sup.next_wakeup())
+                .min()
+                .expect("something is due");
+            if let Some(i) = pending
+                .iter()
+                .position(|(at, _)| at.plus(fails_after) <= due)
+            {
+                let (_, token) = pending.remove(i);
+                h.now = h.now.max(due);
+                let acts = h.ev_raw(
+                    c,
+                    Event::HeartbeatFailed {
+                        token,
+                        class: ErrorClass::Network,
+                        code: 7,
+                    },
+                );
+                for a in acts {
+                    match a.kind {
+                        ActionKind::Heartbeat { token, .. } => pending.push((h.now, token)),
+                        ActionKind::Alert(Alert::Down { .. }) => lost = Some(h.now),
+                        _ => {}
+                    }
+                }
+            } else {
+                h.now = h.now.max(due);
+                h.sup.tick(h.now, &mut h.out);
+                for a in std::mem::take(&mut h.out) {
+                    match a.kind {
+                        ActionKind::Heartbeat { token, .. } => pending.push((h.now, token)),
+                        ActionKind::Alert(Alert::Down { .. }) => lost = Some(h.now),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let lost = lost.unwrap_or_else(|| panic!("never lost (fails after {fails_after} ms)"));
+        let took = lost.since(heard);
+        assert!(
+            took <= 3 * HB + grid,
+            "fails after {fails_after} ms: lost {took} ms after the last answer"
+        );
+        assert!(h.status(c).counters.heartbeat_misses >= 2);
+    }
+}
+
+#[test]
+fn a_late_failure_of_an_overdue_heartbeat_is_not_counted_twice() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Poll), false);
+    h.online(c, 1);
+    let t = h.heartbeat(c);
+    // The next slot finds it unanswered: one miss, and no second heartbeat beside it.
+    let acts = h.advance(HB + camera::HEARTBEAT_GRID_MS);
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Heartbeat { .. }))
+    );
     assert_eq!(h.status(c).counters.heartbeat_misses, 1);
     assert_eq!(h.state(c), State::Suspect);
+    // Its failure arrives: still one miss, and a fresh heartbeat goes out at once.
+    let acts = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token: t,
+            class: ErrorClass::Timeout,
+            code: 10,
+        },
+    );
+    assert_eq!(h.status(c).counters.heartbeat_misses, 1);
+    let Some(ActionKind::Heartbeat { token, .. }) = acts
+        .into_iter()
+        .find(|k| matches!(k, ActionKind::Heartbeat { .. }))
+    else {
+        panic!("no fresh heartbeat");
+    };
+    h.ev(c, Event::HeartbeatOk { token });
+    assert_eq!(h.state(c), State::Online);
 }
 
 #[test]

@@ -73,42 +73,64 @@ pub fn heartbeat_sessions(events: &[Event], cam: usize) -> Vec<String> {
 
 /// The most login exchanges (capabilities answered, `sessionLogin` not yet received) that
 /// were open at the same time across all cameras, replayed from the log: each
-/// `capabilities` opens one (keyed by its sessionID) and the next login answer of the
-/// same camera closes the oldest open one of that camera. Power-offs close all of a
-/// camera's. Needs a log without dropped events.
+/// `capabilities` opens one (keyed by its sessionID); a login answer of the same camera
+/// closes the one it names (`login_ok`, `login_stale`) or else the newest open one (a
+/// client runs one login per camera at a time; older ones were abandoned); a
+/// power-off or power-on closes all of the camera's.
+///
+/// An exchange still open at the end of the log was **abandoned** by its client and is
+/// left out: a frozen camera answers, at its thaw, every `capabilities` request queued in
+/// its sockets — requests of logins that timed out long before, on connections the client
+/// has closed — and those would otherwise all count as open at once. Needs a log without
+/// dropped events.
 pub fn max_concurrent_exchanges(events: &[Event]) -> usize {
     use std::collections::{HashMap, VecDeque};
-    let mut open: HashMap<usize, VecDeque<&str>> = HashMap::new();
-    let (mut now, mut max) = (0usize, 0usize);
-    for e in events {
+    // Pass 1: which exchange (by index of its `capabilities` event) was closed, and when.
+    let mut open: HashMap<usize, VecDeque<(usize, &str)>> = HashMap::new();
+    let mut closed_at: HashMap<usize, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let q = open.entry(e.camera).or_default();
         match e.kind {
-            EventKind::Capabilities => {
-                open.entry(e.camera).or_default().push_back(&e.detail);
-                now += 1;
-                max = max.max(now);
-            }
+            EventKind::Capabilities => q.push_back((i, &e.detail)),
             EventKind::LoginOk | EventKind::LoginStale => {
-                let q = open.entry(e.camera).or_default();
-                if let Some(i) = q.iter().position(|s| *s == e.detail) {
-                    q.remove(i);
-                    now -= 1;
-                } else if q.pop_front().is_some() {
-                    now -= 1;
+                let taken = match q.iter().position(|(_, s)| *s == e.detail) {
+                    Some(k) => q.remove(k),
+                    None => q.pop_back(),
+                };
+                if let Some((opened, _)) = taken {
+                    closed_at.insert(opened, i);
                 }
             }
             EventKind::LoginBad
             | EventKind::LockEngaged
             | EventKind::LoginLocked
             | EventKind::LoginRejectedLimit => {
-                let closed = open.entry(e.camera).or_default().pop_front().is_some();
-                now -= usize::from(closed);
+                if let Some((opened, _)) = q.pop_back() {
+                    closed_at.insert(opened, i);
+                }
             }
             EventKind::PowerOff | EventKind::PowerOn => {
-                let q = open.entry(e.camera).or_default();
-                now -= q.len();
-                q.clear();
+                for (opened, _) in q.drain(..) {
+                    closed_at.insert(opened, i);
+                }
             }
             _ => {}
+        }
+    }
+    // Pass 2: the most closed exchanges open at once (an exchange closes before the event
+    // that closed it opens anything).
+    let mut edges: Vec<(usize, bool)> = closed_at
+        .iter()
+        .flat_map(|(&opened, &closed)| [(opened, true), (closed, false)])
+        .collect();
+    edges.sort_unstable_by_key(|&(i, opens)| (i, opens));
+    let (mut now, mut max) = (0usize, 0usize);
+    for (_, opens) in edges {
+        if opens {
+            now += 1;
+            max = max.max(now);
+        } else {
+            now -= 1;
         }
     }
     max
@@ -150,5 +172,45 @@ mod tests {
             at(&log[1]),
             UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_001)
         );
+    }
+
+    #[test]
+    fn exchanges_answered_at_a_thaw_and_never_continued_are_left_out() {
+        use EventKind::*;
+        // Camera 0 was frozen: three logins timed out on it; at the thaw it answers the
+        // three queued `capabilities` at once, then the daemon's next login goes through.
+        // Camera 1 logs in meanwhile.
+        let log = vec![
+            ev(0, 0, Frozen, ""),
+            ev(1, 0, Thawed, ""),
+            ev(2, 0, Capabilities, "old1"),
+            ev(3, 0, Capabilities, "old2"),
+            ev(4, 1, Capabilities, "x"),
+            ev(5, 0, Capabilities, "old3"),
+            ev(6, 0, Capabilities, "new"),
+            ev(7, 1, LoginOk, "x"),
+            ev(8, 0, LoginOk, "new"),
+        ];
+        assert_eq!(max_concurrent_exchanges(&log), 2);
+        // Without the answers the abandoned ones would have been open together with both.
+        let cut: Vec<Event> = log
+            .into_iter()
+            .filter(|e| !e.detail.starts_with("old"))
+            .collect();
+        assert_eq!(max_concurrent_exchanges(&cut), 2);
+    }
+
+    #[test]
+    fn an_exchange_closed_by_a_power_off_counts_until_then() {
+        use EventKind::*;
+        let log = vec![
+            ev(0, 0, Capabilities, "a"),
+            ev(1, 1, Capabilities, "b"),
+            ev(2, 0, PowerOff, ""),
+            ev(3, 2, Capabilities, "c"),
+            ev(4, 1, LoginOk, "b"),
+            ev(5, 2, LoginOk, "c"),
+        ];
+        assert_eq!(max_concurrent_exchanges(&log), 2);
     }
 }
