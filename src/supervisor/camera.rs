@@ -826,6 +826,9 @@ impl Camera {
     fn go_online(&mut self, cx: &mut Cx<'_>, session: Session) {
         self.session = Some(session);
         self.heard_at = cx.now;
+        // The reopen gap limits logins within one outage (a port flapping while the
+        // service never lets a login through); a session that came up ends the outage.
+        self.last_reopen_login = None;
         self.misses = 0;
         self.counters.logins_ok += 1;
         self.attempt_at = None;

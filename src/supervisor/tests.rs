@@ -1429,6 +1429,79 @@ fn probe_gate_skips_logins_while_closed_and_logs_in_on_reopen() {
 }
 
 #[test]
+fn every_outage_gets_its_reopen_login() {
+    // A device that reboots every 20 s (down 5 s each time): each outage ends with a
+    // login within a probe period of the port reopening, although the reopen gap (30 s)
+    // is longer than the cycle. The gap limits logins within one outage only.
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 1);
+    let t0 = h.now;
+    let down = |now: Millis| (now.since(t0) % 20_000) < 5_000;
+    let mut sessions = 1;
+    let mut online_at = Vec::new();
+    let first = h.ev_raw(
+        c,
+        Event::Exception {
+            kind: ExceptionKind::ReloginFailed,
+            session: s,
+        },
+    );
+    let mut live = None;
+    let end = t0.plus(200_000);
+    let mut acts = first;
+    let mut now = t0;
+    while now < end {
+        // Drop the live session at the start of each outage.
+        if let Some(session) = live {
+            if down(now) {
+                live = None;
+                acts.extend(h.ev_raw(
+                    c,
+                    Event::Exception {
+                        kind: ExceptionKind::ReloginFailed,
+                        session,
+                    },
+                ));
+            }
+        }
+        let step_end = now.plus(250);
+        h.drive(std::mem::take(&mut acts), step_end, |at, a| match a.kind {
+            ActionKind::Logout { session } => Some(Event::LogoutDone { session }),
+            ActionKind::Heartbeat { token, .. } => Some(Event::HeartbeatOk { token }),
+            ActionKind::Probe { token } => Some(Event::ProbeResult {
+                token,
+                open: !down(at),
+            }),
+            ActionKind::Login { token } if down(at) => Some(Event::LoginFailed {
+                token,
+                class: ErrorClass::Network,
+                code: 7,
+            }),
+            ActionKind::Login { token } => {
+                sessions += 1;
+                live = Some(Session(sessions));
+                online_at.push(at);
+                Some(Event::LoginOk {
+                    token,
+                    session: Session(sessions),
+                })
+            }
+            _ => None,
+        });
+        now = step_end;
+    }
+    // Ten outages; every one recovered within ~1 s of the port reopening (5 s into it).
+    assert_eq!(online_at.len(), 10, "{online_at:?}");
+    for t in &online_at {
+        let into = t.since(t0) % 20_000;
+        assert!(
+            (5_000..=6_500).contains(&into),
+            "online {into} ms into the cycle"
+        );
+    }
+}
+
+#[test]
 fn reopen_logins_are_rate_limited_for_a_flapping_port() {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
     let s = h.online(c, 1);
