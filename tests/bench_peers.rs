@@ -4,44 +4,15 @@
 //! (every target, armv7 and aarch64 under qemu too). Their pacing rules are unit-tested in
 //! `src/supervisor/tests.rs`; `scripts/bench.sh` measures them on the real SDK.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod inproc;
 
-use async_channel::Sender;
+use std::path::Path;
+use std::time::Duration;
+
 use hikwatch::config::{Config, LoadOptions, Severity, Strategy};
-use hikwatch::runtime::{
-    RunError, RunOptions, SDK_PEER_RECONNECT, Summary, run_loaded, sdk_options,
-};
+use hikwatch::runtime::{SDK_PEER_RECONNECT, sdk_options};
 use hikwatch::sdk::SdkOptions;
-use hikwatch::status::{Format, query};
-
-/// Generous: qemu-user runs everything several times slower.
-const WAIT: Duration = Duration::from_secs(40);
-
-/// The SDK is process-global: runs take turns.
-fn serial() -> MutexGuard<'static, ()> {
-    static M: Mutex<()> = Mutex::new(());
-    M.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hikwatch-peers-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use inproc::{Run, TempDir, serial};
 
 /// A config for the stand-in SDK with `strategy`, one camera per script.
 fn config_text(dir: &Path, strategy: &str, cams: usize) -> String {
@@ -77,7 +48,7 @@ fn load(dir: &Path, strategy: &str, scripts: &[&str]) -> hikwatch::config::Loade
 
 #[test]
 fn the_config_accepts_the_peers_only_with_a_loud_warning() {
-    let dir = TempDir::new("cfg");
+    let dir = TempDir::new("peers-cfg");
     for (name, strategy) in [("naive", Strategy::Naive), ("sdk", Strategy::Sdk)] {
         let loaded = load(&dir.0, name, &["x"]);
         assert_eq!(loaded.config.supervisor.settings.strategy, strategy);
@@ -136,99 +107,13 @@ fn only_the_sdk_peer_switches_the_sdks_own_reconnect_on() {
     assert_eq!(o.recv_timeout, base.recv_timeout);
 }
 
-struct Run {
-    thread: Option<JoinHandle<Result<Summary, RunError>>>,
-    stop: Sender<()>,
-    socket: PathBuf,
-}
-
-impl Run {
-    fn start(config: Config) -> Run {
-        let socket = config.status.socket.clone();
-        let (stop, stop_rx) = async_channel::bounded::<()>(1);
-        let (_reload, reload_rx) = async_channel::bounded::<()>(1);
-        let opts = RunOptions {
-            seed: Some(7),
-            ..RunOptions::default()
-        };
-        let thread = std::thread::spawn(move || {
-            let _keep = _reload;
-            run_loaded(
-                config,
-                opts,
-                async move {
-                    let _ = stop_rx.recv().await;
-                },
-                reload_rx,
-            )
-        });
-        Run {
-            thread: Some(thread),
-            stop,
-            socket,
-        }
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let text = query(&self.socket, Format::Json).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    fn camera(&self, id: &str) -> Option<serde_json::Value> {
-        let v = self.status()?;
-        v["cameras"]
-            .as_array()?
-            .iter()
-            .find(|c| c["id"] == id)
-            .cloned()
-    }
-
-    /// Waits until camera `id`'s status satisfies `pred`; returns it.
-    fn wait(
-        &self,
-        id: &str,
-        what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let end = Instant::now() + WAIT;
-        loop {
-            match self.camera(id) {
-                Some(c) if pred(&c) => return c,
-                last if Instant::now() > end => {
-                    panic!("{id}: {what} not within {WAIT:?}: {last:?}")
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-
-    fn stop(mut self) -> Summary {
-        self.stop.try_send(()).expect("stop");
-        self.thread
-            .take()
-            .expect("running")
-            .join()
-            .expect("runtime thread")
-            .expect("run result")
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.stop.try_send(());
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn the_sdk_peer_marks_a_camera_down_on_0x8000_and_never_logs_in_again() {
     let _g = serial();
-    let dir = TempDir::new("sdk");
+    let dir = TempDir::new("peers-sdk");
     // One EXCEPTION_EXCHANGE 300 ms after the login.
     let run = Run::start(load(&dir.0, "sdk", &["exc=0x8000@300ms"]).config);
-    let c = run.wait("c0", "down", |c| c["state"] == "suspect");
+    let c = run.wait_camera("c0", "down", |c| c["state"] == "suspect");
     assert_eq!(c["reconnects"], 1, "{c}");
     assert_eq!(c["last_error"]["code"], 0x8000, "{c}");
     // hikwatch leaves the session to the SDK: no logout, no second login, ever.
@@ -251,11 +136,11 @@ fn the_sdk_peer_marks_a_camera_down_on_0x8000_and_never_logs_in_again() {
 #[test]
 fn the_naive_peer_retries_a_rejected_password_every_tick_without_a_hold() {
     let _g = serial();
-    let dir = TempDir::new("naive");
+    let dir = TempDir::new("peers-naive");
     // Error 1 with "5 tries left" on every login; a real strategy holds before the last.
     let run = Run::start(load(&dir.0, "naive", &["auth=5", "x"]).config);
-    run.wait("c1", "online", |c| c["state"] == "online");
-    let c = run.wait("c0", "four logins", |c| {
+    run.wait_state("c1", "online");
+    let c = run.wait_camera("c0", "four logins", |c| {
         c["login_attempts"].as_u64().is_some_and(|n| n >= 4)
     });
     assert_ne!(c["state"], "auth-hold", "{c}");

@@ -6,46 +6,13 @@
 //! The SDK is process-global: the runs in this file take turns (a mutex). Set
 //! `HIKWATCH_TEST_LOG=1` to see the daemon's log.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod inproc;
 
-use async_channel::Sender;
+use std::path::Path;
+use std::time::Duration;
+
 use hikwatch::config::{Config, LoadOptions};
-use hikwatch::runtime::{RunError, RunOptions, Summary, run_loaded};
-use hikwatch::status::{Format, query};
-
-/// Generous: qemu-user runs everything several times slower.
-const WAIT: Duration = Duration::from_secs(40);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static M: Mutex<()> = Mutex::new(());
-    static LOG: OnceLock<()> = OnceLock::new();
-    LOG.get_or_init(|| {
-        if std::env::var_os("HIKWATCH_TEST_LOG").is_some() {
-            let _ = hikwatch::logging::init(log::LevelFilter::Debug);
-        }
-    });
-    M.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hikwatch-rtf-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use inproc::{Run, TempDir, serial};
 
 /// A config for the stand-in: `supervisor` lines, then one camera per `(id, script)`.
 fn config(dir: &Path, supervisor: &str, cams: &[(&str, &str)], stream: &[&str]) -> Config {
@@ -80,107 +47,10 @@ fn config(dir: &Path, supervisor: &str, cams: &[(&str, &str)], stream: &[&str]) 
     c
 }
 
-struct Run {
-    thread: Option<JoinHandle<Result<Summary, RunError>>>,
-    stop: Sender<()>,
-    reload: Sender<()>,
-    socket: PathBuf,
-}
-
-impl Run {
-    fn start(config: Config) -> Run {
-        let socket = config.status.socket.clone();
-        let (stop, stop_rx) = async_channel::bounded::<()>(1);
-        let (reload, reload_rx) = async_channel::bounded::<()>(4);
-        let opts = RunOptions {
-            seed: Some(7),
-            ..RunOptions::default()
-        };
-        let thread = std::thread::spawn(move || {
-            run_loaded(
-                config,
-                opts,
-                async move {
-                    let _ = stop_rx.recv().await;
-                },
-                reload_rx,
-            )
-        });
-        Run {
-            thread: Some(thread),
-            stop,
-            reload,
-            socket,
-        }
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let text = query(&self.socket, Format::Json).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    fn camera(&self, id: &str) -> Option<serde_json::Value> {
-        self.status()?["cameras"]
-            .as_array()?
-            .iter()
-            .find(|c| c["id"] == id)
-            .cloned()
-    }
-
-    /// Waits until `pred` holds for the status document.
-    fn wait(
-        &self,
-        what: &str,
-        mut pred: impl FnMut(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let end = Instant::now() + WAIT;
-        loop {
-            if let Some(v) = self.status() {
-                if pred(&v) {
-                    return v;
-                }
-                if Instant::now() > end {
-                    panic!("{what}: not within {WAIT:?}; last status {v}");
-                }
-            } else if Instant::now() > end {
-                panic!("{what}: the daemon does not answer");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_state(&self, id: &str, state: &str) -> serde_json::Value {
-        self.wait(&format!("{id} {state}"), |v| {
-            v["cameras"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["id"] == id && c["state"] == state))
-        })
-    }
-
-    fn stop(mut self) -> Summary {
-        self.stop.try_send(()).expect("stop");
-        self.thread
-            .take()
-            .expect("running")
-            .join()
-            .expect("runtime thread")
-            .expect("run result")
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.stop.try_send(());
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn cameras_come_online_and_a_clean_stop_logs_every_session_out() {
     let _g = serial();
-    let dir = TempDir::new("clean");
+    let dir = TempDir::new("rtf-clean");
     let run = Run::start(config(
         &dir.0,
         "",
@@ -206,7 +76,7 @@ fn a_dropped_session_is_detected_and_recovered_poll_and_event() {
     // poll: heartbeats fail with error 7 after the "power-off" (3 misses); event: the
     // one EXCEPTION_EXCHANGE the stand-in fires ends the session at once.
     for strategy in ["poll", "event"] {
-        let dir = TempDir::new(&format!("drop-{strategy}"));
+        let dir = TempDir::new(&format!("rtf-drop-{strategy}"));
         let run = Run::start(config(
             &dir.0,
             &format!("strategy = \"{strategy}\"\nbackoff_initial = \"100ms\""),
@@ -229,7 +99,7 @@ fn a_dropped_session_is_detected_and_recovered_poll_and_event() {
 #[test]
 fn a_stream_gap_longer_than_stream_gap_ends_the_session() {
     let _g = serial();
-    let dir = TempDir::new("gap");
+    let dir = TempDir::new("rtf-gap");
     // 25 frames a second, then a 4 s pause 1 s in; stream_gap 2 s. Heartbeats stay fine,
     // so only the stream data (reported about once a second) can tell.
     let run = Run::start(config(
@@ -255,7 +125,7 @@ fn a_stream_gap_longer_than_stream_gap_ends_the_session() {
 #[test]
 fn a_login_past_its_deadline_is_stuck_and_its_late_result_handled() {
     let _g = serial();
-    let dir = TempDir::new("stuck");
+    let dir = TempDir::new("rtf-stuck");
     let run = Run::start(config(
         &dir.0,
         "login_deadline = \"1s\"\nbackoff_initial = \"5s\"\nbackoff_cap = \"5s\"",
@@ -274,7 +144,7 @@ fn a_login_past_its_deadline_is_stuck_and_its_late_result_handled() {
 #[test]
 fn auth_hold_and_a_device_lock_survive_a_restart_from_the_state_file() {
     let _g = serial();
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("rtf-restart");
     let cams = [
         ("held", "auth=1"),
         ("locked", "lock=900"),
@@ -328,7 +198,7 @@ fn auth_hold_and_a_device_lock_survive_a_restart_from_the_state_file() {
 #[test]
 fn a_reload_adds_and_removes_cameras_and_leaves_the_others_alone() {
     let _g = serial();
-    let dir = TempDir::new("reload");
+    let dir = TempDir::new("rtf-reload");
     // Plain addresses (no script): the reload reads and validates the file.
     let run = Run::start(config(&dir.0, "", &[("a", ""), ("b", "")], &[]));
     run.wait_state("a", "online");
