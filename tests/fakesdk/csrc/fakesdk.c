@@ -349,10 +349,16 @@ static DWORD run_login(const script_t *s, const char *password, DEVICEINFO_V40 *
     return 0;
 }
 
+/* Round-robin from the last id handed out: a freed id is not handed out again at once,
+ * so a test that checks a logged-out id is not raced by a login of a test running beside
+ * it. Ids still come back after a wrap, as the real SDK's do. */
 static LONG alloc_user(const script_t *s) {
+    static int next = 0;
     pthread_mutex_lock(&g_mu);
-    for (int i = 0; i < MAX_USERS; i++) {
+    for (int k = 0; k < MAX_USERS; k++) {
+        int i = (next + k) % MAX_USERS;
         if (!g_users[i].used) {
+            next = (i + 1) % MAX_USERS;
             g_users[i].used = 1;
             g_users[i].gen++;
             g_users[i].down = 0;
