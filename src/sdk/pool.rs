@@ -670,19 +670,21 @@ mod tests {
         assert_eq!(RAN.load(Ordering::SeqCst), 0);
     }
 
-    #[test]
-    fn teardown_calls_are_never_cancelled_nor_refused() {
-        static RAN: AtomicUsize = AtomicUsize::new(0);
+    type Waiting = std::thread::JoinHandle<Result<(), CallError<()>>>;
+
+    /// A one-thread pool with a queue of one: its worker blocked until `tx` sends, and
+    /// its queue holding one call, so the next ordinary call is refused.
+    fn blocked_and_full(name: &str) -> (Pool, std::sync::mpsc::Sender<()>, Waiting, Waiting) {
         let p = Pool::new(PoolOptions {
             threads: 1,
             max_threads: 1,
             queue: 1,
-            name: "td".into(),
+            name: name.into(),
         })
         .expect("pool");
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let blocker = p.clone();
-        let h = std::thread::spawn(move || {
+        let running = std::thread::spawn(move || {
             smol::block_on(blocker.run(
                 "block",
                 Duration::from_secs(30),
@@ -694,12 +696,18 @@ mod tests {
             ))
         });
         std::thread::sleep(Duration::from_millis(100));
-        // Fill the queue so an ordinary call would be refused.
         let filler = p.clone();
-        let h2 = std::thread::spawn(move || {
+        let queued = std::thread::spawn(move || {
             smol::block_on(filler.run("fill", Duration::from_secs(30), || Ok(()), None))
         });
         std::thread::sleep(Duration::from_millis(100));
+        (p, tx, running, queued)
+    }
+
+    #[test]
+    fn teardown_calls_are_never_cancelled_nor_refused() {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let (p, tx, h, h2) = blocked_and_full("td");
         let busy = smol::block_on(p.run("plain", Duration::from_secs(1), || Ok(()), None));
         assert!(matches!(busy, Err(CallError::Busy)));
         // A teardown call is accepted anyway, misses its deadline in the queue, and still
@@ -727,32 +735,7 @@ mod tests {
 
     #[test]
     fn full_queue_is_busy() {
-        let p = Pool::new(PoolOptions {
-            threads: 1,
-            max_threads: 1,
-            queue: 1,
-            name: "q".into(),
-        })
-        .expect("pool");
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let a = p.clone();
-        let h1 = std::thread::spawn(move || {
-            smol::block_on(a.run(
-                "a",
-                Duration::from_secs(30),
-                move || {
-                    let _ = rx.recv();
-                    Ok(())
-                },
-                None,
-            ))
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        let b = p.clone();
-        let h2 = std::thread::spawn(move || {
-            smol::block_on(b.run("b", Duration::from_secs(30), || Ok(()), None))
-        });
-        std::thread::sleep(Duration::from_millis(100));
+        let (p, tx, h1, h2) = blocked_and_full("q");
         let r = smol::block_on(p.run("c", Duration::from_secs(1), || Ok(()), None));
         assert!(matches!(r, Err(CallError::Busy)));
         tx.send(()).expect("release");

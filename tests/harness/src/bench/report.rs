@@ -356,43 +356,30 @@ fn goals(o: &mut String, runs: &[Finished]) {
                 })
                 .collect(),
         );
-        let det = cell(
-            [Scenario::Flap, Scenario::Storm]
-                .iter()
-                .filter_map(|&s| find(runs, s, st))
-                .filter(|m| m.lat.faults_online > 0)
-                .map(|m| {
-                    format!(
-                        "{}{} {}",
-                        detected(&m.lat.detection),
-                        missed(m),
-                        mark(
-                            m.lat.detection.n > 0
-                                && m.lat.detection.p99 <= 0.2
-                                && m.lat.missed == 0
+        // Detection p99 within `bound` seconds, nothing missed, over `scenarios`.
+        let detection = |scenarios: &[Scenario], bound: f64| {
+            cell(
+                scenarios
+                    .iter()
+                    .filter_map(|&s| find(runs, s, st))
+                    .filter(|m| m.lat.faults_online > 0)
+                    .map(|m| {
+                        format!(
+                            "{}{} {}",
+                            detected(&m.lat.detection),
+                            missed(m),
+                            mark(
+                                m.lat.detection.n > 0
+                                    && m.lat.detection.p99 <= bound
+                                    && m.lat.missed == 0
+                            )
                         )
-                    )
-                })
-                .collect(),
-        );
-        let silent = cell(
-            find(runs, Scenario::Silent, st)
-                .filter(|m| m.lat.faults_online > 0)
-                .map(|m| {
-                    format!(
-                        "{}{} {}",
-                        detected(&m.lat.detection),
-                        missed(m),
-                        mark(
-                            m.lat.detection.n > 0
-                                && m.lat.detection.p99 <= 16.0
-                                && m.lat.missed == 0
-                        )
-                    )
-                })
-                .into_iter()
-                .collect(),
-        );
+                    })
+                    .collect(),
+            )
+        };
+        let det = detection(&[Scenario::Flap, Scenario::Storm], 0.2);
+        let silent = detection(&[Scenario::Silent], 16.0);
         let outage = cell(
             [Scenario::Outage, Scenario::Storm, Scenario::Flap]
                 .iter()
