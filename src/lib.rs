@@ -15,7 +15,12 @@
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
 #![deny(unsafe_code)]
-#![warn(missing_debug_implementations, rust_2018_idioms)]
+#![warn(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    missing_docs,
+    unreachable_pub
+)]
 
 pub mod cli;
 pub mod config;

@@ -264,7 +264,7 @@ pub(crate) fn auth_needs_hold(retries_left: Option<u8>) -> bool {
 
 impl Camera {
     /// A fresh camera whose first attempt is spread over `start_spread`.
-    pub fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
+    pub(super) fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
         let now = cx.now;
         // The naive peer has no jitter: every camera starts at once, on one tick grid.
         let (spread, phase) = if cx.p.traits.naive {
@@ -325,7 +325,7 @@ impl Camera {
     }
 
     /// The token the next call will use; slot reuse continues from here.
-    pub fn next_token(&self) -> u32 {
+    pub(super) fn next_token(&self) -> u32 {
         self.next_token
     }
 
@@ -333,7 +333,7 @@ impl Camera {
 
     /// Applies one input. Every state change of a camera happens in this `match`.
     #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
-    pub fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
+    pub(super) fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
         use Event as E;
         use Input as I;
         use State as S;
@@ -1100,7 +1100,7 @@ impl Camera {
     // ================================================================ queries for the fleet
 
     /// When a login may be issued, after probe gating and ticker alignment.
-    pub fn attempt_due(&self, p: &Policy) -> Option<Millis> {
+    pub(super) fn attempt_due(&self, p: &Policy) -> Option<Millis> {
         if !matches!(self.state, State::Starting | State::Backoff | State::Stuck) {
             return None;
         }
@@ -1117,26 +1117,26 @@ impl Camera {
     }
 
     /// Whether the camera should get a login slot now.
-    pub fn wants_login(&self, p: &Policy, now: Millis) -> bool {
+    pub(super) fn wants_login(&self, p: &Policy, now: Millis) -> bool {
         self.login.is_none()
             && self.logout.is_none()
             && self.attempt_due(p).is_some_and(|t| t <= now)
     }
 
     /// Whether the camera should get a probe token now.
-    pub fn wants_probe(&self, now: Millis) -> bool {
+    pub(super) fn wants_probe(&self, now: Millis) -> bool {
         matches!(self.state, State::Backoff | State::Stuck)
             && self.probe.is_none()
             && self.probe_at.is_some_and(|t| t <= now)
     }
 
     /// Whether a login of this camera is in flight (counts against the cap).
-    pub fn login_in_flight(&self) -> bool {
+    pub(super) fn login_in_flight(&self) -> bool {
         self.login.is_some()
     }
 
     /// The earliest time one of this camera's timers needs attention.
-    pub fn next_wake(&self, p: &Policy) -> Option<Millis> {
+    pub(super) fn next_wake(&self, p: &Policy) -> Option<Millis> {
         let attempt = if self.job == JobMark::None && self.login.is_none() && self.logout.is_none()
         {
             self.attempt_due(p)
@@ -1173,7 +1173,7 @@ impl Camera {
     }
 
     /// Fires every timer that is due at `cx.now`, in a fixed order.
-    pub fn on_timers(&mut self, cx: &mut Cx<'_>) {
+    pub(super) fn on_timers(&mut self, cx: &mut Cx<'_>) {
         let now = cx.now;
         let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
         if due(self.lock_until) {
@@ -1213,36 +1213,36 @@ impl Camera {
 
     // ================================================================ views
 
-    pub fn session(&self) -> Option<Session> {
+    pub(super) fn session(&self) -> Option<Session> {
         self.session
     }
 
-    pub fn streaming(&self) -> bool {
+    pub(super) fn streaming(&self) -> bool {
         self.stream.is_some()
     }
 
-    pub fn failures(&self) -> u32 {
+    pub(super) fn failures(&self) -> u32 {
         self.failures
     }
 
-    pub fn backoff_until(&self) -> Option<Millis> {
+    pub(super) fn backoff_until(&self) -> Option<Millis> {
         self.attempt_at
     }
 
-    pub fn lock_until(&self) -> Option<Millis> {
+    pub(super) fn lock_until(&self) -> Option<Millis> {
         self.lock_until
     }
 
-    pub fn port(&self) -> PortState {
+    pub(super) fn port(&self) -> PortState {
         self.port
     }
 
-    pub fn last_online(&self) -> Option<Millis> {
+    pub(super) fn last_online(&self) -> Option<Millis> {
         self.last_online
     }
 
     /// What changes here is worth a state-file write.
-    pub fn persist_key(&self) -> (State, u32, Option<Millis>, Option<Millis>, Option<u32>) {
+    pub(super) fn persist_key(&self) -> (State, u32, Option<Millis>, Option<Millis>, Option<u32>) {
         // A login in flight is still "down" for the store; suspect is still online.
         let state = match self.state {
             State::Suspect => State::Online,
@@ -1259,7 +1259,7 @@ impl Camera {
     }
 
     /// Puts a fresh camera into the persisted situation.
-    pub fn restore(
+    pub(super) fn restore(
         &mut self,
         cx: &mut Cx<'_>,
         failures: u32,
