@@ -588,7 +588,7 @@ fn check_config_reports_everything_and_exits_78() {
     );
 }
 
-/// The real binary's exit code (host only: under qemu-user an ARM test cannot exec the ARM
+/// The real binary's exit codes (host only: under qemu-user an ARM test cannot exec the ARM
 /// binary without binfmt_misc; the in-process test above covers every target).
 #[cfg(target_arch = "x86_64")]
 #[test]
@@ -609,6 +609,25 @@ fn binary_exits_78_on_a_bad_config() {
         )),
         "{err}"
     );
+
+    // Usage errors exit 64 with the command's usage; help names the default config.
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hikwatch"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check-config", "--bogus"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: hikwatch check-config [-c FILE]"),
+        "{err}"
+    );
+    let out = run(&["help", "check-config"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/etc/hikwatch/hikwatch.toml"), "{text}");
 }
 
 #[test]

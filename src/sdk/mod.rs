@@ -83,14 +83,17 @@ const LOCAL_CFG_CHECK_DEV: i32 = 10;
 
 /// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
 /// a non-null pointer; the result hikwatch uses arrives through the callback).
+#[cfg(any(test, feature = "test-support"))]
 struct DeviceInfoSink(std::cell::UnsafeCell<NET_DVR_DEVICEINFO_V40>);
 
 // SAFETY: Rust code never reads or writes through the cell; its address is only handed to
 // the SDK as a write-only scratch buffer, so there is no Rust-visible shared access to
 // synchronise.
+#[cfg(any(test, feature = "test-support"))]
 #[allow(unsafe_code)]
 unsafe impl Sync for DeviceInfoSink {}
 
+#[cfg(any(test, feature = "test-support"))]
 #[allow(unsafe_code)]
 static ASYNC_DEVICE_INFO_SINK: DeviceInfoSink = DeviceInfoSink(std::cell::UnsafeCell::new(
     // SAFETY: all-zero bytes are a valid NET_DVR_DEVICEINFO_V40 (integers and byte arrays
@@ -770,6 +773,10 @@ impl Sdk {
     /// # Errors
     ///
     /// As [`Sdk::login`], for failures the SDK reports before starting.
+    ///
+    /// Test-only (the `test-support` feature): the daemon logs in synchronously on its
+    /// call pool; `tests/sdk_real.rs` uses this to measure the SDK's own parallel logins.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn login_async(&self, p: &LoginParams, token: u32) -> Result<UserId, SdkError> {
         let mut info = LoginInfo::new(p)?;
         info.0.bUseAsynLogin = 1;
@@ -1019,7 +1026,8 @@ impl SdkPool {
             .await
     }
 
-    /// [`Sdk::login_async`]; the result arrives as an event.
+    /// [`Sdk::login_async`]; the result arrives as an event. Test-only.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn login_async(
         &self,
         p: LoginParams,
