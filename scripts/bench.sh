@@ -38,8 +38,11 @@ done
 
 [ -f vendor/hcnetsdk-linux64/libhcnetsdk.so ] || scripts/fetch-sdk.sh
 
-echo "== build (release): hikwatch, bench" >&2
-cargo build --release --locked --bin hikwatch -p hikwatch
+echo "== build (release): hikwatch with the benchmark peers, bench" >&2
+# The peers `naive` and `sdk` exist only with the feature `bench-peers`; this
+# target/release/hikwatch is a benchmark build, not one to ship. The armv7 binary below is
+# built without it: its footprint is the shipped binary's.
+cargo build --release --locked --bin hikwatch -p hikwatch --features bench-peers
 cargo build --release --locked --bin bench -p harness
 
 if [ "$armv7" = 1 ]; then

@@ -21,6 +21,11 @@ cargo fmt --all -- --check
 step "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The test builds switch the features bench-peers and test-support on (a dev-dependency
+# on the crate itself); the shipped binary has neither, so lint that build too.
+step "cargo clippy (host, the shipped build: no benchmark peers, no test code)"
+cargo clippy --locked -p hikwatch --lib --bins -- -D warnings
+
 step "cargo test (host: real SDK x86_64 + simcam)"
 cargo test --workspace --locked
 
@@ -39,6 +44,21 @@ if [ "$quick" = 0 ]; then
   size=$(stat -c %s target/armv7-unknown-linux-gnueabihf/release/hikwatch)
   echo "hikwatch armv7 release: $size bytes (limit 1048576)"
   if [ "$size" -gt 1048576 ]; then echo "release binary exceeds 1 MiB" >&2; exit 1; fi
+
+  step "the shipped binary has no benchmark peers (armv7 under qemu-arm)"
+  peer_dir=$(mktemp -d)
+  printf '[sdk]\ndir = "%s"\n[supervisor]\nstrategy = "naive"\n' "$peer_dir" > "$peer_dir/peer.toml"
+  set +e
+  peer_err=$(qemu-arm -L /usr/arm-linux-gnueabihf target/armv7-unknown-linux-gnueabihf/release/hikwatch \
+    check-config -c "$peer_dir/peer.toml" 2>&1 >/dev/null)
+  peer_code=$?
+  set -e
+  rm -rf "$peer_dir"
+  echo "$peer_err" | grep 'supervisor.strategy'
+  if [ "$peer_code" != 78 ] || ! echo "$peer_err" | grep -q 'supervisor.strategy: "naive" is not'; then
+    echo "the release binary accepts strategy = \"naive\" (exit $peer_code): the bench-peers feature leaked in" >&2
+    exit 1
+  fi
 fi
 
 step "all tests passed in $(( $(date +%s) - t0 )) s"

@@ -11,7 +11,9 @@
 //! - [`store`]: per-camera backoff state on flash (postcard + CRC32, atomic, wear-aware).
 //! - [`config`], [`logging`], [`watchdog`], [`status`], [`metrics`]: thin shells for the
 //!   daemon.
-//! - [`cli`]: the `hikwatch` subcommands; `main.rs` only calls [`cli::main`].
+//! - [`cli`]: the one command-line parser and the subcommands' dispatch; `main.rs` only
+//!   calls [`cli::main`]. [`exit`] holds the exit codes, [`json`] the one JSON string
+//!   escaper, [`histogram`] the latency histogram of status and metrics.
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
 #![deny(unsafe_code)]
@@ -24,11 +26,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod exit;
+pub mod histogram;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod runtime;
-#[allow(unsafe_code)]
 pub mod sdk;
 pub mod status;
 pub mod store;

@@ -938,6 +938,7 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
         stream_deadline: ctx.duration(s, "stream_deadline", ds.stream_deadline, ms(100), secs(300)),
         probe_deadline: ctx.duration(s, "probe_deadline", ds.probe_deadline, ms(100), secs(60)),
     };
+    #[cfg(feature = "bench-peers")]
     if settings.strategy.is_benchmark_peer() {
         ctx.at_field(
             Severity::Warning,

@@ -12,8 +12,8 @@ use async_channel::Sender;
 use smol::LocalExecutor;
 
 use crate::config::{CameraConfig, Config, LoadOptions, LoginMode as CfgLoginMode};
+use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
-use crate::metrics::Histogram;
 use crate::sdk::{LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams};
 use crate::store::{self, CameraState, Store};
 use crate::supervisor::{

@@ -42,7 +42,7 @@ use std::ffi::c_void;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::catch_unwind;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 use heapless::mpmc::Queue;
 
-use super::types::{BYTE, DWORD, LONG, NET_DVR_DEVICEINFO_V30};
+use super::types::{BYTE, DWORD, LONG};
 
 /// Queue slots. 1024 × ~64 bytes = 64 KiB of static memory: room for one burst of
 /// events from every camera of a large site between two consumer wake-ups; beyond that
@@ -205,6 +205,8 @@ enum Raw {
         uid: i32,
         handle: i32,
     },
+    // Only the test-only asynchronous login produces it.
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     AsyncLogin {
         token: u32,
         uid: i32,
@@ -397,6 +399,7 @@ fn on_exception(kind: DWORD, uid: LONG, handle: LONG) {
     });
 }
 
+#[cfg(any(test, feature = "test-support"))]
 fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
     post(
         Raw::AsyncLogin {
@@ -486,22 +489,24 @@ pub(crate) unsafe extern "C" fn exception_trampoline(
     }
 }
 
-/// The async-login result callback; `user` carries the caller's token.
+/// The async-login result callback; `user` carries the caller's token. Test-only, like
+/// [`super::Sdk::login_async`].
 ///
 /// # Safety
 ///
 /// `info` must be NULL or point to a `NET_DVR_DEVICEINFO_V30` that is valid for reads for
 /// the duration of the call (the SDK's contract for `fLoginResultCallBack`). `user` is
 /// only used as an integer.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) unsafe extern "C" fn login_trampoline(
     uid: LONG,
     result: DWORD,
-    info: *mut NET_DVR_DEVICEINFO_V30,
+    info: *mut super::types::NET_DVR_DEVICEINFO_V30,
     user: *mut c_void,
 ) {
     let token = user as usize as u32;
     let ok = result == 1;
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    let r = catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut serial = [0u8; 48];
         if ok && !info.is_null() {
             // SAFETY: for dwResult 1 the SDK passes a pointer to a live DEVICEINFO_V30

@@ -22,15 +22,26 @@
 //! 6.1.5 developer guide. Older lines (V5.x, V6.0) predate or differ in those fields and
 //! were never verified, and a struct that is a few bytes off corrupts memory silently.
 //! So the loader refuses anything below 6.1.0.0 with [`SdkError::TooOld`].
+//!
+//! # Where `unsafe` is allowed
+//!
+//! The crate denies `unsafe_code`; it is allowed back item by item only where the FFI
+//! needs it: `ffi` (the symbol table), [`types`] (`repr(C)` structs and callback types),
+//! [`events`] (the `extern "C"` callbacks), and in this file the asynchronous-login scratch
+//! buffer and the `impl` blocks of [`Sdk`] that call through the table. [`class`],
+//! [`elf`], [`error`], [`pool`] and [`secret`] are safe code.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod class;
 pub mod elf;
 pub mod error;
+#[allow(unsafe_code)] // the extern "C" callbacks the SDK calls
 pub mod events;
+#[allow(unsafe_code)] // the raw symbol table
 mod ffi;
 pub mod pool;
 pub mod secret;
+#[allow(unsafe_code)] // repr(C) structs, callback types, zeroed defaults
 pub mod types;
 
 use std::ffi::{CStr, CString, c_void};
@@ -72,13 +83,18 @@ const LOCAL_CFG_CHECK_DEV: i32 = 10;
 
 /// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
 /// a non-null pointer; the result hikwatch uses arrives through the callback).
+#[cfg(any(test, feature = "test-support"))]
 struct DeviceInfoSink(std::cell::UnsafeCell<NET_DVR_DEVICEINFO_V40>);
 
 // SAFETY: Rust code never reads or writes through the cell; its address is only handed to
 // the SDK as a write-only scratch buffer, so there is no Rust-visible shared access to
 // synchronise.
+#[cfg(any(test, feature = "test-support"))]
+#[allow(unsafe_code)]
 unsafe impl Sync for DeviceInfoSink {}
 
+#[cfg(any(test, feature = "test-support"))]
+#[allow(unsafe_code)]
 static ASYNC_DEVICE_INFO_SINK: DeviceInfoSink = DeviceInfoSink(std::cell::UnsafeCell::new(
     // SAFETY: all-zero bytes are a valid NET_DVR_DEVICEINFO_V40 (integers and byte arrays
     // only).
@@ -407,6 +423,7 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
+#[allow(unsafe_code)] // the safe wrapper: every SDK call goes through the raw table here
 impl Sdk {
     /// Loads `libhcnetsdk.so` from `dir` (made absolute), checks it, points the SDK at its
     /// component folder and OpenSSL (`NET_DVR_SetSDKInitCfg` 2/3/4), runs `NET_DVR_Init`,
@@ -756,6 +773,10 @@ impl Sdk {
     /// # Errors
     ///
     /// As [`Sdk::login`], for failures the SDK reports before starting.
+    ///
+    /// Test-only (the `test-support` feature): the daemon logs in synchronously on its
+    /// call pool; `tests/sdk_real.rs` uses this to measure the SDK's own parallel logins.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn login_async(&self, p: &LoginParams, token: u32) -> Result<UserId, SdkError> {
         let mut info = LoginInfo::new(p)?;
         info.0.bUseAsynLogin = 1;
@@ -942,6 +963,7 @@ impl Sdk {
     }
 }
 
+#[allow(unsafe_code)] // NET_DVR_Cleanup
 impl Drop for Sdk {
     fn drop(&mut self) {
         // SAFETY: `Api` invariant; paired with the successful Init in `load` (an `Sdk`
@@ -1004,7 +1026,8 @@ impl SdkPool {
             .await
     }
 
-    /// [`Sdk::login_async`]; the result arrives as an event.
+    /// [`Sdk::login_async`]; the result arrives as an event. Test-only.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn login_async(
         &self,
         p: LoginParams,

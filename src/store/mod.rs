@@ -11,7 +11,7 @@
 //! - [`clock`]: the pure wall-clock rule that decides how much of a stored wait passed
 //!   while the daemon was down.
 //! - [`Store`]: the in-memory mirror the runtime updates, with coalesced, atomic writes.
-//! - `hikwatch state show FILE [--json]`: [`cli_main`].
+//! - `hikwatch state show FILE [--json]`: [`show`].
 //!
 //! # Time
 //!
@@ -71,7 +71,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-pub use cli::cli_main;
+pub use cli::show;
 pub use clock::Elapsed;
 pub use format::{LastError, MAX_CAMERAS, MAX_ID_LEN, StoredClass};
 pub use fsio::{LoadCause, LoadError, WriteError};

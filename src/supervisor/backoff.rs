@@ -54,7 +54,8 @@ pub(crate) fn ceiling(p: &Policy, failures: u32) -> u64 {
     c.min(p.backoff_cap)
 }
 
-/// The largest delay [`delay`] can return: what the simulation checks against.
+/// The largest delay [`delay`] can return: what the simulation checks against. Test-only.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) fn max_delay(p: &Policy, pace: Pace, failures: u32) -> u64 {
     match pace {
         Pace::Normal => ceiling(p, failures),
@@ -66,7 +67,8 @@ pub(crate) fn max_delay(p: &Policy, pace: Pace, failures: u32) -> u64 {
     }
 }
 
-/// The smallest delay [`delay`] can return.
+/// The smallest delay [`delay`] can return. Test-only.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) fn min_delay(p: &Policy, pace: Pace) -> u64 {
     match pace {
         Pace::Normal => 0,

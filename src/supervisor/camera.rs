@@ -267,7 +267,7 @@ impl Camera {
     pub(super) fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
         let now = cx.now;
         // The naive peer has no jitter: every camera starts at once, on one tick grid.
-        let (spread, phase) = if cx.p.traits.naive {
+        let (spread, phase) = if cx.p.traits.naive() {
             (0, 0)
         } else {
             (
@@ -305,7 +305,7 @@ impl Camera {
             failures: 0,
             port: PortState::Unknown,
             last_reopen_login: None,
-            ticker_phase: if cx.p.traits.naive {
+            ticker_phase: if cx.p.traits.naive() {
                 0
             } else {
                 now.0.wrapping_add(phase) % cx.p.heartbeat_interval
@@ -382,7 +382,7 @@ impl Camera {
             }
 
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
-                if cx.p.traits.naive && self.is_login(token) =>
+                if cx.p.traits.naive() && self.is_login(token) =>
             {
                 // Benchmark peer: no error classes; whatever failed is retried next tick.
                 self.login = None;
@@ -426,7 +426,9 @@ impl Camera {
                 }
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
-                if cx.p.traits.naive && self.stuck_login == Some(token) && self.login.is_none() =>
+                if cx.p.traits.naive()
+                    && self.stuck_login == Some(token)
+                    && self.login.is_none() =>
             {
                 // Benchmark peer: no holds or locks; the next tick is already planned.
                 self.stuck_login = None;
@@ -527,7 +529,7 @@ impl Camera {
 
             // ---------------------------------------------------------------- exceptions
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
-                if cx.p.traits.sdk_owns_session && self.session == Some(session) =>
+                if cx.p.traits.sdk_owns_session() && self.session == Some(session) =>
             {
                 // Benchmark peer: the SDK heartbeats and re-logs in; we only follow it.
                 self.counters.exceptions += 1;
@@ -870,7 +872,7 @@ impl Camera {
     /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
     /// which judges a heartbeat only by its result, as the seed does.
     fn is_overdue(&self, cx: &Cx<'_>) -> bool {
-        !cx.p.traits.naive
+        !cx.p.traits.naive()
             && cx.now.since(self.heartbeat_sent)
                 >= cx.p.heartbeat_interval.saturating_sub(HEARTBEAT_GRID_MS)
     }
@@ -884,7 +886,7 @@ impl Camera {
             cx.p.heartbeat_interval
                 .saturating_mul(u64::from(cx.p.heartbeat_misses))
                 .saturating_sub(HEARTBEAT_GRID_MS);
-        !cx.p.traits.naive && cx.now.since(self.heard_at) >= window
+        !cx.p.traits.naive() && cx.now.since(self.heard_at) >= window
     }
 
     /// The heartbeat in flight failed or passed its deadline: one miss per whole interval
@@ -895,7 +897,11 @@ impl Camera {
     fn late_miss(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
         let counted = u64::from(std::mem::take(&mut self.heartbeat_overdue));
         let waited = cx.now.since(self.heartbeat_sent) / cx.p.heartbeat_interval.max(1);
-        let due = if cx.p.traits.naive { 1 } else { waited.max(1) };
+        let due = if cx.p.traits.naive() {
+            1
+        } else {
+            waited.max(1)
+        };
         for _ in counted..due {
             self.missed(cx, class, code);
             if !self.state.has_session() {
@@ -913,7 +919,7 @@ impl Camera {
         self.counters.heartbeat_misses += 1;
         self.misses = self.misses.saturating_add(1);
         // The naive peer drops the session at the first miss.
-        if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive {
+        if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive() {
             self.lose_session(cx, class, code);
         } else {
             self.enter(cx, State::Suspect);
@@ -934,7 +940,7 @@ impl Camera {
 
     /// The session is dead: tear it down and wait for the backoff.
     fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
-        if cx.p.traits.sdk_owns_session {
+        if cx.p.traits.sdk_owns_session() {
             // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
             // log out or in again. Down = suspect until the SDK reports the session back.
             if self.state == State::Online {
@@ -956,7 +962,7 @@ impl Camera {
         // blind attempts then follow every `blind_login_interval`.
         self.blind_at = cx.now;
         self.fail_and_wait(cx, Pace::Normal, State::Backoff);
-        if cx.p.traits.naive {
+        if cx.p.traits.naive() {
             self.attempt_at = Some(cx.now); // the naive peer re-logs in at once
         }
     }
@@ -994,7 +1000,7 @@ impl Camera {
     /// Count a failure, schedule the jittered backoff, and wait in `to`.
     fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
         self.failures = self.failures.saturating_add(1);
-        self.attempt_at = Some(if cx.p.traits.naive {
+        self.attempt_at = Some(if cx.p.traits.naive() {
             naive_tick(cx) // benchmark peer: no backoff, the next tick of the grid
         } else {
             cx.now
@@ -1304,7 +1310,7 @@ pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;
 
 /// When the next heartbeat of an online camera is due.
 fn next_heartbeat(cx: &Cx<'_>) -> Millis {
-    if cx.p.traits.naive {
+    if cx.p.traits.naive() {
         naive_tick(cx)
     } else {
         align_up(cx.now.plus(cx.p.heartbeat_interval), 0, HEARTBEAT_GRID_MS)

@@ -4,7 +4,6 @@ use core::cmp::Reverse;
 use core::time::Duration;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::backoff::{self, Pace};
 use super::camera::{Camera, Counters, Cx, Input, JobMark, PortState, State};
 use super::event::{Action, ActionKind, CamId, Event, LastError, Session};
 use super::settings::{Error, Policy, Settings, Strategy};
@@ -380,13 +379,14 @@ impl Supervisor {
     }
 
     /// The largest backoff delay the policy allows after `failures` consecutive failures
-    /// of `class`, and the smallest: the bounds the simulation checks.
+    /// of `class`, and the smallest: the bounds the simulation checks (test-only).
+    #[cfg(any(test, feature = "test-support"))]
     #[must_use]
     pub fn backoff_bounds(&self, class: crate::sdk::ErrorClass, failures: u32) -> (u64, u64) {
-        let pace = Pace::of(class);
+        let pace = super::backoff::Pace::of(class);
         (
-            backoff::min_delay(&self.p, pace),
-            backoff::max_delay(&self.p, pace, failures),
+            super::backoff::min_delay(&self.p, pace),
+            super::backoff::max_delay(&self.p, pace, failures),
         )
     }
 

@@ -117,6 +117,9 @@ mod camera;
 mod event;
 mod fleet;
 mod settings;
+/// The deterministic fleet simulation: test-only (the `test-support` feature, which the
+/// test builds switch on; never in the shipped binary).
+#[cfg(any(test, feature = "test-support"))]
 pub mod sim;
 mod time;
 
