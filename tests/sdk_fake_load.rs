@@ -124,6 +124,28 @@ fn too_old_sdk_is_refused() {
 }
 
 #[test]
+fn failed_init_is_not_cleaned_up() {
+    let _g = serial();
+    // A copy of the stand-in is a library of its own (own globals); the folder name makes
+    // its NET_DVR_Init fail.
+    let dir = sdk_copy("FAKE-INIT-FAILS", "");
+    let e = load(&dir).expect_err("Init fails");
+    match &e {
+        SdkError::Call { call, code, .. } => {
+            assert_eq!((*call, *code), ("NET_DVR_Init", 41), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !dir.join("UNPAIRED-CLEANUP").exists(),
+        "NET_DVR_Cleanup was called although NET_DVR_Init failed"
+    );
+    // The failed load left no instance behind.
+    drop(load(&fakesdk::sdk_dir()).expect("a good SDK loads afterwards"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn one_instance_owns_init_and_cleanup() {
     let _g = serial();
     let sdk = load(&fakesdk::sdk_dir()).expect("load");

@@ -62,8 +62,6 @@ pub const QUEUE_CAPACITY: usize = 1024;
 pub const MAX_USERS: usize = 2048;
 /// Concurrent streams (RealPlay handles) hikwatch tracks.
 pub const MAX_STREAMS: usize = 512;
-/// The consumer also wakes this often even without a doorbell ring (belt and braces).
-const SAFETY_TICK: Duration = Duration::from_millis(500);
 /// Most queue items converted per [`EventReceiver::try_recv`] refill.
 const MAX_DRAIN: usize = 4 * QUEUE_CAPACITY;
 
@@ -249,10 +247,12 @@ impl UserPending {
 
 /// One tracked stream's counters.
 pub(crate) struct Slot {
-    /// Whether the slot belongs to a running stream.
-    active: AtomicBool,
-    /// Bumped at each allocation; callbacks carrying an older generation are ignored.
-    generation: AtomicU32,
+    /// Owner and generation in one word, so that claiming and releasing the slot are
+    /// single compare-and-swaps: bit 0 set while a stream owns the slot, bits 1..=32 the
+    /// generation, bumped by each allocation (callbacks carrying another generation are
+    /// ignored). See [`slot_state`].
+    state: AtomicU64,
+    /// The RealPlay handle; -1 from the owner's release until the next owner has one.
     handle: AtomicI32,
     /// Milliseconds since [`EPOCH`] of the last data (0 = none yet).
     last_ms: AtomicU64,
@@ -269,8 +269,7 @@ pub(crate) struct Slot {
 impl Slot {
     const fn new() -> Self {
         Slot {
-            active: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
+            state: AtomicU64::new(0),
             // Never read before `alloc_slot` sets -1; zero keeps the table in .bss (a
             // non-zero initialiser would put 28 KiB into the binary's .data).
             handle: AtomicI32::new(0),
@@ -282,6 +281,21 @@ impl Slot {
             pending_gap_ms: AtomicU32::new(0),
         }
     }
+
+    /// The generation of the stream that owns the slot, if one does.
+    fn owner(&self) -> Option<u32> {
+        let s = self.state.load(Acquire);
+        (s & SLOT_OWNED != 0).then_some((s >> 1) as u32)
+    }
+}
+
+/// Bit 0 of [`Slot::state`]: a stream owns the slot.
+const SLOT_OWNED: u64 = 1;
+
+/// [`Slot::state`] of a slot owned by the stream of `generation`; without [`SLOT_OWNED`],
+/// of a free slot whose last owner had it.
+fn slot_state(generation: u32) -> u64 {
+    (u64::from(generation) << 1) | SLOT_OWNED
 }
 
 /// The event queue, allocated once by [`init`] (before any callback is registered).
@@ -300,7 +314,8 @@ static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
 static PANICS: AtomicU64 = AtomicU64::new(0);
 /// A pause longer than this between two data callbacks queues `StreamResumed`.
 static GAP_MS: AtomicU64 = AtomicU64::new(5000);
-/// Set by the producer that rang the doorbell; cleared by the consumer before draining.
+/// Set by the producer that rang the doorbell; cleared by the consumer after reading the
+/// doorbell and before draining the queue (see [`ring`] for why that order).
 static RUNG: AtomicBool = AtomicBool::new(false);
 /// Whether an [`EventReceiver`] exists.
 static RECEIVER_TAKEN: AtomicBool = AtomicBool::new(false);
@@ -339,18 +354,50 @@ pub(crate) fn init(gap: Duration) -> std::io::Result<()> {
         d.store(0, Relaxed);
     }
     for s in &SLOTS {
-        s.active.store(false, Relaxed);
+        // Free, keeping the generation: a `StreamId` of the previous `Sdk` never matches.
+        s.state.fetch_and(!SLOT_OWNED, Relaxed);
+        s.handle.store(-1, Relaxed);
         s.pending.store(0, Relaxed);
     }
     Ok(())
 }
 
+/// Wakes the consumer after an event was queued or marked.
+///
+/// # Why no wake-up is lost
+///
+/// A producer queues its event, then swaps [`RUNG`] to true; only the producer that
+/// found it false writes a byte to the doorbell. The consumer ([`EventReceiver::refill`])
+/// first reads every byte out of the doorbell, then swaps `RUNG` to false, then drains
+/// the queue and the marks; it sleeps only when that found nothing, until the doorbell is
+/// readable. All changes of `RUNG` are swaps (read-modify-writes, acquire and release),
+/// so they are totally ordered and each reads the value of the one just before it. Take
+/// a producer P whose event the consumer's drain after swap C missed:
+///
+/// - P's swap cannot come before C: C would then read P's true or that of a later swap
+///   (the release sequence of P's swap), so P's event would happen-before C's drain.
+/// - So P's swap comes after C. If it reads false (from C), P writes a byte. If it reads
+///   true, that true comes from a producer Q whose swap came after C as well and read
+///   false, so Q writes a byte. Either byte is written after C (the byte writer's swap
+///   read from C's release sequence), hence after the consumer's doorbell reads that came
+///   before C: it is still in the doorbell when the consumer goes to sleep, the consumer
+///   wakes, and its next swap comes after P's swap or meets the same case again (each
+///   round needs a new byte, so a new producer event).
+///
+/// Reading the doorbell after clearing `RUNG` (the old order) breaks the second case: the
+/// consumer could swallow Q's byte while missing P's event, and sleep with `RUNG` true.
 fn ring() {
-    if !RUNG.swap(true, SeqCst) {
+    if !RUNG.swap(true, AcqRel) {
         if let Some((tx, _)) = DOORBELL.get() {
-            // Non-blocking; at most one byte is outstanding per ring, so EAGAIN cannot
-            // happen in practice, and the consumer's safety tick covers any failure.
-            let _ = (&*tx).write(&[1]);
+            // Non-blocking. EINTR is retried. EAGAIN means the doorbell is full of
+            // unread bytes, so the consumer wakes anyway; nothing else can fail on a
+            // connected socketpair whose ends live as long as the process.
+            loop {
+                match (&*tx).write(&[1]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    _ => break,
+                }
+            }
         }
     }
 }
@@ -430,9 +477,9 @@ fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
     let idx = user & ((1 << SLOT_BITS) - 1);
     let generation = (user >> SLOT_BITS) as u32;
     let Some(slot) = SLOTS.get(idx) else { return };
-    if !slot.active.load(Acquire) || slot.generation.load(Acquire) & GEN_MASK != generation {
+    let Some(full_generation) = slot.owner().filter(|g| g & GEN_MASK == generation) else {
         return; // a late callback for a stream that was stopped
-    }
+    };
     let now = now_ms();
     slot.bytes.fetch_add(u64::from(len), Relaxed);
     if data_type != 1 {
@@ -440,7 +487,6 @@ fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
         slot.frames.fetch_add(1, Relaxed);
     }
     let prev = slot.last_ms.swap(now, AcqRel);
-    let full_generation = slot.generation.load(Relaxed);
     let slot_no = idx as u16;
     if prev == 0 {
         post(
@@ -542,30 +588,34 @@ pub(crate) unsafe extern "C" fn real_data_trampoline(
     }
 }
 
-/// Takes a free stream slot; returns `(slot, generation, pUser)`.
+/// Takes a free stream slot; returns `(slot, generation, pUser)`. Safe to call from many
+/// threads at once: a slot is claimed by one compare-and-swap of its owner bit and
+/// generation together, and only the winner touches its counters.
 pub(crate) fn alloc_slot() -> Option<(u16, u32, usize)> {
     for (i, s) in SLOTS.iter().enumerate() {
-        if s.active.load(Relaxed) {
+        let cur = s.state.load(Relaxed);
+        if cur & SLOT_OWNED != 0 {
             continue;
         }
-        // Reset counters before activating so callbacks never see stale values.
-        let generation = s.generation.load(Relaxed).wrapping_add(1);
-        s.generation.store(generation, Release);
-        s.handle.store(-1, Relaxed);
+        let generation = ((cur >> 1) as u32).wrapping_add(1);
+        if s.state
+            .compare_exchange(cur, slot_state(generation), AcqRel, Relaxed)
+            .is_err()
+        {
+            continue; // another thread claimed it first
+        }
+        // Ours now. Callbacks of the previous owner carry its generation and are ignored;
+        // those of the new stream cannot come before RealPlay, which gets `user` only
+        // after this returns. The handle is -1 since the previous owner released the
+        // slot, so `stalled` skips the slot until `set_slot_handle`.
         s.last_ms.store(0, Relaxed);
         s.started_ms.store(now_ms(), Relaxed);
         s.bytes.store(0, Relaxed);
         s.frames.store(0, Relaxed);
         s.pending.store(0, Relaxed);
         s.pending_gap_ms.store(0, Relaxed);
-        if s.active
-            .compare_exchange(false, true, AcqRel, Relaxed)
-            .is_ok()
-        {
-            let user =
-                (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
-            return Some((i as u16, generation, user));
-        }
+        let user = (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
+        return Some((i as u16, generation, user));
     }
     None
 }
@@ -577,11 +627,17 @@ pub(crate) fn set_slot_handle(slot: u16, handle: i32) {
     }
 }
 
-/// Frees a slot if it still belongs to `generation`.
+/// Frees a slot if it still belongs to `generation` (once per stream).
 pub(crate) fn free_slot(slot: u16, generation: u32) {
     if let Some(s) = SLOTS.get(usize::from(slot)) {
-        if s.generation.load(Acquire) == generation {
-            s.active.store(false, Release);
+        if s.owner() == Some(generation) {
+            s.handle.store(-1, Relaxed);
+            let _ = s.state.compare_exchange(
+                slot_state(generation),
+                slot_state(generation) & !SLOT_OWNED,
+                AcqRel,
+                Relaxed,
+            );
         }
     }
 }
@@ -602,7 +658,7 @@ pub struct StreamStats {
 /// Reads a stream's counters; `None` when the stream was stopped.
 pub(crate) fn stats(id: StreamId) -> Option<StreamStats> {
     let s = SLOTS.get(usize::from(id.slot))?;
-    if !s.active.load(Acquire) || s.generation.load(Acquire) != id.generation {
+    if s.owner() != Some(id.generation) {
         return None;
     }
     let now = now_ms();
@@ -623,9 +679,9 @@ pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
     let now = now_ms();
     let mut out = Vec::new();
     for (i, s) in SLOTS.iter().enumerate() {
-        if !s.active.load(Acquire) {
+        let Some(generation) = s.owner() else {
             continue;
-        }
+        };
         let last = s.last_ms.load(Acquire);
         let since = if last != 0 {
             last
@@ -639,7 +695,7 @@ pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
                 StreamId {
                     handle,
                     slot: i as u16,
-                    generation: s.generation.load(Acquire),
+                    generation,
                 },
                 quiet,
             ));
@@ -724,14 +780,12 @@ impl EventReceiver {
             if let Some(e) = self.try_recv() {
                 return e;
             }
-            let _ = self
-                .bell
-                .readable()
-                .or(async {
-                    Timer::after(SAFETY_TICK).await;
-                    Ok(())
-                })
-                .await;
+            // No timer: every event rings the doorbell (see [`ring`]). Should the poller
+            // ever fail, retry after a pause rather than spin.
+            if let Err(e) = self.bell.readable().await {
+                log::error!("sdk: waiting on the event doorbell failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
         }
     }
 
@@ -746,7 +800,7 @@ impl EventReceiver {
     }
 
     fn refill(&mut self) {
-        RUNG.store(false, SeqCst);
+        // The doorbell first, then `RUNG`, then the queue: the order [`ring`] relies on.
         let mut sink = [0u8; 64];
         let mut bell: &UnixStream = self.bell.get_ref();
         while let Ok(n) = bell.read(&mut sink) {
@@ -754,6 +808,11 @@ impl EventReceiver {
                 break;
             }
         }
+        #[cfg(test)]
+        tests::refill_step();
+        RUNG.swap(false, AcqRel);
+        #[cfg(test)]
+        tests::refill_step();
         for _ in 0..MAX_DRAIN {
             match QUEUE.get().and_then(|q| q.dequeue()) {
                 Some(raw) => self.backlog.push_back(convert(raw)),
@@ -839,7 +898,7 @@ impl EventReceiver {
                 let stream = StreamId {
                     handle: s.handle.load(Acquire),
                     slot: idx as u16,
-                    generation: s.generation.load(Acquire),
+                    generation: (s.state.load(Acquire) >> 1) as u32,
                 };
                 if pending & 1 != 0 {
                     self.backlog.push_back(SdkEvent::StreamStarted { stream });
@@ -922,6 +981,185 @@ fn convert(raw: Raw) -> SdkEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::sync::{Barrier, Mutex, MutexGuard};
+
+    thread_local! {
+        /// Run at each step of [`EventReceiver::refill`] on this thread, with the step's
+        /// number: lets a test put a producer's ring between two steps.
+        static REFILL_STEP: RefCell<Option<Box<dyn FnMut(usize)>>> = const { RefCell::new(None) };
+        static REFILL_STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    pub(super) fn refill_step() {
+        let n = REFILL_STEPS.replace(REFILL_STEPS.get() + 1);
+        REFILL_STEP.with_borrow_mut(|f| {
+            if let Some(f) = f {
+                f(n)
+            }
+        });
+    }
+
+    /// A producer queued its event and was preempted before ringing; the consumer took
+    /// the event in a refill, and the producer's ring lands in the middle of the next
+    /// refill (which finds nothing). Another producer then queues an event: its ring sees
+    /// the flag set and writes nothing. The consumer is about to sleep until the doorbell
+    /// is readable (there is no timer): the doorbell must be readable now, wherever in
+    /// the refill the first ring landed.
+    #[test]
+    fn a_ring_during_a_refill_is_not_lost() {
+        let _g = statics();
+        for step in 0..2 {
+            init(Duration::from_secs(5)).expect("init");
+            let mut rx = EventReceiver::take().expect("receiver");
+            while rx.try_recv().is_some() {}
+            let queue = QUEUE.get().expect("init made the queue");
+            let late = Raw::Exception {
+                kind: 0x8000,
+                uid: 1,
+                handle: 1,
+            };
+            assert!(queue.enqueue(late).is_ok());
+            assert!(matches!(
+                rx.try_recv(),
+                Some(SdkEvent::Exception { handle: 1, .. })
+            ));
+            REFILL_STEPS.set(0);
+            REFILL_STEP.set(Some(Box::new(move |n| {
+                if n == step {
+                    ring();
+                }
+            })));
+            assert_eq!(rx.try_recv(), None);
+            REFILL_STEP.set(None);
+            on_exception(0x8000, 2, 2);
+            let mut probe = [0u8; 1];
+            let mut bell: &UnixStream = rx.bell.get_ref();
+            let readable = bell.read(&mut probe).is_ok_and(|n| n == 1);
+            assert!(
+                readable,
+                "ring at refill step {step}: an event is queued but the doorbell is silent"
+            );
+            assert!(matches!(
+                rx.try_recv(),
+                Some(SdkEvent::Exception { handle: 2, .. })
+            ));
+        }
+    }
+
+    /// The tests that use the module's statics (queue, doorbell, slots) run one at a time.
+    fn statics() -> MutexGuard<'static, ()> {
+        static M: Mutex<()> = Mutex::new(());
+        M.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Many pool workers starting and stopping streams at once: every start gets a slot of
+    /// its own whose data is accepted, every stop frees it, and no slot leaks.
+    #[test]
+    fn concurrent_stream_starts_keep_their_slots() {
+        let _g = statics();
+        init(Duration::from_secs(5)).expect("init");
+        const THREADS: usize = 8;
+        const ROUNDS: usize = 50_000;
+        let start = Barrier::new(THREADS);
+        let lost = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (start, lost) = (&start, &lost);
+                scope.spawn(move || {
+                    start.wait();
+                    for r in 0..ROUNDS {
+                        let Some((slot, generation, user)) = alloc_slot() else {
+                            lost.fetch_add(1, Relaxed);
+                            continue;
+                        };
+                        let handle = (t * ROUNDS + r) as i32;
+                        set_slot_handle(slot, handle);
+                        on_data(handle, 2, 100, user);
+                        let id = StreamId {
+                            handle,
+                            slot,
+                            generation,
+                        };
+                        if !stats(id).is_some_and(|st| st.bytes == 100 && st.frames == 1) {
+                            lost.fetch_add(1, Relaxed);
+                        }
+                        free_slot(slot, generation);
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            lost.load(Relaxed),
+            0,
+            "starts whose slot was taken over or whose data was rejected"
+        );
+        let all: Vec<_> = (0..MAX_STREAMS).map(|_| alloc_slot()).collect();
+        let free = all.iter().filter(|a| a.is_some()).count();
+        for (slot, generation, _) in all.into_iter().flatten() {
+            free_slot(slot, generation);
+        }
+        assert_eq!(free, MAX_STREAMS, "stream slots leaked");
+    }
+
+    /// Producers on several threads post events in rounds while the consumer sleeps on
+    /// the doorbell between rounds (there is no timer to rescue it): every round's events
+    /// must wake it. A lost wake-up shows as a round that never completes.
+    #[test]
+    fn no_doorbell_wake_up_is_lost() {
+        let _g = statics();
+        init(Duration::from_secs(5)).expect("init");
+        let mut rx = EventReceiver::take().expect("receiver");
+        while rx.try_recv().is_some() {}
+        const PRODUCERS: usize = 3;
+        const ROUNDS: usize = 20_000;
+        // Only a hang detector: a round takes microseconds.
+        const HANG: Duration = Duration::from_secs(60);
+        let round = Barrier::new(PRODUCERS + 1);
+        std::thread::scope(|scope| {
+            for p in 0..PRODUCERS {
+                let round = &round;
+                scope.spawn(move || {
+                    let queue = QUEUE.get().expect("init made the queue");
+                    for r in 0..ROUNDS {
+                        round.wait();
+                        // What `post` does, with the producer sometimes preempted between
+                        // queueing and ringing: the consumer may take the event before the
+                        // ring, which is the window the order of `refill` must cover.
+                        let ev = Raw::Exception {
+                            kind: 0x8000,
+                            uid: p as i32,
+                            handle: r as i32,
+                        };
+                        assert!(queue.enqueue(ev).is_ok(), "the queue has room");
+                        if (r + p) % 3 == 0 {
+                            std::thread::yield_now();
+                        }
+                        ring();
+                    }
+                });
+            }
+            smol::block_on(async {
+                for r in 0..ROUNDS {
+                    round.wait();
+                    let mut got = 0;
+                    while got < PRODUCERS {
+                        match rx.recv_timeout(HANG).await {
+                            Some(SdkEvent::Exception { handle, .. }) => {
+                                assert_eq!(handle, r as i32, "an event of another round");
+                                got += 1;
+                            }
+                            Some(other) => panic!("unexpected {other:?}"),
+                            None => panic!(
+                                "round {r}: {got} of {PRODUCERS} events, then no wake-up \
+                                 (an event is queued but the doorbell stayed silent)"
+                            ),
+                        }
+                    }
+                }
+            });
+        });
+    }
 
     #[test]
     fn kind_bits_round_trip() {

@@ -423,6 +423,47 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
+/// The last error on this thread: `NET_DVR_GetLastError` and its message.
+#[allow(unsafe_code)] // two raw SDK calls and the message it points to
+fn api_last_error(api: &Api) -> (u32, Option<String>) {
+    // SAFETY: `Api` invariant; no arguments.
+    let code = unsafe { (api.get_last_error)() };
+    let mut no: LONG = 0;
+    // SAFETY: `Api` invariant; `no` is a valid out-pointer for the call.
+    let p = unsafe { (api.get_error_msg)(&mut no) };
+    let msg = if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-null; the SDK returns a pointer to a NUL-terminated message in
+        // its own static table, valid at least until the next SDK call on this
+        // thread. It is copied immediately.
+        let s = unsafe { CStr::from_ptr(p) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    (code, msg)
+}
+
+fn api_fail(api: &Api, call: &'static str, failure: &LoginFailure) -> SdkError {
+    let (code, message) = api_last_error(api);
+    SdkError::Call {
+        call,
+        code,
+        class: classify(code, failure),
+        message,
+    }
+}
+
+fn api_check(api: &Api, ok: BOOL, call: &'static str) -> Result<(), SdkError> {
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(api_fail(api, call, &LoginFailure::default()))
+    }
+}
+
 #[allow(unsafe_code)] // the safe wrapper: every SDK call goes through the raw table here
 impl Sdk {
     /// Loads `libhcnetsdk.so` from `dir` (made absolute), checks it, points the SDK at its
@@ -516,6 +557,37 @@ impl Sdk {
         // machine matches this build (checked above); running its initialisers is what
         // using the vendor SDK means.
         let api = unsafe { Api::load(&lib) }?;
+        // Until `NET_DVR_Init` succeeded there is no `Sdk` value: its `Drop` runs
+        // `NET_DVR_Cleanup`, which must only ever pair with a successful Init. A failure
+        // before that drops only `api` (the library stays mapped, see its invariant).
+        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
+        // NUL-terminated path (facts §1). All three live until the end of this function
+        // and the SDK copies them during the call (it must: callers commonly pass stack
+        // buffers, and hikwatch's are dropped after Init).
+        unsafe {
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(
+                    INIT_CFG_SDK_PATH,
+                    (&mut sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
+                ),
+                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
+            )?;
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, crypto_c.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
+            )?;
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, ssl_c.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
+            )?;
+        }
+        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
+        // `LOADED` flag guarantees one pair per process at a time).
+        let ok = unsafe { (api.init)() };
+        api_check(&api, ok, "NET_DVR_Init")?;
         let mut sdk = Sdk {
             api,
             dir,
@@ -523,31 +595,6 @@ impl Sdk {
             sdk_version_word: 0,
             recv_timeout_ms: ms(opts.recv_timeout),
         };
-        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
-        // NUL-terminated path (facts §1). All three live until the end of this function
-        // and the SDK copies them during the call (it must: callers commonly pass stack
-        // buffers, and hikwatch's are dropped after Init).
-        unsafe {
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(
-                    INIT_CFG_SDK_PATH,
-                    (&mut sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
-                ),
-                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
-            )?;
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, crypto_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
-            )?;
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, ssl_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
-            )?;
-        }
-        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
-        // `LOADED` flag guarantees one pair per process at a time).
-        let ok = unsafe { (sdk.api.init)() };
-        sdk.check(ok, "NET_DVR_Init")?;
         // From here on `Drop for Sdk` runs Cleanup and releases LOADED.
         guard.0 = true;
         // The version getters answer 0 before Init (observed with 6.1.9.48), so the
@@ -613,42 +660,15 @@ impl Sdk {
 
     /// The last error on this thread: `NET_DVR_GetLastError` and its message.
     pub fn last_error(&self) -> (u32, Option<String>) {
-        // SAFETY: `Api` invariant; no arguments.
-        let code = unsafe { (self.api.get_last_error)() };
-        let mut no: LONG = 0;
-        // SAFETY: `Api` invariant; `no` is a valid out-pointer for the call.
-        let p = unsafe { (self.api.get_error_msg)(&mut no) };
-        let msg = if p.is_null() {
-            None
-        } else {
-            // SAFETY: non-null; the SDK returns a pointer to a NUL-terminated message in
-            // its own static table, valid at least until the next SDK call on this
-            // thread. It is copied immediately.
-            let s = unsafe { CStr::from_ptr(p) }
-                .to_string_lossy()
-                .trim()
-                .to_string();
-            (!s.is_empty()).then_some(s)
-        };
-        (code, msg)
+        api_last_error(&self.api)
     }
 
     fn fail(&self, call: &'static str, failure: &LoginFailure) -> SdkError {
-        let (code, message) = self.last_error();
-        SdkError::Call {
-            call,
-            code,
-            class: classify(code, failure),
-            message,
-        }
+        api_fail(&self.api, call, failure)
     }
 
     fn check(&self, ok: BOOL, call: &'static str) -> Result<(), SdkError> {
-        if ok != 0 {
-            Ok(())
-        } else {
-            Err(self.fail(call, &LoginFailure::default()))
-        }
+        api_check(&self.api, ok, call)
     }
 
     /// `NET_DVR_SetConnectTime`.

@@ -486,8 +486,14 @@ static void *async_thread(void *arg) {
 
 /* ---- exported API -------------------------------------------------------------------- */
 
+/* Init fails (error 41) when the SDK folder given to SetSDKInitCfg(2) has
+   FAKE-INIT-FAILS in its path: the loader must then not call Cleanup. */
 API BOOL NET_DVR_Init(void) {
     pthread_mutex_lock(&g_mu);
+    if (strstr(g_sdk_path, "FAKE-INIT-FAILS")) {
+        pthread_mutex_unlock(&g_mu);
+        return fail(41);
+    }
     g_init_refs++;
     g_shutdown = 0;
     pthread_mutex_unlock(&g_mu);
@@ -496,7 +502,18 @@ API BOOL NET_DVR_Init(void) {
 
 API BOOL NET_DVR_Cleanup(void) {
     pthread_mutex_lock(&g_mu);
-    if (g_init_refs == 0) { pthread_mutex_unlock(&g_mu); return fail(3); }
+    if (g_init_refs == 0) {
+        /* A Cleanup that pairs with no successful Init: leave a mark in the SDK folder
+           (when SetSDKInitCfg(2) named one) for the tests to find. */
+        if (g_sdk_path[0]) {
+            char mark[512];
+            snprintf(mark, sizeof mark, "%.255s/UNPAIRED-CLEANUP", g_sdk_path);
+            FILE *f = fopen(mark, "w");
+            if (f) fclose(f);
+        }
+        pthread_mutex_unlock(&g_mu);
+        return fail(3);
+    }
     if (--g_init_refs > 0) { pthread_mutex_unlock(&g_mu); return ok(); }
     g_shutdown = 1;
     pthread_cond_broadcast(&g_cv);
