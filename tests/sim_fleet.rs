@@ -10,6 +10,8 @@
 //!
 //! Under qemu-arm (armv7) the defaults are smaller, but still 1,000 cameras.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hikwatch::supervisor::Strategy;
@@ -74,8 +76,8 @@ fn summary(cfg: &SimConfig, s: &Stats, wall: Duration) {
         "{} seed={} cams={} virt={:.1}h wall={:.2}s calls={} actions={} logins={} \
          heartbeats={} probes={} faults={} max_in_flight={} overflows={} recovered={} \
          max_due_wait={}ms long_outages={} max_logins/outage-h={:.2} \
-         reopen→login p50={}ms p99={}ms gated reopen→login p50={}ms p99={}ms max={}ms \
-         reopen→online p50={}ms p99={}ms holds={} locks={} late_sessions={} stuck_calls={} \
+         reopen→login p50={:?}ms p99={:?}ms gated reopen→login p50={:?}ms p99={:?}ms max={:?}ms \
+         reopen→online p50={:?}ms p99={:?}ms holds={} locks={} late_sessions={} stuck_calls={} \
          online_at_end={} liveness_bound={}ms",
         cfg.settings.strategy,
         cfg.seed,
@@ -157,12 +159,11 @@ fn fleet_1000_hybrid_random_faults() {
             assert!(!s.long_outages.is_empty());
         }
         assert!(s.max_logins_per_outage_hour() <= 6.0);
-        // Cameras already known down log in within about a second of the port reopening.
-        assert!(
-            Stats::quantile(&s.gated_reopen_to_login_ms, 0.99) <= 1_500,
-            "{:?}",
-            s.gated_reopen_to_login_ms
-        );
+        // Cameras already known down log in within about a second of the port reopening
+        // (measured: a run without such a reopen proves nothing).
+        let p99 = Stats::quantile(&s.gated_reopen_to_login_ms, 0.99)
+            .expect("no probe-gated camera saw its port reopen");
+        assert!(p99 <= 1_500, "{:?}", s.gated_reopen_to_login_ms);
     }
 }
 
@@ -199,6 +200,83 @@ fn many_seeds_small_fleets() {
         if wanted(strategy) {
             run_checked(config(cams, h, seed, strategy));
         }
+    }
+}
+
+/// Breadth: at least 10^6 virtual camera-hours in a default host run (every strategy,
+/// several seeds each), the runs spread over every core with `std::thread::scope`. Each
+/// failing run is printed with the command that replays it alone (`SIM_SEED`,
+/// `SIM_STRATEGY`, `SIM_CAMS`, `SIM_HOURS`); all runs finish before the test fails, so
+/// one report lists every failing seed. Under qemu (armv7, aarch64) emulation is 10–30×
+/// slower and the other tests here already run there: a small run checks the same code.
+#[test]
+fn a_million_camera_hours() {
+    let host = cfg!(target_arch = "x86_64");
+    let (cams, h, per_strategy) = if host {
+        size(1000, 42.0, 6)
+    } else {
+        size(100, 1.0, 1)
+    };
+    let jobs: Vec<SimConfig> = Strategy::ALL
+        .into_iter()
+        .filter(|&s| wanted(s))
+        .flat_map(|strategy| {
+            seeds(500_000, per_strategy)
+                .into_iter()
+                .map(move |seed| config(cams, h, seed, strategy))
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .min(jobs.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let t0 = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while let Some(cfg) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let t = Instant::now();
+                    let report = sim::run(*cfg);
+                    summary(cfg, &report.stats, t.elapsed());
+                    if !report.violations.is_empty() {
+                        let env = format!("SIM_STRATEGY={}", cfg.settings.strategy);
+                        let text = sim::describe_failure(
+                            "sim_fleet a_million_camera_hours",
+                            &env,
+                            cfg,
+                            &report,
+                        );
+                        eprintln!("{text}");
+                        failures.lock().expect("failure list").push(text);
+                    }
+                }
+            });
+        }
+    });
+    let camera_hours: f64 = jobs
+        .iter()
+        .map(|c| f64::from(c.cameras) * c.duration.as_secs_f64() / 3600.0)
+        .sum();
+    eprintln!(
+        "{} runs, {camera_hours:.0} virtual camera-hours in {:.1} s on {workers} threads",
+        jobs.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let failures = failures.into_inner().expect("failure list");
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs failed:\n{}",
+        failures.len(),
+        jobs.len(),
+        failures.join("\n")
+    );
+    let overridden = ["SIM_SEED", "SIM_SEEDS", "SIM_CAMS", "SIM_HOURS", "SIM_STRATEGY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if host && !overridden {
+        assert!(camera_hours >= 1e6, "only {camera_hours:.0} camera-hours");
     }
 }
 
