@@ -76,8 +76,8 @@ fn summary(cfg: &SimConfig, s: &Stats, wall: Duration) {
         "{} seed={} cams={} virt={:.1}h wall={:.2}s calls={} actions={} logins={} \
          heartbeats={} probes={} faults={} max_in_flight={} overflows={} recovered={} \
          max_due_wait={}ms long_outages={} max_logins/outage-h={:.2} \
-         reopen→login p50={:?}ms p99={:?}ms gated reopen→login p50={:?}ms p99={:?}ms max={:?}ms \
-         reopen→online p50={:?}ms p99={:?}ms holds={} locks={} late_sessions={} stuck_calls={} \
+         reopen→login p50={}ms p99={}ms gated reopen→login p50={}ms p99={}ms max={}ms \
+         reopen→online p50={}ms p99={}ms holds={} locks={} late_sessions={} stuck_calls={} \
          online_at_end={} liveness_bound={}ms",
         cfg.settings.strategy,
         cfg.seed,
@@ -96,13 +96,13 @@ fn summary(cfg: &SimConfig, s: &Stats, wall: Duration) {
         s.max_due_wait_ms,
         s.long_outages.len(),
         s.max_logins_per_outage_hour(),
-        Stats::quantile(&s.reopen_to_login_ms, 0.5),
-        Stats::quantile(&s.reopen_to_login_ms, 0.99),
-        Stats::quantile(&s.gated_reopen_to_login_ms, 0.5),
-        Stats::quantile(&s.gated_reopen_to_login_ms, 0.99),
-        Stats::quantile(&s.gated_reopen_to_login_ms, 1.0),
-        Stats::quantile(&s.reopen_to_online_ms, 0.5),
-        Stats::quantile(&s.reopen_to_online_ms, 0.99),
+        q(&s.reopen_to_login_ms, 0.5),
+        q(&s.reopen_to_login_ms, 0.99),
+        q(&s.gated_reopen_to_login_ms, 0.5),
+        q(&s.gated_reopen_to_login_ms, 0.99),
+        q(&s.gated_reopen_to_login_ms, 1.0),
+        q(&s.reopen_to_online_ms, 0.5),
+        q(&s.reopen_to_online_ms, 0.99),
         s.auth_holds,
         s.locks,
         s.late_sessions_logged_out,
@@ -110,6 +110,11 @@ fn summary(cfg: &SimConfig, s: &Stats, wall: Duration) {
         s.online_at_end,
         s.liveness_bound_ms,
     );
+}
+
+/// A quantile for the summary line, `-` when nothing was measured.
+fn q(sample: &[u64], q: f64) -> String {
+    Stats::quantile(sample, q).map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 fn run_checked(cfg: SimConfig) -> Stats {
