@@ -61,7 +61,11 @@ fn a_tiny_storm_produces_a_complete_report() {
         delays.sort_by(f64::total_cmp);
         assert_eq!(delays.len(), m.lat.detection.n, "{who}: {delays:?}");
         assert_eq!(m.lat.detection.p99, delays[delays.len() - 1], "{who}");
-        assert_eq!(m.lat.detection.p50, delays[delays.len().div_ceil(2) - 1], "{who}");
+        assert_eq!(
+            m.lat.detection.p50,
+            delays[delays.len().div_ceil(2) - 1],
+            "{who}"
+        );
         if who == "hybrid" {
             // Half of the default 5 s heartbeat: only the link watch sees all 8 RSTs that
             // fast (a heartbeat finds each loss at a random point of its interval).

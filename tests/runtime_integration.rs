@@ -223,8 +223,14 @@ fn sixty_four_cameras_powered_off_together_all_recover_within_the_login_cap() {
     // The cap was reached, not trivially held by logins that never overlapped: 64 logins
     // of at least 300 ms each, all due within about a second (hybrid's probe runs every
     // second), need more than 8 at once unless the cap holds them back.
-    assert_eq!(hwm, CAP, "the cap of {CAP} was never reached ({hwm} at most)");
-    assert_eq!(replayed, CAP, "the event log never shows {CAP} logins at once");
+    assert_eq!(
+        hwm, CAP,
+        "the cap of {CAP} was never reached ({hwm} at most)"
+    );
+    assert_eq!(
+        replayed, CAP,
+        "the event log never shows {CAP} logins at once"
+    );
     // One session each, nothing left over from before the outage.
     for i in 0..N {
         assert_eq!(f.camera(i).stats().sessions, 1, "camera {i}");
@@ -278,7 +284,11 @@ fn hybrid_link_watch_and_probe_beat_the_heartbeat_and_the_backoff() {
             .map(|e| events::at(&e))
             .expect("power_off event");
         let lost = d
-            .wait_log(cursor, Duration::from_secs(40), &format!("cam-{i}: session lost"))
+            .wait_log(
+                cursor,
+                Duration::from_secs(40),
+                &format!("cam-{i}: session lost"),
+            )
             .unwrap_or_else(|| panic!("cam-{i}: loss not detected within 40 s"));
         detect.push(secs(off, lost.at));
     }
@@ -295,7 +305,11 @@ fn hybrid_link_watch_and_probe_beat_the_heartbeat_and_the_backoff() {
             .map(|e| events::at(&e))
             .expect("listening");
         let back = d
-            .wait_log(cursor, Duration::from_secs(60), &format!("cam-{i}: online again"))
+            .wait_log(
+                cursor,
+                Duration::from_secs(60),
+                &format!("cam-{i}: online again"),
+            )
             .unwrap_or_else(|| panic!("cam-{i}: not online again within 60 s"));
         recover.push(secs(on, back.at));
     }
@@ -306,9 +320,15 @@ fn hybrid_link_watch_and_probe_beat_the_heartbeat_and_the_backoff() {
          online {rec:.2} s after the port reopened (backoff 10 min); per camera {detect:.3?} / {recover:.2?}"
     );
     // Half a heartbeat interval: the link watch takes milliseconds.
-    assert!(det < 5.0, "RST detection took {det:.2} s: is the link watch on?");
+    assert!(
+        det < 5.0,
+        "RST detection took {det:.2} s: is the link watch on?"
+    );
     // The probe runs every second; the backoff alone would wait minutes.
-    assert!(rec < 10.0, "recovery took {rec:.2} s: is the probe gate on?");
+    assert!(
+        rec < 10.0,
+        "recovery took {rec:.2} s: is the probe gate on?"
+    );
     d.signal(Signal::SIGTERM);
     assert_eq!(
         d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),

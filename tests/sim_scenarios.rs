@@ -185,7 +185,10 @@ fn every_strategy_recovers_within_about_the_cap_after_long_outages() {
                 "{strategy}: online {worst} ms after a {dark_min} min outage ended (bound {bound} ms)"
             );
             if strategy == Strategy::Hybrid {
-                assert!(worst <= 2_000, "hybrid: {worst} ms (the probe runs every 1 s)");
+                assert!(
+                    worst <= 2_000,
+                    "hybrid: {worst} ms (the probe runs every 1 s)"
+                );
             }
         }
     }

@@ -1322,6 +1322,12 @@ impl Sim {
                 }
                 c.core_hold = false;
                 c.core_lock_until = Millis::ZERO;
+                // What the device told the supervisor under the old address is forgotten
+                // with it: a lock that outlived its fault (renewed by an attempt during
+                // it) meets the fresh start's first login, which the device answers with
+                // the lock again. Our own bad tries still count (`bad_tries` is kept).
+                c.lock_reported = false;
+                c.hold_reported = false;
                 self.handle(i, Event::AddressChanged);
             }
             Fault::Poke => {
@@ -1583,8 +1589,8 @@ fn documented_backoff(s: &Settings, class: ErrorClass, n: u32) -> (u64, u64) {
         clippy::cast_sign_loss,
         clippy::cast_precision_loss
     )]
-    let c = ((ms(s.backoff_initial) as f64 * mult.powi(exponent)).min(cap as f64) as u64 + 1)
-        .min(cap);
+    let c =
+        ((ms(s.backoff_initial) as f64 * mult.powi(exponent)).min(cap as f64) as u64 + 1).min(cap);
     match class {
         ErrorClass::Network | ErrorClass::Timeout => (0, c),
         ErrorClass::Resource

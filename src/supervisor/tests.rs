@@ -1142,12 +1142,11 @@ fn without_a_probe_retries_stay_within_the_cap_after_hours_of_failures() {
         );
         // The cap was reached (the ceiling stopped growing there), and the camera was
         // never given up: six hours of tries, about one per half cap.
-        assert!(worst > cap / 2, "{strategy}: the cap was never reached ({worst})");
         assert!(
-            at.len() > 6 * 60,
-            "{strategy}: {} tries in 6 h",
-            at.len()
+            worst > cap / 2,
+            "{strategy}: the cap was never reached ({worst})"
         );
+        assert!(at.len() > 6 * 60, "{strategy}: {} tries in 6 h", at.len());
         assert!(h.status(c).consecutive_failures > 300, "{strategy}");
     }
 }
@@ -1543,6 +1542,99 @@ fn every_outage_gets_its_reopen_login() {
     }
 }
 
+/// A probe abandoned when a login goes out answers late, after the next probe went out:
+/// that stale answer must not cancel the live probe (found by the million-hour
+/// simulation: probing stopped, and the camera waited 17 min for a blind login although
+/// its port had reopened a minute after the drop).
+#[test]
+fn a_stale_probe_result_does_not_stop_probing() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 1);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    let acts2 = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token: match acts
+                .iter()
+                .find(|k| matches!(k, ActionKind::Heartbeat { .. }))
+            {
+                Some(ActionKind::Heartbeat { token, .. }) => *token,
+                other => panic!("no confirming heartbeat: {other:?} in {acts:?}"),
+            },
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    assert_eq!(h.state(c), State::Backoff, "{acts2:?}");
+    let probe_of = |acts: &[ActionKind]| {
+        acts.iter().find_map(|k| match k {
+            ActionKind::Probe { token } => Some(*token),
+            _ => None,
+        })
+    };
+    let first = probe_of(&acts2)
+        .or_else(|| {
+            h.until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+                .and_then(|(_, k)| probe_of(&[k]))
+        })
+        .expect("a probe after the drop");
+    h.ev(c, Event::LogoutDone { session: s });
+    // The first attempt after a drop goes out (probe verdict or not) and fails; the
+    // probe in flight was abandoned with the backoff state, a new one replaces it.
+    let token = h.next_login(c, 60_000);
+    let acts = h.ev(
+        c,
+        Event::LoginFailed {
+            token,
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    let second = probe_of(&acts)
+        .or_else(|| {
+            h.until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+                .and_then(|(_, k)| probe_of(&[k]))
+        })
+        .expect("a new probe after the failed login");
+    assert_ne!(first, second);
+    h.ev(
+        c,
+        Event::ProbeResult {
+            token: first,
+            open: false,
+        },
+    );
+    h.ev(
+        c,
+        Event::ProbeResult {
+            token: second,
+            open: false,
+        },
+    );
+    // Probing goes on: the next probe within the probe interval, and once the port is
+    // open again the login follows at once.
+    let (_, k) = h
+        .until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+        .expect("probing stopped after a stale probe result");
+    let third = probe_of(&[k]).expect("probe");
+    let acts = h.ev(
+        c,
+        Event::ProbeResult {
+            token: third,
+            open: true,
+        },
+    );
+    let acts = if logs_in(&acts) {
+        acts
+    } else {
+        let (_, k) = h
+            .until(c, 2_000, |k| matches!(k, ActionKind::Login { .. }))
+            .expect("a login after the port reopened");
+        vec![k]
+    };
+    assert!(logs_in(&acts), "{acts:?}");
+}
+
 /// Logins of a hybrid camera over 10 min of failing logins after a drop, while the
 /// probe sees the port as `open_at(now)` says.
 fn logins_in_ten_minutes(open_at: impl Fn(Millis) -> bool) -> u32 {
@@ -1583,7 +1675,10 @@ fn reopen_logins_are_rate_limited_for_a_flapping_port() {
     // The backoff's own pace, with the port open all along: a few tries up to the 60 s
     // cap, then one per 30 s on average.
     let steady = logins_in_ten_minutes(|_| true);
-    assert!(steady <= 600 / 30 + 7, "{steady} logins in 10 min, port open");
+    assert!(
+        steady <= 600 / 30 + 7,
+        "{steady} logins in 10 min, port open"
+    );
     // The flapping adds at most one login per reopen gap (30 s), not one per reopen.
     assert!(
         flapping <= steady + 600 / 30 + 1,
