@@ -684,7 +684,15 @@ impl Camera {
                 self.probe_seen(cx, open);
             }
             (S::Backoff | S::Stuck, I::ProbeDeadline) => self.probe_seen(cx, false),
-            (_, I::Event(E::ProbeResult { .. }) | I::ProbeDeadline) => self.probe = None,
+            // The late result of a probe abandoned when a login went out must not cancel
+            // the probe that replaced it: probing would stop, and a camera whose port
+            // reopened would wait for its next blind login (up to 19 min).
+            (_, I::Event(E::ProbeResult { token, .. })) => {
+                if self.probe.is_some_and(|c| c.token == token) {
+                    self.probe = None;
+                }
+            }
+            (_, I::ProbeDeadline) => self.probe = None,
 
             // ---------------------------------------------------------------- lock
             (S::Locked, I::LockExpired) => {

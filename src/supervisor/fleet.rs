@@ -378,18 +378,6 @@ impl Supervisor {
         self.cams.iter().map(|c| c.id)
     }
 
-    /// The largest backoff delay the policy allows after `failures` consecutive failures
-    /// of `class`, and the smallest: the bounds the simulation checks (test-only).
-    #[cfg(any(test, feature = "test-support"))]
-    #[must_use]
-    pub fn backoff_bounds(&self, class: crate::sdk::ErrorClass, failures: u32) -> (u64, u64) {
-        let pace = super::backoff::Pace::of(class);
-        (
-            super::backoff::min_delay(&self.p, pace),
-            super::backoff::max_delay(&self.p, pace, failures),
-        )
-    }
-
     // ---------------------------------------------------------------- internals
 
     fn advance(&mut self, now: Millis) -> Millis {

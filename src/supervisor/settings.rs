@@ -251,8 +251,15 @@ pub struct Settings {
     pub backoff_initial: Duration,
     /// Ceiling growth per consecutive failure. Default 2.0. Accepted range 1.0–10.0.
     pub backoff_multiplier: f64,
-    /// Largest backoff ceiling. Default 10 min: a camera that comes back is retried at the
-    /// latest 10 min later even without probes; long enough that a dead fleet costs little.
+    /// Largest backoff ceiling. Default 60 s (the seed's own cap): whatever the length of
+    /// an outage, a camera that comes back is retried at the latest 60 s later. `poll`,
+    /// `event` and `queue` have nothing else to cut a grown backoff short (no probe); with
+    /// the former 10 min a two-minute outage cost them up to three minutes of waiting. The
+    /// price, without a probe: a camera that stays dark gets a login every 30 s on average
+    /// (about 120 per outage-hour, each refused or timed out at the TCP level, never a
+    /// password try: auth failures hold by the device's count, not by time). `hybrid`'s
+    /// probe gate keeps blind logins to one per `blind_login_interval` while the port is
+    /// closed, whatever the cap.
     pub backoff_cap: Duration,
     /// Floor added to the jittered backoff for "slow" classes (resource limits, auth
     /// failures with tries left, unknown codes). Default 15 s.
@@ -312,7 +319,7 @@ impl Default for Settings {
             workers: None,
             backoff_initial: Duration::from_secs(1),
             backoff_multiplier: 2.0,
-            backoff_cap: Duration::from_secs(600),
+            backoff_cap: Duration::from_secs(60),
             slow_backoff_floor: Duration::from_secs(15),
             fatal_retry: Duration::from_secs(30 * 60),
             stable_period: Duration::from_secs(60),
