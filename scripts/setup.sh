@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and safe to re-run) setup for building and testing hikwatch on a Debian host:
 #   - apt: cross gcc for armv7 and aarch64, qemu-user, promtool, iproute2;
-#   - rustup targets armv7-unknown-linux-gnueabihf and aarch64-unknown-linux-gnu;
+#   - rustup targets armv7-unknown-linux-gnueabihf and aarch64-unknown-linux-gnu, and the
+#     toolchain of Cargo.toml's rust-version (the MSRV check);
 #   - the real vendor SDK (x86_64) for tests, from the hcnetsdk-python wheel on PyPI,
 #     checked against a pinned sha256 and unpacked into vendor/ (ignored by git).
 # Usage: scripts/setup.sh [--no-apt] [--no-cross]
@@ -38,6 +39,13 @@ if [ "$want_apt" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+
+# --- the MSRV toolchain (Cargo.toml's rust-version), for test.sh's MSRV check -------------
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+if ! rustup toolchain list | grep -q "^$msrv-"; then
+  log "rustup toolchain install $msrv (the declared MSRV)"
+  rustup toolchain install "$msrv" --profile minimal
 fi
 
 # --- rustup targets --------------------------------------------------------------------

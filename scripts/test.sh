@@ -29,6 +29,10 @@ cargo clippy --locked -p hikwatch --lib --bins -- -D warnings
 step "cargo test (host: real SDK x86_64 + simcam)"
 cargo test --workspace --locked
 
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+step "MSRV: the library's unit tests with Rust $msrv (Cargo.toml rust-version)"
+cargo +"$msrv" test --locked -p hikwatch --lib --target-dir target/msrv
+
 if [ "$quick" = 0 ]; then
   step "cargo clippy (armv7)"
   cargo clippy --workspace --all-targets --locked --target armv7-unknown-linux-gnueabihf -- -D warnings
