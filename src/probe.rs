@@ -15,7 +15,7 @@ use crate::sdk::{
     SdkError, SdkOptions, SdkPool, SdkVersion,
 };
 
-/// What `hikwatch probe` was asked to do (parsed by [`crate::cli`]).
+/// What `hikwatch probe` was asked to do (parsed with the rest of the command line).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProbeArgs {
     /// The vendor SDK folder (`--sdk`).
