@@ -58,6 +58,30 @@ fn all_online(d: &Daemon, n: usize, timeout: Duration) {
     );
 }
 
+/// For cameras 0..n: simcam's `event` (from `seq` on) → the daemon's `cam-N: {said}` line
+/// (from `cursor` on, within `within`), in seconds.
+fn delays(
+    (f, seq): (&Fleet, u64),
+    (d, cursor): (&Daemon, usize),
+    n: usize,
+    (event, said): (EventKind, &str),
+    within: Duration,
+) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let at = f
+                .camera(i)
+                .wait_event(seq, event, Duration::from_secs(5))
+                .map(|e| events::at(&e))
+                .unwrap_or_else(|| panic!("cam-{i}: no {event:?} event"));
+            let line = d
+                .wait_log(cursor, within, &format!("cam-{i}: {said}"))
+                .unwrap_or_else(|| panic!("cam-{i}: no \"{said}\" within {within:?}"));
+            secs(at, line.at)
+        })
+        .collect()
+}
+
 /// Power camera `i` off, wait for the daemon to notice, power it on after `off_for`,
 /// wait for it to be online again. Returns (detection, recovery) in seconds: power-off →
 /// "session lost" line, and listening again → "online again" line.
@@ -276,43 +300,25 @@ fn hybrid_link_watch_and_probe_beat_the_heartbeat_and_the_backoff() {
     for i in 0..N {
         f.camera(i).power_off();
     }
-    let mut detect = Vec::new();
-    for i in 0..N {
-        let off = f
-            .camera(i)
-            .wait_event(seq, EventKind::PowerOff, Duration::from_secs(5))
-            .map(|e| events::at(&e))
-            .expect("power_off event");
-        let lost = d
-            .wait_log(
-                cursor,
-                Duration::from_secs(40),
-                &format!("cam-{i}: session lost"),
-            )
-            .unwrap_or_else(|| panic!("cam-{i}: loss not detected within 40 s"));
-        detect.push(secs(off, lost.at));
-    }
+    let detect = delays(
+        (&f, seq),
+        (&d, cursor),
+        N,
+        (EventKind::PowerOff, "session lost"),
+        Duration::from_secs(40),
+    );
     std::thread::sleep(Duration::from_secs(3));
     let seq = f.next_seq();
     for i in 0..N {
         f.camera(i).power_on().expect("power on");
     }
-    let mut recover = Vec::new();
-    for i in 0..N {
-        let on = f
-            .camera(i)
-            .wait_event(seq, EventKind::Listening, Duration::from_secs(5))
-            .map(|e| events::at(&e))
-            .expect("listening");
-        let back = d
-            .wait_log(
-                cursor,
-                Duration::from_secs(60),
-                &format!("cam-{i}: online again"),
-            )
-            .unwrap_or_else(|| panic!("cam-{i}: not online again within 60 s"));
-        recover.push(secs(on, back.at));
-    }
+    let recover = delays(
+        (&f, seq),
+        (&d, cursor),
+        N,
+        (EventKind::Listening, "online again"),
+        Duration::from_secs(60),
+    );
     let worst = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let (det, rec) = (worst(&detect), worst(&recover));
     eprintln!(
