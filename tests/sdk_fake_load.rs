@@ -39,6 +39,17 @@ fn sdk_copy(name: &str, skip: &str) -> PathBuf {
     d
 }
 
+/// A login the stand-in accepts (no script in the address).
+fn any_login() -> LoginParams {
+    LoginParams {
+        host: "x".into(),
+        port: 8000,
+        user: "u".into(),
+        password: Password::new("p".into()),
+        mode: LoginMode::Isapi,
+    }
+}
+
 fn load(dir: &Path) -> Result<std::sync::Arc<Sdk>, SdkError> {
     Sdk::load(dir, &SdkOptions::default())
 }
@@ -131,15 +142,7 @@ fn one_instance_owns_init_and_cleanup() {
         load(&fakesdk::sdk_dir()),
         Err(SdkError::AlreadyLoaded)
     ));
-    let login = sdk
-        .login(&LoginParams {
-            host: "x".into(),
-            port: 8000,
-            user: "u".into(),
-            password: Password::new("p".into()),
-            mode: LoginMode::Isapi,
-        })
-        .expect("login");
+    let login = sdk.login(&any_login()).expect("login");
     let clone = sdk.clone();
     drop(sdk);
     // Still alive through the clone: Cleanup has not run.
@@ -272,13 +275,7 @@ fn openssl_file_names_of_every_release_layout() {
         }
         let sdk = load(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
         let uid = sdk
-            .login(&LoginParams {
-                host: "x".into(),
-                port: 8000,
-                user: "u".into(),
-                password: Password::new("p".into()),
-                mode: LoginMode::Isapi,
-            })
+            .login(&any_login())
             .unwrap_or_else(|e| panic!("{name}: login: {e}"))
             .uid;
         let cfg = sdk.isapi(uid, "GET /fake/config").expect("fake config");
