@@ -166,28 +166,14 @@ fn locate(manifest_dir: &str) -> Option<RealSdk> {
             std::env::consts::ARCH
         )
     });
-    let root = Path::new(manifest_dir);
-    let dir = match (std::env::var_os("HIKWATCH_TEST_SDK"), release.shared_folder) {
-        (Some(d), _) => PathBuf::from(d),
-        (None, None) => root.join("vendor/hcnetsdk-linux64"),
-        (None, Some(folder)) => {
-            let d = shared_vendor_dir(root).join(folder);
-            if !d.join("libhcnetsdk.so").is_file() {
-                let why = format!(
-                    "real-SDK tests on HCNetSDK {}: {} not found",
-                    release.label(),
-                    d.display()
-                );
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("{why} (CI=true: the folder must be there)");
-                }
-                eprintln!(
-                    "skipped: {why} (a clone without ../shared; CI=true makes this a failure)"
-                );
-                return None;
-            }
-            d
-        }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let dir = match std::env::var_os("HIKWATCH_TEST_SDK") {
+        Some(d) => PathBuf::from(d),
+        None => match release_dir(Path::new(manifest_dir), &release, ci) {
+            Ok(Some(d)) => d,
+            Ok(None) => return None,
+            Err(why) => panic!("{why}"),
+        },
     };
     assert!(
         dir.join("libhcnetsdk.so").is_file(),
@@ -201,6 +187,29 @@ fn locate(manifest_dir: &str) -> Option<RealSdk> {
         dir
     };
     Some(RealSdk { dir, release })
+}
+
+/// Where `release` is for the repository at `root`: `Ok(None)` (after one line on stderr)
+/// when it belongs beside the repository, is missing there, and this is not CI; `Err` when
+/// it is missing on CI.
+fn release_dir(root: &Path, release: &SdkRelease, ci: bool) -> Result<Option<PathBuf>, String> {
+    let Some(folder) = release.shared_folder else {
+        return Ok(Some(root.join("vendor/hcnetsdk-linux64")));
+    };
+    let d = shared_vendor_dir(root).join(folder);
+    if d.join("libhcnetsdk.so").is_file() {
+        return Ok(Some(d));
+    }
+    let why = format!(
+        "real-SDK tests on HCNetSDK {}: {} not found",
+        release.label(),
+        d.display()
+    );
+    if ci {
+        return Err(format!("{why} (CI=true: the folder must be there)"));
+    }
+    eprintln!("skipped: {why} (a clone without ../shared; CI=true makes this a failure)");
+    Ok(None)
 }
 
 /// The word after the first `HCNetSDK ` in `text`: the SDK version as the daemon's start
@@ -268,4 +277,30 @@ pub fn with_arm64_libs(dir: &Path, release: &SdkRelease) -> PathBuf {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     staged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_shared_folder_skips_except_on_ci() {
+        let root = Path::new("/nonexistent/hikwatch");
+        for r in [SDK_6_1_6_3_X86_64, SDK_6_1_8_101_AARCH64] {
+            assert_eq!(release_dir(root, &r, false), Ok(None), "{r:?}");
+            let e = release_dir(root, &r, true).expect_err("CI fails");
+            assert!(e.contains("CI=true") && e.contains(r.version), "{e}");
+        }
+        // The fetched release never depends on the folder beside the repository.
+        assert_eq!(
+            release_dir(root, &SDK_6_1_9_48_X86_64, true),
+            Ok(Some(root.join("vendor/hcnetsdk-linux64")))
+        );
+    }
+
+    #[test]
+    fn every_release_reports_a_version_the_stand_in_does_not() {
+        // 6.1.99.0 is the stand-in's (tests/fakesdk).
+        assert!(RELEASES.iter().all(|r| r.reports != "6.1.99.0"));
+    }
 }
