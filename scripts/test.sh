@@ -16,10 +16,11 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 t0=$(date +%s)
-t_step=$t0
+t_step=""
+# Prints the time the previous step took, then the new step's header.
 step() {
   local now; now=$(date +%s)
-  [ "$t_step" = "$t0" ] || printf '(%s s)\n' $(( now - t_step ))
+  [ -z "$t_step" ] || printf '(step took %s s)\n' $(( now - t_step ))
   t_step=$now
   printf '\n\033[1m== %s\033[0m\n' "$*"
 }
