@@ -4,7 +4,9 @@
 #   - rustup targets armv7-unknown-linux-gnueabihf and aarch64-unknown-linux-gnu, and the
 #     toolchain of Cargo.toml's rust-version (the MSRV check);
 #   - the real vendor SDK (x86_64) for tests, from the hcnetsdk-python wheel on PyPI,
-#     checked against a pinned sha256 and unpacked into vendor/ (ignored by git).
+#     checked against a pinned sha256 and unpacked into vendor/ (ignored by git);
+#   - with the cross targets, when the vendor's aarch64 SDK is beside the repository
+#     (../shared/vendor-sdk): the arm64 libuuid.so.1 it needs (scripts/fetch-arm64-libs.sh).
 # Usage: scripts/setup.sh [--no-apt] [--no-cross]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +60,8 @@ fi
 
 # --- the real SDK (x86_64) for tests -----------------------------------------------------
 scripts/fetch-sdk.sh
+
+# --- arm64 libuuid for the vendor's aarch64 SDK (tests under qemu-aarch64) ------------------
+if [ "$want_cross" = 1 ] && [ -d ../shared/vendor-sdk/hcnetsdk-6.1.8.101-aarch64 ]; then
+  scripts/fetch-arm64-libs.sh
+fi

@@ -15,17 +15,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_hikwatch");
 
 #[test]
 fn a_tiny_storm_produces_a_complete_report() {
-    let sdk = harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR"));
+    let Some(real) = harness::RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let sdk = &real.dir;
     let plan = Plan::new(Scenario::Storm, Scale::Quick, 7, Duration::ZERO);
     assert_eq!(plan.cameras, 8);
     let strategies = ["hybrid".to_string(), "naive".to_string()];
-    let runs = bench::run_scenario(&plan, &strategies, Path::new(BIN), &sdk, false)
+    let runs = bench::run_scenario(&plan, &strategies, Path::new(BIN), sdk, false)
         .expect("the runs start");
     assert_eq!(runs.len(), 2);
     for f in &runs {
         let m = &f.metrics;
         let who = &f.strategy;
         assert!(f.raw.errors.is_empty(), "{who}: {:?}", f.raw.errors);
+        real.assert_version(f.raw.sdk_version.as_deref().unwrap_or("none reported"));
         assert_eq!(f.raw.events_dropped, 0, "{who}");
         assert_eq!(m.cameras, 8);
         // Every camera went off and came back at simcam, and the daemon saw it.

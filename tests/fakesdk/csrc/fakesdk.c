@@ -44,7 +44,9 @@
 #include <unistd.h>
 
 #ifndef FAKE_BUILD_VERSION
-#define FAKE_BUILD_VERSION 0x06010930u /* 6.1.9.48, like the real x86_64 package */
+/* 6.1.99.0: no vendor release has it, so a test can tell the stand-in from the real SDK
+   (fakesdk::VERSION in src/lib.rs says the same). */
+#define FAKE_BUILD_VERSION 0x06016300u
 #endif
 
 #define API __attribute__((visibility("default")))

@@ -51,7 +51,11 @@
 
 use std::path::PathBuf;
 
-/// The SDK folder with the stand-in (SDK build version 6.1.9.48).
+/// The SDK build version the stand-in reports (`NET_DVR_GetSDKBuildVersion` 0x06016300).
+/// No vendor release has it, so tests can tell which library they ran against.
+pub const VERSION: &str = "6.1.99.0";
+
+/// The SDK folder with the stand-in (SDK build version [`VERSION`]).
 pub fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("FAKESDK_DIR_SDK"))
 }
