@@ -57,11 +57,11 @@ use super::types::{BYTE, DWORD, LONG, NET_DVR_DEVICEINFO_V30};
 /// events from every camera of a large site between two consumer wake-ups; beyond that
 /// events are coalesced, not lost.
 pub const QUEUE_CAPACITY: usize = 1024;
-/// User ids the coalescing tables cover: the SDK's default login limit (2048, facts §6),
-/// which hikwatch does not raise, and the SDK hands out ids below it.
-pub const MAX_USERS: usize = 2048;
-/// Concurrent streams (RealPlay handles) hikwatch tracks.
-pub const MAX_STREAMS: usize = 512;
+/// User ids the coalescing tables cover: the SDK hands out ids below its login limit,
+/// which is hikwatch's camera limit.
+pub const MAX_USERS: usize = crate::MAX_CAMERAS;
+/// Concurrent streams (RealPlay handles) hikwatch tracks: one per camera.
+pub const MAX_STREAMS: usize = crate::MAX_CAMERAS;
 /// Most queue items converted per [`EventReceiver::try_recv`] refill.
 const MAX_DRAIN: usize = 4 * QUEUE_CAPACITY;
 
@@ -466,7 +466,7 @@ fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
 }
 
 /// Bits of `pUser` that hold the slot index; the rest hold the generation.
-const SLOT_BITS: u32 = 10;
+const SLOT_BITS: u32 = 11;
 const GEN_MASK: u32 = (usize::MAX >> SLOT_BITS) as u32;
 const _: () = assert!(MAX_STREAMS <= 1 << SLOT_BITS);
 
