@@ -75,6 +75,20 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Which login of a user id an exception belongs to.
+///
+/// The SDK hands a freed `lUserID` out again to the next login, so the id alone cannot
+/// tell an exception queued for a session that has since been logged out from one for
+/// the session that now holds the id. Every uid therefore has a counter that moves on
+/// when a login returns it and again when its logout returns; exception callbacks are
+/// stamped with the counter's value when they run, and [`super::Login::epoch`] is the
+/// value its login got. An exception whose epoch is not that of the session its owner
+/// knows for the uid belongs to an earlier login. (A callback for a new session that ran
+/// before its login call returned would carry the earlier value and be dropped too; the
+/// SDK reports session exceptions from its heartbeat, well after the login.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LoginEpoch(pub u32);
+
 /// A running stream: the SDK's RealPlay handle plus hikwatch's slot for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamId {
@@ -156,6 +170,9 @@ pub enum SdkEvent {
     Exception {
         /// The session it concerns (`lUserID`; may be -1 for SDK-wide exceptions).
         uid: UserId,
+        /// Which login of `uid` it concerns (see [`LoginEpoch`]). When coalesced: the
+        /// newest epoch folded for `uid`.
+        epoch: LoginEpoch,
         /// `dwType`.
         kind: ExceptionKind,
         /// `lHandle` (a preview handle for preview exceptions); -1 when coalesced.
@@ -201,6 +218,7 @@ enum Raw {
     Exception {
         kind: u32,
         uid: i32,
+        epoch: u32,
         handle: i32,
     },
     AsyncLogin {
@@ -227,6 +245,8 @@ struct UserPending {
     /// Bit `i` of word `w`: exception kind `0x8000 + 64 * w + i`; bit 63 of word 1 also
     /// stands for any kind outside that range.
     exc: [AtomicU64; 2],
+    /// The newest [`LoginEpoch`] of an exception folded here (epochs only grow).
+    exc_epoch: AtomicU32,
     /// Bit 0: async login succeeded, bit 1: failed.
     login: AtomicU32,
     /// The async-login token, valid when `login` is non-zero.
@@ -237,6 +257,7 @@ impl UserPending {
     const fn new() -> Self {
         UserPending {
             exc: [AtomicU64::new(0), AtomicU64::new(0)],
+            exc_epoch: AtomicU32::new(0),
             login: AtomicU32::new(0),
             token: AtomicU32::new(0),
         }
@@ -301,6 +322,8 @@ fn slot_state(generation: u32) -> u64 {
 /// would put 64 KiB into the binary's .data (flash on the gateway).
 static QUEUE: OnceLock<Box<Queue<Raw, QUEUE_CAPACITY>>> = OnceLock::new();
 static USERS: [UserPending; MAX_USERS] = [const { UserPending::new() }; MAX_USERS];
+/// Per uid: the current [`LoginEpoch`] (see there).
+static USER_EPOCH: [AtomicU32; MAX_USERS] = [const { AtomicU32::new(0) }; MAX_USERS];
 static USER_DIRTY: [AtomicU64; MAX_USERS / 64] = [const { AtomicU64::new(0) }; MAX_USERS / 64];
 static SLOTS: [Slot; MAX_STREAMS] = [const { Slot::new() }; MAX_STREAMS];
 static SLOT_DIRTY: [AtomicU64; MAX_STREAMS / 64] = [const { AtomicU64::new(0) }; MAX_STREAMS / 64];
@@ -346,6 +369,7 @@ pub(crate) fn init(gap: Duration) -> std::io::Result<()> {
     for u in &USERS {
         u.exc[0].store(0, Relaxed);
         u.exc[1].store(0, Relaxed);
+        u.exc_epoch.store(0, Relaxed);
         u.login.store(0, Relaxed);
     }
     for d in USER_DIRTY.iter().chain(SLOT_DIRTY.iter()) {
@@ -429,19 +453,47 @@ fn kind_bit(kind: u32) -> (usize, u32) {
     }
 }
 
+/// A login returned `uid`: moves its [`LoginEpoch`] on and returns the new one.
+pub(crate) fn login_returned(uid: i32) -> LoginEpoch {
+    let i = usize::try_from(uid).ok();
+    match i.and_then(|i| USER_EPOCH.get(i)) {
+        Some(e) => LoginEpoch(e.fetch_add(1, AcqRel).wrapping_add(1)),
+        None => LoginEpoch(0),
+    }
+}
+
+/// The logout of `uid` returned: later callbacks for the uid belong to no login so far.
+pub(crate) fn logout_returned(uid: i32) {
+    let _ = login_returned(uid);
+}
+
+fn epoch_of(uid: i32) -> u32 {
+    let i = usize::try_from(uid).ok();
+    i.and_then(|i| USER_EPOCH.get(i))
+        .map_or(0, |e| e.load(Acquire))
+}
+
 fn on_exception(kind: DWORD, uid: LONG, handle: LONG) {
-    post(Raw::Exception { kind, uid, handle }, || {
-        match user_slot(uid) {
+    let epoch = epoch_of(uid);
+    post(
+        Raw::Exception {
+            kind,
+            uid,
+            epoch,
+            handle,
+        },
+        || match user_slot(uid) {
             Some((i, p)) => {
                 let (w, b) = kind_bit(kind);
+                p.exc_epoch.fetch_max(epoch, Release);
                 p.exc[w].fetch_or(1 << b, Release);
                 mark(&USER_DIRTY, i);
             }
             None => {
                 UNATTRIBUTED.fetch_add(1, Relaxed);
             }
-        }
-    });
+        },
+    );
 }
 
 fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
@@ -839,8 +891,10 @@ impl EventReceiver {
                 let uid = w * 64 + b;
                 let Some(p) = USERS.get(uid) else { continue };
                 let uid = UserId(uid as i32);
-                for (i, cell) in p.exc.iter().enumerate() {
-                    let mut kinds = cell.swap(0, AcqRel);
+                let taken = [p.exc[0].swap(0, AcqRel), p.exc[1].swap(0, AcqRel)];
+                // Loaded after taking the kinds: every fold sets the epoch before its kind.
+                let epoch = LoginEpoch(p.exc_epoch.load(Acquire));
+                for (i, mut kinds) in taken.into_iter().enumerate() {
                     while kinds != 0 {
                         let k = kinds.trailing_zeros();
                         kinds &= kinds - 1;
@@ -851,6 +905,7 @@ impl EventReceiver {
                         };
                         self.backlog.push_back(SdkEvent::Exception {
                             uid,
+                            epoch,
                             kind,
                             handle: -1,
                             coalesced: true,
@@ -923,8 +978,14 @@ pub(crate) fn c_string(bytes: &[u8]) -> String {
 
 fn convert(raw: Raw) -> SdkEvent {
     match raw {
-        Raw::Exception { kind, uid, handle } => SdkEvent::Exception {
+        Raw::Exception {
+            kind,
+            uid,
+            epoch,
+            handle,
+        } => SdkEvent::Exception {
             uid: UserId(uid),
+            epoch: LoginEpoch(epoch),
             kind: ExceptionKind(kind),
             handle,
             coalesced: false,
@@ -1012,6 +1073,7 @@ mod tests {
             let late = Raw::Exception {
                 kind: 0x8000,
                 uid: 1,
+                epoch: 0,
                 handle: 1,
             };
             assert!(queue.enqueue(late).is_ok());
@@ -1124,6 +1186,7 @@ mod tests {
                         let ev = Raw::Exception {
                             kind: 0x8000,
                             uid: p as i32,
+                            epoch: 0,
                             handle: r as i32,
                         };
                         assert!(queue.enqueue(ev).is_ok(), "the queue has room");
