@@ -1037,23 +1037,22 @@ fn convert(raw: Raw) -> SdkEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::cell::Cell;
     use std::sync::{Barrier, Mutex, MutexGuard};
 
     thread_local! {
-        /// Run at each step of [`EventReceiver::refill`] on this thread, with the step's
-        /// number: lets a test put a producer's ring between two steps.
-        static REFILL_STEP: RefCell<Option<Box<dyn FnMut(usize)>>> = const { RefCell::new(None) };
-        static REFILL_STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// A producer's ring at this step of [`EventReceiver::refill`] on this thread.
+        static RING_AT_STEP: Cell<Option<usize>> = const { Cell::new(None) };
+        /// Steps of `refill` passed on this thread.
+        static REFILL_STEPS: Cell<usize> = const { Cell::new(0) };
     }
 
+    /// Called between the steps of `refill` (test builds only).
     pub(super) fn refill_step() {
         let n = REFILL_STEPS.replace(REFILL_STEPS.get() + 1);
-        REFILL_STEP.with_borrow_mut(|f| {
-            if let Some(f) = f {
-                f(n)
-            }
-        });
+        if RING_AT_STEP.get() == Some(n) {
+            ring();
+        }
     }
 
     /// A producer queued its event and was preempted before ringing; the consumer took
@@ -1082,13 +1081,9 @@ mod tests {
                 Some(SdkEvent::Exception { handle: 1, .. })
             ));
             REFILL_STEPS.set(0);
-            REFILL_STEP.set(Some(Box::new(move |n| {
-                if n == step {
-                    ring();
-                }
-            })));
+            RING_AT_STEP.set(Some(step));
             assert_eq!(rx.try_recv(), None);
-            REFILL_STEP.set(None);
+            RING_AT_STEP.set(None);
             on_exception(0x8000, 2, 2);
             let mut probe = [0u8; 1];
             let mut bell: &UnixStream = rx.bell.get_ref();
