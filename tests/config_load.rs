@@ -476,6 +476,66 @@ fn too_many_cameras_for_the_board() {
     );
 }
 
+/// One camera limit: a config at it loads, every one of its cameras gets its state saved
+/// and a stream slot, and one more is refused with the message the state file gives.
+#[test]
+fn config_state_file_and_stream_slots_share_one_camera_limit() {
+    use hikwatch::store::{CameraKey, Store, StoreOptions, format::FormatError};
+    let max = hikwatch::MAX_CAMERAS;
+    let dir = TempDir::new("cfg-limit");
+    dir.fake_sdk();
+    let text = |max_cameras: usize, cameras: usize| {
+        let mut t = format!(
+            "[sdk]\ndir = \"sdk\"\n[state]\npath = \"state.bin\"\n\
+             [supervisor]\nmax_cameras = {max_cameras}\n"
+        );
+        for i in 0..cameras {
+            t.push_str(&format!(
+                "[[camera]]\nid = \"c{i}\"\nhost = \"192.0.2.1\"\nuser = \"u\"\npassword = \"p\"\n\
+                 stream = {{}}\n"
+            ));
+        }
+        t
+    };
+    let c = load(&dir, &text(max, max), &strict())
+        .expect("a config at the limit loads")
+        .config;
+    assert_eq!(c.cameras.len(), max);
+    let keys: Vec<CameraKey<'_>> = c
+        .cameras
+        .iter()
+        .map(|cam| CameraKey {
+            id: &cam.id,
+            user: &cam.user,
+            password: b"p",
+        })
+        .collect();
+    let (_store, loaded) = Store::open(
+        dir.join("state.bin"),
+        StoreOptions::default(),
+        &keys,
+        std::time::Instant::now(),
+    );
+    assert!(
+        loaded.warnings.is_empty(),
+        "{} warnings, the first: {:?}",
+        loaded.warnings.len(),
+        loaded.warnings.first()
+    );
+    assert!(
+        hikwatch::sdk::events::MAX_STREAMS
+            >= c.cameras.iter().filter(|c| c.stream.is_some()).count(),
+        "fewer stream slots than cameras with a stream"
+    );
+    let got = problems(load(&dir, &text(max + 1, 1), &strict()).unwrap_err());
+    let store_says = FormatError::TooManyCameras { count: max + 1 }.to_string();
+    assert!(
+        got.iter()
+            .any(|p| p.contains("supervisor.max_cameras") && p.ends_with(&store_says)),
+        "{store_says:?} not in {got:?}"
+    );
+}
+
 #[test]
 fn example_config_documents_the_defaults() {
     // examples/hikwatch.toml writes every global default explicitly: loading it must give

@@ -179,6 +179,49 @@ fn power_off_gives_error_7_and_exception_0x8000() {
     let _ = s.sdk.logout(uid);
 }
 
+/// The SDK hands a freed user id to the next login. An exception the SDK raised for a
+/// session that was then logged out, and that its consumer handles only after the next
+/// login got the same id, must not be taken for the new session's.
+#[test]
+fn an_exception_of_a_logged_out_session_is_not_the_next_logins() {
+    let _g = serial();
+    let s = shared();
+    let f = fleet(2);
+    let a = s.sdk.login(&params(&f, 0, "hik12345")).expect("login a");
+    drain_events();
+    assert!(f.camera(0).power_off());
+    // A failed heartbeat makes the SDK raise EXCEPTION_EXCHANGE for a's id.
+    let _ = s.sdk.heartbeat(a.uid).expect_err("a is off");
+    let stale = wait_event(
+        Duration::from_secs(30),
+        |e| matches!(e, SdkEvent::Exception { uid, kind, .. } if *uid == a.uid && *kind == ExceptionKind::EXCHANGE),
+    )
+    .expect("EXCEPTION_EXCHANGE for a");
+    // The consumer is behind: a is logged out and b logs in before it looks at `stale`.
+    // 6.1.9.48 hands out the freed id again within a login or two (0, 1, 0, 1, ...).
+    s.sdk.logout(a.uid).expect("logout a");
+    let mut b = s.sdk.login(&params(&f, 1, "hik12345")).expect("login b");
+    for _ in 0..16 {
+        if b.uid == a.uid {
+            break;
+        }
+        s.sdk.logout(b.uid).expect("logout b");
+        b = s.sdk.login(&params(&f, 1, "hik12345")).expect("login b");
+    }
+    assert_eq!(b.uid, a.uid, "the SDK handed a's freed id to b");
+    let SdkEvent::Exception { uid, epoch, .. } = stale else {
+        unreachable!("matched above")
+    };
+    assert_eq!((uid, epoch), (a.uid, a.epoch), "stamped with a's login");
+    assert_ne!(
+        (uid, epoch),
+        (b.uid, b.epoch),
+        "a's exception would be applied to b, a healthy session"
+    );
+    s.sdk.heartbeat(b.uid).expect("b is healthy");
+    s.sdk.logout(b.uid).expect("logout b");
+}
+
 #[test]
 fn wrong_password_gives_auth_with_retries_then_locked_with_seconds() {
     real_sdk_or_skip!(_g, s);

@@ -14,7 +14,9 @@ use smol::LocalExecutor;
 use crate::config::{CameraConfig, Config, LoadOptions, LoginMode as CfgLoginMode};
 use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
-use crate::sdk::{LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams};
+use crate::sdk::{
+    LoginEpoch, LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams,
+};
 use crate::store::{self, CameraState, Store};
 use crate::supervisor::{
     Action, ActionKind, CamId, Event, ExceptionKind, Millis, Persisted, Session, Settings, State,
@@ -115,8 +117,10 @@ pub(crate) struct Shell {
     pub clock: Clock,
     pub slots: Vec<Slot>,
     pub by_id: HashMap<String, CamId>,
-    /// `lUserID` → camera, for exception callbacks.
-    uids: HashMap<i32, CamId>,
+    /// `lUserID` → camera and which login of the id it holds, for exception callbacks:
+    /// the SDK hands a freed id to the next login, so an exception queued for a session
+    /// logged out since must not reach the camera that holds the id now.
+    uids: HashMap<i32, (CamId, LoginEpoch)>,
     /// Preview handle → camera and stream.
     streams: HashMap<i32, (CamId, StreamId)>,
     /// The core's output buffer, reused.
@@ -426,8 +430,8 @@ impl Shell {
     fn on_outcome(&mut self, cam: CamId, outcome: Outcome) {
         let now = Instant::now();
         match outcome {
-            Outcome::LoginOk { token, uid } => {
-                self.uids.insert(uid.0, cam);
+            Outcome::LoginOk { token, uid, epoch } => {
+                self.uids.insert(uid.0, (cam, epoch));
                 self.handle(
                     cam,
                     Event::LoginOk {
@@ -473,7 +477,7 @@ impl Shell {
                 self.handle(cam, Event::HeartbeatFailed { token, class, code });
             }
             Outcome::LoggedOut { session } => {
-                if self.uids.get(&session.0) == Some(&cam) {
+                if self.uids.get(&session.0).is_some_and(|&(c, _)| c == cam) {
                     self.uids.remove(&session.0);
                 }
                 self.handle(cam, Event::LogoutDone { session });
@@ -569,11 +573,20 @@ impl Shell {
     /// An event from the SDK's callbacks.
     pub(super) fn on_sdk_event(&mut self, ev: SdkEvent) {
         match ev {
-            SdkEvent::Exception { uid, kind, .. } => {
-                let Some(&cam) = self.uids.get(&uid.0) else {
+            SdkEvent::Exception {
+                uid, epoch, kind, ..
+            } => {
+                let Some(&(cam, held)) = self.uids.get(&uid.0) else {
                     log::debug!("sdk: {} for {uid} that no camera holds", kind.name());
                     return;
                 };
+                if epoch != held {
+                    log::debug!(
+                        "sdk: {} for an earlier login of {uid}, which is logged out; ignored",
+                        kind.name()
+                    );
+                    return;
+                }
                 let kind = ExceptionKind::from_code(kind.0);
                 if matches!(kind, ExceptionKind::Resume | ExceptionKind::ReloginOk) {
                     if let Some(slot) = self.slots.get_mut(cam.0 as usize) {

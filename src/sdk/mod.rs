@@ -55,8 +55,8 @@ pub use class::{ErrorClass, LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
-    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, SdkEvent, StreamId, StreamStats,
-    UserId,
+    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, LoginEpoch, SdkEvent, StreamId,
+    StreamStats, UserId,
 };
 pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
 pub use secret::Password;
@@ -223,6 +223,9 @@ pub struct LoginParams {
 pub struct Login {
     /// The session.
     pub uid: UserId,
+    /// Which login of `uid` this is: exceptions stamped with another epoch belong to an
+    /// earlier session that had the same id.
+    pub epoch: LoginEpoch,
     /// `sSerialNumber`.
     pub serial: String,
     /// Analog channels (`byChanNum`) and the first one (`byStartChan`).
@@ -776,6 +779,7 @@ impl Sdk {
         }
         Ok(Login {
             uid: UserId(uid),
+            epoch: events::login_returned(uid),
             serial: events::c_string(&dev.struDeviceV30.sSerialNumber),
             channels: dev.struDeviceV30.byChanNum,
             start_channel: dev.struDeviceV30.byStartChan,
@@ -814,15 +818,21 @@ impl Sdk {
         info.wipe();
         match err {
             Some(e) => Err(e),
-            None => Ok(UserId(uid)),
+            None => {
+                events::login_returned(uid);
+                Ok(UserId(uid))
+            }
         }
     }
 
-    /// `NET_DVR_Logout`.
+    /// `NET_DVR_Logout`. Exception callbacks for `uid` from here on carry a new
+    /// [`LoginEpoch`], so none of them is taken for this session's.
     pub fn logout(&self, uid: UserId) -> Result<(), SdkError> {
         // SAFETY: `Api` invariant; an integer id (unknown ids give error 47).
         let ok = unsafe { (self.api.logout)(uid.0) };
-        self.check(ok, "NET_DVR_Logout")
+        let r = self.check(ok, "NET_DVR_Logout");
+        events::logout_returned(uid.0);
+        r
     }
 
     /// Heartbeat: `NET_DVR_RemoteControl(uid, NET_DVR_CHECK_USER_STATUS, NULL, 0)`.
