@@ -184,8 +184,7 @@ fn power_off_gives_error_7_and_exception_0x8000() {
 /// login got the same id, must not be taken for the new session's.
 #[test]
 fn an_exception_of_a_logged_out_session_is_not_the_next_logins() {
-    let _g = serial();
-    let s = shared();
+    real_sdk_or_skip!(_g, s);
     let f = fleet(2);
     let a = s.sdk.login(&params(&f, 0, "hik12345")).expect("login a");
     drain_events();
