@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of issue 7 in one command: builds release binaries, runs the real daemon
+# The benchmark in one command: builds release binaries, runs the real daemon
 # with the real x86_64 HCNetSDK against a simcam fleet through fixed, seeded scenarios
 # (every strategy side by side), and writes a markdown report, an SVG timeline of the storm
 # and one JSON file per run. See bench/README.md.

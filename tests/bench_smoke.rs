@@ -115,7 +115,7 @@ fn a_tiny_storm_produces_a_complete_report() {
     for needle in [
         "# hikwatch benchmark results",
         "on one machine: every figure below is a ratio or a percentile from that single run",
-        "## Goals of issue 7 §4 (reported, not asserted)",
+        "## Goals (reported, not asserted)",
         "## storm — 8 cameras off together for 10 s",
         "| hybrid |",
         "| naive |",

@@ -175,7 +175,7 @@ fn power_off_gives_error_7_and_exception_0x8000() {
         |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
     );
     assert!(ev.is_some(), "no EXCEPTION_EXCHANGE through the queue");
-    // Logout with the device down frees the handle (facts §6).
+    // Logout with the device down frees the handle (docs/hcnetsdk.md §6).
     let _ = s.sdk.logout(uid);
 }
 

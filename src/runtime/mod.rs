@@ -344,7 +344,7 @@ pub fn run(
 }
 
 /// The SDK's own reconnect interval for the benchmark peer `sdk` (`NET_DVR_SetReconnect`
-/// 5 s, the SDK's documented default; facts §6).
+/// 5 s, the SDK's documented default; docs/hcnetsdk.md §6).
 #[cfg(feature = "bench-peers")]
 pub const SDK_PEER_RECONNECT: Duration = Duration::from_secs(5);
 

@@ -5,14 +5,14 @@
 //!
 //! | Callback | Registered by | Called on | Touches |
 //! |---|---|---|---|
-//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; facts §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
+//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; docs/hcnetsdk.md §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
 //! | `login_trampoline` | `NET_DVR_Login_V40` with `bUseAsynLogin` | an SDK pool thread | reads the V30 serial, then the same as above |
 //! | `real_data_trampoline` | `NET_DVR_RealPlay_V40` | the SDK's stream receive thread (which one is unconfirmed for the real SDK; the stand-in uses one thread per stream) | the stream slot's atomics; the queue only on transitions |
 //!
 //! Rules every trampoline keeps (and that make them safe to run on any SDK thread):
 //! - **Never call the SDK.** Not even to read the last error: a heartbeat issued from an
 //!   exception callback makes the SDK enqueue another exception per failure (the callback
-//!   storm of facts §7). The async-login failure code is therefore not known here; a
+//!   storm of docs/hcnetsdk.md §7). The async-login failure code is therefore not known here; a
 //!   failed async login reports [`AsyncLoginResult::Failed`] and the owner retries with a
 //!   blocking login when it needs the class.
 //! - **Never block and never lock.** Work is a few atomic operations, one non-blocking
@@ -98,7 +98,7 @@ pub struct StreamId {
     pub(crate) generation: u32,
 }
 
-/// An exception callback type (`dwType`, facts §3).
+/// An exception callback type (`dwType`, docs/hcnetsdk.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExceptionKind(pub u32);
 
@@ -608,7 +608,7 @@ pub(crate) unsafe extern "C" fn login_trampoline(
         let mut serial = [0u8; 48];
         if ok && !info.is_null() {
             // SAFETY: for dwResult 1 the SDK passes a pointer to a live DEVICEINFO_V30
-            // that stays valid for the duration of the callback (facts §6; checked for
+            // that stays valid for the duration of the callback (docs/hcnetsdk.md §6; checked for
             // null above). We copy 48 bytes out of it and keep no reference.
             serial = unsafe { (*info).sSerialNumber };
         }

@@ -74,11 +74,11 @@ pub const MIN_VERSION: SdkVersion = SdkVersion {
 
 /// `NET_DVR_RemoteControl` command "check user online": the heartbeat.
 const NET_DVR_CHECK_USER_STATUS: u32 = 20005;
-/// `NET_DVR_SetSDKInitCfg` types (facts §1).
+/// `NET_DVR_SetSDKInitCfg` types (docs/hcnetsdk.md §1).
 const INIT_CFG_SDK_PATH: i32 = 2;
 const INIT_CFG_LIBEAY_PATH: i32 = 3;
 const INIT_CFG_SSLEAY_PATH: i32 = 4;
-/// `NET_DVR_Set/GetSDKLocalCfg` type of `NET_DVR_LOCAL_CHECK_DEV` (facts §2, §6).
+/// `NET_DVR_Set/GetSDKLocalCfg` type of `NET_DVR_LOCAL_CHECK_DEV` (docs/hcnetsdk.md §2, §6).
 const LOCAL_CFG_CHECK_DEV: i32 = 10;
 
 /// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
@@ -128,7 +128,7 @@ pub struct SdkOptions {
     pub check_online: Option<CheckOnline>,
 }
 
-/// The SDK's own "check device online" heartbeat (`NET_DVR_LOCAL_CHECK_DEV`, facts §6):
+/// The SDK's own "check device online" heartbeat (`NET_DVR_LOCAL_CHECK_DEV`, docs/hcnetsdk.md §6):
 /// every `interval` the SDK checks each session, and after `fail_max` failures in a row it
 /// calls the exception callback (`EXCEPTION_EXCHANGE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +141,7 @@ pub struct CheckOnline {
 
 impl CheckOnline {
     /// What hikwatch configures: the shortest period the header allows, and the exception
-    /// at the first failure (the supervisor confirms or acts on it; anchors L4).
+    /// at the first failure (the supervisor confirms or acts on it; docs/peers.md L4).
     pub const DEFAULT: CheckOnline = CheckOnline {
         interval: Duration::from_secs(30),
         fail_max: 1,
@@ -344,7 +344,7 @@ fn c_path(p: &Path, field: &'static str) -> Result<CString, SdkError> {
     })
 }
 
-/// The header's range for `NET_DVR_LOCAL_CHECK_DEV` (facts §6).
+/// The header's range for `NET_DVR_LOCAL_CHECK_DEV` (docs/hcnetsdk.md §6).
 fn check_online_valid(c: CheckOnline) -> Result<(), SdkError> {
     let secs = Duration::from_secs;
     if c.interval < secs(30) || c.interval > secs(120) || c.fail_max == 0 {
@@ -564,7 +564,7 @@ impl Sdk {
         // `NET_DVR_Cleanup`, which must only ever pair with a successful Init. A failure
         // before that drops only `api` (the library stays mapped, see its invariant).
         // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
-        // NUL-terminated path (facts §1). All three live until the end of this function
+        // NUL-terminated path (docs/hcnetsdk.md §1). All three live until the end of this function
         // and the SDK copies them during the call (it must: callers commonly pass stack
         // buffers, and hikwatch's are dropped after Init).
         unsafe {
@@ -614,7 +614,7 @@ impl Sdk {
             });
         }
         let sdk = Arc::new(sdk);
-        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (facts §1), a
+        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (docs/hcnetsdk.md §1), a
         // non-null `extern "C"` callback that only touches statics, and no user pointer.
         let ok = unsafe {
             (sdk.api.set_exception_callback_v30)(
@@ -711,7 +711,7 @@ impl Sdk {
         let mut cfg = NET_DVR_LOCAL_CHECK_DEV::zeroed();
         cfg.dwCheckOnlineTimeout = ms(c.interval);
         cfg.dwCheckOnlineNetFailMax = c.fail_max;
-        // SAFETY: `Api` invariant; type 10 takes a NET_DVR_LOCAL_CHECK_DEV* (facts §2: two
+        // SAFETY: `Api` invariant; type 10 takes a NET_DVR_LOCAL_CHECK_DEV* (docs/hcnetsdk.md §2: two
         // DWORDs and byRes[256], 264 bytes, size checked at compile time in `types`); `cfg`
         // is a live, exclusively borrowed struct of that layout for the whole call, and the
         // SDK copies it (it is a settings call; nothing keeps the pointer).

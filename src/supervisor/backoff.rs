@@ -2,7 +2,7 @@
 //!
 //! With `n` consecutive failures (n ≥ 1) the *ceiling* is
 //! `min(cap, initial × multiplier^(n−1))` and the delay is drawn uniformly from
-//! `[0, ceiling]` (AWS "full jitter": the fewest calls of the jittered schemes; anchors R2).
+//! `[0, ceiling]` (AWS "full jitter": the fewest calls of the jittered schemes; docs/peers.md R2).
 //! "Slow" classes add a floor; "very slow" ones wait ½–1 × `fatal_retry`. The counter `n`
 //! is reset only after a stable period online, never by one successful login.
 

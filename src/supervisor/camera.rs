@@ -651,7 +651,7 @@ impl Camera {
                 }
             }
             (_, I::LogoutDeadline) => {
-                // The SDK frees the handle even when the device is gone (facts §6); a
+                // The SDK frees the handle even when the device is gone (docs/hcnetsdk.md §6); a
                 // logout that hangs is abandoned so the camera can log in again.
                 self.logout = None;
                 self.counters.stuck_calls += 1;
@@ -878,7 +878,7 @@ impl Camera {
 
     /// Whether the heartbeat in flight has gone unanswered for a whole interval (the
     /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
-    /// which judges a heartbeat only by its result, as the seed does.
+    /// which judges a heartbeat only by its result, as a plain polling loop does.
     fn is_overdue(&self, cx: &Cx<'_>) -> bool {
         !cx.p.traits.naive()
             && cx.now.since(self.heartbeat_sent)
@@ -888,7 +888,7 @@ impl Camera {
     /// Whether nothing sent after `heard_at` has been answered for `heartbeat_misses`
     /// intervals (less one grid step: due slots sit on the fleet grid). A device that
     /// fails heartbeats quickly is judged by counting them instead. Never for the naive
-    /// peer, which counts results as the seed does.
+    /// peer, which counts results as a plain polling loop does.
     fn silent_too_long(&self, cx: &Cx<'_>) -> bool {
         let window =
             cx.p.heartbeat_interval
@@ -1310,8 +1310,8 @@ impl Cx<'_> {
 /// Heartbeats are due on a fleet-wide grid of this many ms: one interval after the last
 /// one, rounded up to the grid. A daemon wakes up once per grid slot for every camera due
 /// in it instead of once per camera (1,000 cameras at 5 s: 4 wake-ups a second instead
-/// of 200), which the benchmark measured as the bulk of a heartbeat's CPU cost (issue 7
-/// §6, bench/README.md). The slot stays short against the interval, so the heartbeat
+/// of 200), which the benchmark measured as the bulk of a heartbeat's CPU cost
+/// (bench/README.md). The slot stays short against the interval, so the heartbeat
 /// period grows by less than 250 ms and heartbeats of a large fleet still spread over the
 /// interval (each slot holds about a twentieth of the fleet).
 pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;

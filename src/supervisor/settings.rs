@@ -27,7 +27,7 @@ pub enum Strategy {
     /// queue workers, and probe-gated login while a camera is down. The default.
     #[default]
     Hybrid,
-    /// **Benchmark-only peer, never for production**: the seed's scheme 1 as written. A
+    /// **Benchmark-only peer, never for production**: the plain timed-polling scheme as it is usually written. A
     /// fixed ticker (`heartbeat_interval`, 5 s) shared by the whole fleet, one missed
     /// heartbeat is a loss, the re-login follows at once, a failed login is retried on the
     /// next tick; no jitter, no start spread, no error classes (a wrong password is
@@ -231,7 +231,7 @@ pub struct Settings {
     /// Detection and pacing strategy. Default `hybrid`.
     pub strategy: Strategy,
     /// Our heartbeat period. Default 5 s: with 3 misses a dead session is found within
-    /// ~15 s, inside the 5–20 s band peers use for data gaps (anchors L4), and one
+    /// ~15 s, inside the 5–20 s band peers use for data gaps (docs/peers.md L4), and one
     /// `CHECK_USER_STATUS` per camera every 5 s is cheap.
     pub heartbeat_interval: Duration,
     /// Missed heartbeats before the session is declared dead. A heartbeat is missed when
@@ -247,11 +247,11 @@ pub struct Settings {
     /// Worker slots for `queue` and `hybrid` (logins in flight ≤ min(workers, cap)).
     /// `None` = `max_concurrent_logins`.
     pub workers: Option<u16>,
-    /// First backoff ceiling. Default 1 s (gRPC's initial backoff, anchors R1).
+    /// First backoff ceiling. Default 1 s (gRPC's initial backoff, docs/peers.md R1).
     pub backoff_initial: Duration,
     /// Ceiling growth per consecutive failure. Default 2.0. Accepted range 1.0–10.0.
     pub backoff_multiplier: f64,
-    /// Largest backoff ceiling. Default 60 s (the seed's own cap): whatever the length of
+    /// Largest backoff ceiling. Default 60 s (the cap of the plain polling scheme hikwatch started from): whatever the length of
     /// an outage, a camera that comes back is retried at the latest 60 s later. `poll`,
     /// `event` and `queue` have nothing else to cut a grown backoff short (no probe); with
     /// the former 10 min a two-minute outage cost them up to three minutes of waiting. The
@@ -291,7 +291,7 @@ pub struct Settings {
     /// camera. Default 30 s: a port flapping every few seconds cannot drive a login storm.
     pub reopen_login_gap: Duration,
     /// With a stream configured, no data for this long is a failure. Default 10 s
-    /// (go2rtc 5 s, gortsplib 10 s, Frigate 20 s; anchors L4).
+    /// (go2rtc 5 s, gortsplib 10 s, Frigate 20 s; docs/peers.md L4).
     pub stream_gap: Duration,
     /// After a resource/limit error, concurrent logins are cut to a quarter of the cap for
     /// this long. Default 60 s.

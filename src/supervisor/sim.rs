@@ -1,6 +1,6 @@
 //! Deterministic simulation: a world of fake cameras driven against the real [`Supervisor`].
 //!
-//! The world models each camera the way the real device and SDK behave (facts §3–§6):
+//! The world models each camera the way the real device and SDK behave (docs/hcnetsdk.md §3–§6):
 //! - **up**: calls answer after a realistic latency;
 //! - **down** (RST): connects are refused at once, error 7; the device reboots, so sessions
 //!   are lost; with hybrid's link watch the reset of the idle connection arrives as
@@ -43,7 +43,7 @@ use super::time::{Millis, ms};
 pub const LOCK_TRIES: u8 = 7;
 /// How long the device lock lasts (and is renewed to by any attempt during it).
 pub const LOCK_MS: u64 = 30 * 60 * 1000;
-/// The SDK's own heartbeat period, as hikwatch configures it (30 s; anchors L4).
+/// The SDK's own heartbeat period, as hikwatch configures it (30 s; docs/peers.md L4).
 pub const SDK_HEARTBEAT_MS: u64 = 30_000;
 /// Stream data arrives this often while a stream runs.
 pub const DATA_EVERY_MS: u64 = 2_000;

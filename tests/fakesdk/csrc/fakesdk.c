@@ -2,7 +2,7 @@
  * fakesdk.c: a C stand-in for Hikvision's libhcnetsdk.so (HCNetSDK V6.1.x, Linux).
  *
  * It exports the NET_DVR_* functions hikwatch resolves, with the vendor's C ABI and its
- * own struct definitions (sizes and offsets checked below against the facts sheet for
+ * own struct definitions (sizes and offsets checked below against docs/hcnetsdk.md for
  * both 32- and 64-bit targets). Behaviour is scripted through the device address string
  * of each login, so Rust tests need no unsafe code to drive it. Tokens are separated by
  * ';' (see tests/fakesdk/src/lib.rs for the grammar and examples):
@@ -60,7 +60,7 @@ typedef unsigned char BYTE;
 #define TRUE 1
 #define FALSE 0
 
-/* ---- structs (own definitions, checked against hcnetsdk-facts.md section 2) ------------ */
+/* ---- structs (own definitions, checked against docs/hcnetsdk.md section 2) ------------ */
 
 typedef struct {
     BYTE sSerialNumber[48];

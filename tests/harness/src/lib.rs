@@ -10,7 +10,7 @@
 //! - [`FakeSystemd`]: a bound `NOTIFY_SOCKET` that records every datagram with its
 //!   arrival time.
 //! - [`events`]: counting and timing simcam's event log.
-//! - [`bench`]: the benchmark of issue 7 (`scripts/bench.sh`, the `bench` binary).
+//! - [`bench`]: the benchmark (`scripts/bench.sh`, the `bench` binary).
 //! - [`real_sdk_dir`]: where the real x86_64 SDK 6.1.9.48 is (or a clear failure saying
 //!   how to fetch it), for the demo and the benchmark.
 //! - [`vendor_sdk`]: which vendor SDK release a real-SDK test runs against ([`RealSdk`]),

@@ -1,4 +1,4 @@
-//! The footprint on ARM: the armv7 footprint (issue 7 §5: the stripped release binary's
+//! The footprint on ARM: the armv7 footprint (the stripped release binary's
 //! size, and the memory of the armv7 daemon under qemu-arm with the C stand-in SDK at 64
 //! cameras), and the aarch64 daemon with the vendor's own aarch64 HCNetSDK under
 //! qemu-aarch64 against simcam cameras ([`run_vendor`]).
@@ -384,7 +384,7 @@ pub fn markdown_vendor(runs: &[VendorFootprint]) -> String {
 /// The report's section.
 pub fn markdown(f: &Footprint) -> String {
     format!(
-        "## armv7 footprint (issue 7 §5)\n\n\
+        "## armv7 footprint\n\n\
          | | |\n|---|---|\n\
          | stripped release binary (`armv7-unknown-linux-gnueabihf`, opt-level z, LTO, panic=abort) | {} bytes ({:.1} KiB; limit 1 MiB) |\n\
          | daemon under `qemu-arm` with the C stand-in SDK, {} cameras online, after {:.0} s | guest mappings RSS **{:.1} MiB**; whole qemu-arm process RSS {:.1} MiB (peak {:.1} MiB) |\n\

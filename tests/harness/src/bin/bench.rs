@@ -1,4 +1,4 @@
-//! `bench`: the benchmark of issue 7 (see `bench/README.md`; `scripts/bench.sh` builds
+//! `bench`: the benchmark (see `bench/README.md`; `scripts/bench.sh` builds
 //! and runs it).
 //!
 //! ```text
