@@ -17,14 +17,19 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The `hikwatch` binary, built (or found up to date) by cargo: it belongs to another
-/// package of the workspace, so this test cannot name it with `CARGO_BIN_EXE_*`.
+/// The shipped `hikwatch` binary (no test or benchmark features), built (or found up to
+/// date) by cargo: it belongs to another package of the workspace, so this test cannot
+/// name it with `CARGO_BIN_EXE_*`. It is built in a target directory of its own: in the
+/// shared one it would replace `target/debug/hikwatch`, the test build with the benchmark
+/// peers that later end-to-end tests of the workspace run.
 fn hikwatch() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "-p", "hikwatch", "--bin", "hikwatch"])
+        .args(["build", "--locked", "-p", "hikwatch", "--bin", "hikwatch"])
         .arg("--manifest-path")
         .arg(workspace().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(workspace().join("target/demo-test"))
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit())
         .output()
