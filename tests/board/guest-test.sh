@@ -10,6 +10,7 @@
 # that the state file was read back, then removes and purges the package and powers off.
 # The guest is 10-20x slower than the host: every wait below is a generous deadline for
 # a condition, never a speed assertion.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 set -u
 H=/mnt/host
 # shellcheck disable=SC1091
@@ -58,7 +59,9 @@ status_json() { hw status --json 2>/dev/null; }
 # cam_state ID: the camera's state from `hikwatch status --json` (no jq in minbase).
 cam_state() { status_json | grep -o "\"id\":\"$1\",\"state\":\"[a-z-]*\"" | sed 's/.*"state":"//; s/"$//'; }
 cam_field() { # ID FIELD: a numeric field of one camera
-  status_json | grep -o "{\"id\":\"$1\"[^}]*" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
+  # From the camera's id on, the first such field is its own (last_error is an object,
+  # so the camera's own closing brace cannot end the match).
+  status_json | grep -o "\"id\":\"$1\".*" | grep -o "\"$2\":[0-9]*" | head -n1 | cut -d: -f2
 }
 all_online() { # IDS...
   local id
@@ -308,6 +311,7 @@ EOF
   attempts4=$(cam_field cam-4 login_attempts)
   online_now=$(status_json | grep -o '"state":"online"' | wc -l)
   logouts0=$(sim_total logouts)
+  sessions0=$(sim_total sessions)
   t0=$(date +%s.%N)
   systemctl stop hikwatch
   t1=$(date +%s.%N)
@@ -315,10 +319,12 @@ EOF
   code=$(systemctl show -p ExecMainStatus --value hikwatch)
   secs=$(echo "$t0 $t1" | awk '{printf "%.1f", $2-$1}')
   if [ "$SDK_KIND" = vendor ]; then
+    # The sessions of the instance the watchdog killed (SIGABRT, no logout) stay at
+    # simcam until it expires them; this stop must end exactly the live ones.
     logouts=$(( $(sim_total logouts) - logouts0 ))
-    sessions=$(sim_total sessions)
-    detail="$logouts logouts at simcam for $online_now online cameras, $sessions sessions left"
-    good=$([ "$logouts" -ge "$online_now" ] && [ "$sessions" = 0 ] && echo 1 || echo 0)
+    ended=$(( sessions0 - $(sim_total sessions) ))
+    detail="$logouts logouts at simcam for $online_now online cameras ($ended sessions ended)"
+    good=$([ "$logouts" -ge "$online_now" ] && [ "$ended" = "$online_now" ] && echo 1 || echo 0)
   else
     detail="(C stand-in SDK: no sessions at simcam)"
     good=1
