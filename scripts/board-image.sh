@@ -116,7 +116,9 @@ if [ -n "$kernel_meta" ]; then
   [ -n "$kpkg" ] || { echo "board-image.sh: cannot resolve $kernel_meta" >&2; exit 1; }
   log "kernel $kpkg (unpacked on the host)"
   (cd "$work" && apt-get "${guest_apt[@]}" download "$kpkg:$debarch" >&2)
-  dpkg-deb -x "$work"/"${kpkg}"_*.deb "$rootfs"
+  # --keep-directory-symlink: /lib is a link to usr/lib (merged /usr); a plain extract
+  # would replace it with a directory holding only the modules.
+  dpkg-deb --fsys-tarfile "$work"/"${kpkg}"_*.deb | tar -x --keep-directory-symlink -C "$rootfs"
   kver_new=$(basename "$(ls -d "$rootfs"/lib/modules/* | head -n1)")
   depmod -b "$rootfs" "$kver_new"
 fi
