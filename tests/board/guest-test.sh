@@ -292,7 +292,7 @@ EOF
   if { [ "$SDK_KIND" != vendor ] || grep -q '^cam-4: credentials rejected' <<<"$errs"; } &&
     grep -q '^reload: ' <<<"$errs" &&
     [ -z "$bad" ] && ! grep -qE 'online|session lost' <<<"$errs"; then
-    check journal-err PASS "-p err: $(wc -l <<<"$errs") lines, exactly the auth-hold and the bad reload; no warning or info line"
+    check journal-err PASS "-p err: $(wc -l <<<"$errs") lines, exactly the expected errors (the bad reload, and the auth-hold with the vendor SDK); no warning or info line"
   else
     check journal-err FAIL "unexpected in -p err: $(echo "$bad" | head -n3 | tr '\n' '|')"
   fi
