@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The benchmark of issue 7 in one command: builds release binaries, runs the real daemon
+# The benchmark in one command: builds release binaries, runs the real daemon
 # with the real x86_64 HCNetSDK against a simcam fleet through fixed, seeded scenarios
 # (every strategy side by side), and writes a markdown report, an SVG timeline of the storm
 # and one JSON file per run. See bench/README.md.
 #
 # Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--quick] [--seed N]
-#                         [--outage-mins M] [--no-armv7] [--publish]
+#                         [--outage-mins M] [--no-armv7] [--no-aarch64] [--footprint-only]
+#                         [--publish]
 #   --scenario S     flap | storm | silent | badpass | steady | outage (repeatable; default:
 #                    the first five, ~20 min on 2 cores; `outage` takes an hour)
 #   --strategies L   default poll,event,queue,hybrid,naive,sdk
 #   --quick          a few cameras and seconds per scenario (checks the pipeline only)
 #   --no-armv7       skip the armv7 footprint (needs the cross toolchain and qemu-arm)
+#   --no-aarch64     skip the aarch64 footprint with the vendor's aarch64 SDK (it runs when
+#                    ../shared/vendor-sdk/hcnetsdk-6.1.8.101-aarch64 exists; qemu-aarch64,
+#                    16 and 64 simcam cameras; also written to footprint-aarch64.md)
+#   --footprint-only only the footprints, no scenario (publishes footprint-aarch64.md)
 #   --publish        copy results.md and storm.svg into bench/results/ (the committed ones;
 #                    the default without --scenario/--strategies/--quick)
 # Output: bench/runs/<UTC time>/ (git-ignored): results.md, storm.svg, <scenario>-<strategy>.json
@@ -20,16 +25,20 @@ cd "$(dirname "$0")/.."
 
 args=()
 armv7=1
+aarch64=1
+footprint_only=0
 publish=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-armv7) armv7=0 ;;
+    --no-aarch64) aarch64=0 ;;
+    --footprint-only) footprint_only=1; args+=("$1") ;;
     --publish) publish=1 ;;
     --scenario|--strategies|--seed|--outage-mins)
       [ $# -ge 2 ] || { echo "bench.sh: $1 needs a value" >&2; exit 2; }
       args+=("$1" "$2"); publish=${publish/auto/0}; shift ;;
     --quick) args+=("$1"); publish=${publish/auto/0} ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -38,8 +47,11 @@ done
 
 [ -f vendor/hcnetsdk-linux64/libhcnetsdk.so ] || scripts/fetch-sdk.sh
 
-echo "== build (release): hikwatch, bench" >&2
-cargo build --release --locked --bin hikwatch -p hikwatch
+echo "== build (release): hikwatch with the benchmark peers, bench" >&2
+# The peers `naive` and `sdk` exist only with the feature `bench-peers`; this
+# target/release/hikwatch is a benchmark build, not one to ship. The armv7 binary below is
+# built without it: its footprint is the shipped binary's.
+cargo build --release --locked --bin hikwatch -p hikwatch --features bench-peers
 cargo build --release --locked --bin bench -p harness
 
 if [ "$armv7" = 1 ]; then
@@ -51,6 +63,16 @@ if [ "$armv7" = 1 ]; then
   args+=(--armv7 target/armv7-unknown-linux-gnueabihf/release/hikwatch --armv7-sdk "$fake")
 fi
 
+a64_sdk=../shared/vendor-sdk/hcnetsdk-6.1.8.101-aarch64
+if [ "$aarch64" = 1 ] && [ -d "$a64_sdk" ]; then
+  echo "== build (release, aarch64): hikwatch (the vendor's aarch64 SDK from $a64_sdk)" >&2
+  scripts/fetch-arm64-libs.sh
+  cargo build --release --locked --target aarch64-unknown-linux-gnu --bin hikwatch -p hikwatch
+  args+=(--aarch64 target/aarch64-unknown-linux-gnu/release/hikwatch --aarch64-sdk "$a64_sdk")
+elif [ "$aarch64" = 1 ]; then
+  echo "skipped: the aarch64 footprint with the vendor's SDK: $a64_sdk not found" >&2
+fi
+
 stamp=$(date -u +%Y-%m-%d-%H-%M)
 out="bench/runs/$stamp"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -60,7 +82,12 @@ echo "== run (output in $out)" >&2
 target/release/bench --hikwatch target/release/hikwatch --sdk vendor/hcnetsdk-linux64 \
   --out "$out" --commit "$commit" "${args[@]}" > /dev/null
 
-if [ "$publish" = 1 ]; then
+if [ -f "$out/footprint-aarch64.md" ] && { [ "$publish" = 1 ] || [ "$footprint_only" = 1 ]; }; then
+  mkdir -p bench/results
+  cp "$out/footprint-aarch64.md" bench/results/footprint-aarch64.md
+  echo "== published bench/results/footprint-aarch64.md" >&2
+fi
+if [ "$publish" = 1 ] && [ "$footprint_only" = 0 ]; then
   mkdir -p bench/results
   cp "$out/results.md" bench/results/results.md
   [ -f "$out/storm.svg" ] && cp "$out/storm.svg" bench/results/storm.svg

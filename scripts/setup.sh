@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One-time (and safe to re-run) setup for building and testing hikwatch on a Debian host:
 #   - apt: cross gcc for armv7 and aarch64, qemu-user, promtool, iproute2;
-#   - rustup targets armv7-unknown-linux-gnueabihf and aarch64-unknown-linux-gnu;
+#   - rustup targets armv7-unknown-linux-gnueabihf and aarch64-unknown-linux-gnu, and the
+#     toolchain of Cargo.toml's rust-version (the MSRV check);
 #   - the real vendor SDK (x86_64) for tests, from the hcnetsdk-python wheel on PyPI,
-#     checked against a pinned sha256 and unpacked into vendor/ (ignored by git).
+#     checked against a pinned sha256 and unpacked into vendor/ (ignored by git);
+#   - with the cross targets, when the vendor's aarch64 SDK is beside the repository
+#     (../shared/vendor-sdk): the arm64 libuuid.so.1 it needs (scripts/fetch-arm64-libs.sh).
 # Usage: scripts/setup.sh [--no-apt] [--no-cross]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +43,13 @@ if [ "$want_apt" = 1 ]; then
   fi
 fi
 
+# --- the MSRV toolchain (Cargo.toml's rust-version), for test.sh's MSRV check -------------
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+if ! rustup toolchain list | grep -q "^$msrv-"; then
+  log "rustup toolchain install $msrv (the declared MSRV)"
+  rustup toolchain install "$msrv" --profile minimal
+fi
+
 # --- rustup targets --------------------------------------------------------------------
 if [ "$want_cross" = 1 ]; then
   installed=$(rustup target list --installed)
@@ -50,3 +60,8 @@ fi
 
 # --- the real SDK (x86_64) for tests -----------------------------------------------------
 scripts/fetch-sdk.sh
+
+# --- arm64 libuuid for the vendor's aarch64 SDK (tests under qemu-aarch64) ------------------
+if [ "$want_cross" = 1 ] && [ -d ../shared/vendor-sdk/hcnetsdk-6.1.8.101-aarch64 ]; then
+  scripts/fetch-arm64-libs.sh
+fi

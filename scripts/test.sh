@@ -1,16 +1,40 @@
 #!/usr/bin/env bash
 # Every test hikwatch has, from a fresh Debian machine: setup (apt, rustup targets, the
-# real SDK), then fmt, clippy, host tests (real SDK + simcam), and the armv7 tests under
-# qemu. Safe to re-run. README.md and .ci/run call exactly this.
+# real SDK), then fmt, clippy, host tests (real SDK 6.1.9.48 + simcam), the SDK release
+# matrix (the real-SDK tests again on 6.1.6.3), and the armv7 and aarch64 tests under qemu
+# (aarch64: the vendor's aarch64 SDK 6.1.8.101 for the real-SDK tests). Safe to re-run.
+# README.md and .ci/run call exactly this.
 # Usage: scripts/test.sh [--quick]   (--quick: host only, no cross targets)
+#
+# The older x86_64 release and the aarch64 build come from ../shared/vendor-sdk beside the
+# repository (CI and developer machines). Without it (a user's clone) those runs are
+# skipped with one line saying so; with CI=true a missing folder fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 t0=$(date +%s)
+t_step=""
+# Prints the time the previous step took, then the new step's header.
+step() {
+  local now; now=$(date +%s)
+  [ -z "$t_step" ] || printf '(step took %s s)\n' $(( now - t_step ))
+  t_step=$now
+  printf '\n\033[1m== %s\033[0m\n' "$*"
+}
+
+shared_sdks=../shared/vendor-sdk
+have_shared=1
+if [ ! -d "$shared_sdks" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: $shared_sdks is missing (CI=true: the SDK release matrix and the aarch64 vendor-SDK tests must run)" >&2
+    exit 1
+  fi
+  have_shared=0
+  echo "skipped: the x86_64 SDK release matrix (6.1.6.3) and the aarch64 tests on the vendor's SDK 6.1.8.101: $shared_sdks not found (a clone without it; the aarch64 real-SDK tests return at once)"
+fi
 
 step "setup"
 if [ "$quick" = 1 ]; then scripts/setup.sh --no-cross; else scripts/setup.sh; fi
@@ -21,8 +45,27 @@ cargo fmt --all -- --check
 step "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (host: real SDK x86_64 + simcam)"
+# The test builds switch the features bench-peers and test-support on (a dev-dependency
+# on the crate itself); the shipped binary has neither, so lint that build too.
+step "cargo clippy (host, the shipped build: no benchmark peers, no test code)"
+cargo clippy --locked -p hikwatch --lib --bins -- -D warnings
+
+step "cargo test (host: real SDK 6.1.9.48 x86_64 + simcam; C stand-in 6.1.99.0)"
 cargo test --workspace --locked
+
+# The SDK is process-global and never unloaded, so each release runs in its own test
+# processes. This subset covers init, ISAPI login, wrong password with retries left and
+# the lock, heartbeat, the exception callback, logout, handle counts and the daemon's
+# recovery.
+matrix_tests=(--test sdk_real --test sdk_probe --test runtime_integration --test e2e_lifecycle --test e2e_restart)
+if [ "$have_shared" = 1 ]; then
+  step "cargo test (x86_64 SDK release matrix: real SDK 6.1.6.3 x86_64)"
+  HIKWATCH_TEST_SDK_RELEASE=6.1.6.3 cargo test --locked "${matrix_tests[@]}"
+fi
+
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+step "MSRV: the library's unit tests with Rust $msrv (Cargo.toml rust-version)"
+cargo +"$msrv" test --locked -p hikwatch --lib --target-dir target/msrv
 
 if [ "$quick" = 0 ]; then
   step "cargo clippy (armv7)"
@@ -31,7 +74,11 @@ if [ "$quick" = 0 ]; then
   step "cargo test (armv7 under qemu-arm, C stand-in SDK)"
   cargo test --workspace --locked --target armv7-unknown-linux-gnueabihf
 
-  step "cargo test (aarch64 under qemu-aarch64, C stand-in SDK)"
+  if [ "$have_shared" = 1 ]; then
+    step "cargo test (aarch64 under qemu-aarch64: real vendor SDK 6.1.8.101 aarch64 + simcam; C stand-in 6.1.99.0)"
+  else
+    step "cargo test (aarch64 under qemu-aarch64: C stand-in 6.1.99.0; real-SDK tests skipped)"
+  fi
   cargo test --workspace --locked --target aarch64-unknown-linux-gnu
 
   step "release size (armv7, stripped)"
@@ -39,6 +86,21 @@ if [ "$quick" = 0 ]; then
   size=$(stat -c %s target/armv7-unknown-linux-gnueabihf/release/hikwatch)
   echo "hikwatch armv7 release: $size bytes (limit 1048576)"
   if [ "$size" -gt 1048576 ]; then echo "release binary exceeds 1 MiB" >&2; exit 1; fi
+
+  step "the shipped binary has no benchmark peers (armv7 under qemu-arm)"
+  peer_dir=$(mktemp -d)
+  printf '[sdk]\ndir = "%s"\n[supervisor]\nstrategy = "naive"\n' "$peer_dir" > "$peer_dir/peer.toml"
+  set +e
+  peer_err=$(qemu-arm -L /usr/arm-linux-gnueabihf target/armv7-unknown-linux-gnueabihf/release/hikwatch \
+    check-config -c "$peer_dir/peer.toml" 2>&1 >/dev/null)
+  peer_code=$?
+  set -e
+  rm -rf "$peer_dir"
+  echo "$peer_err" | grep 'supervisor.strategy'
+  if [ "$peer_code" != 78 ] || ! echo "$peer_err" | grep -q 'supervisor.strategy: "naive" is not'; then
+    echo "the release binary accepts strategy = \"naive\" (exit $peer_code): the bench-peers feature leaked in" >&2
+    exit 1
+  fi
 
   step "Debian packages (armhf, arm64, amd64; glibc 2.17 floor, size, lintian)"
   scripts/package.sh

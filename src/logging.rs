@@ -65,7 +65,8 @@ macro_rules! cam_debug {
 pub enum Style {
     /// `<N>message`, no timestamp: stderr is connected to journald.
     Journal,
-    /// `2024-05-01T12:00:00Z [WARN] message`.
+    /// `2024-05-01T12:00:00.123456789Z [WARN] message` (RFC 3339, UTC, nanoseconds with
+    /// trailing zeros dropped).
     Plain,
 }
 

@@ -5,86 +5,33 @@
 //! Every SDK call runs on the SDK layer's blocking pool with a deadline, so a camera that
 //! hangs the SDK makes the probe fail with a timeout instead of hanging the shell.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cli::EX_USAGE;
 use crate::sdk::{
     CallError, DeviceInfo, ErrorClass, Login, LoginMode, LoginParams, Password, PoolOptions, Sdk,
     SdkError, SdkOptions, SdkPool, SdkVersion,
 };
 
-const USAGE: &str = "usage: hikwatch probe --sdk DIR --host H --port P --user U --password-file F \
-                     [--mode private|isapi|auto] [--json]";
-
-/// Parsed command line.
-#[derive(Debug)]
-struct Args {
-    sdk: PathBuf,
-    host: String,
-    port: u16,
-    user: String,
-    password_file: PathBuf,
-    mode: LoginMode,
-    json: bool,
-}
-
-fn parse(args: Vec<OsString>) -> Result<Args, String> {
-    let mut it = args.into_iter();
-    let (mut sdk, mut host, mut port, mut user, mut pwf) = (None, None, None, None, None);
-    let mut mode = LoginMode::Private;
-    let mut json = false;
-    while let Some(a) = it.next() {
-        let flag = a.to_string_lossy().into_owned();
-        if flag == "--json" {
-            json = true;
-            continue;
-        }
-        let Some(v) = it.next() else {
-            return Err(format!("{flag} needs a value"));
-        };
-        let text = || {
-            v.to_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{flag}: not valid UTF-8"))
-        };
-        match flag.as_str() {
-            "--sdk" => sdk = Some(PathBuf::from(&v)),
-            "--password-file" => pwf = Some(PathBuf::from(&v)),
-            "--host" => host = Some(text()?),
-            "--user" => user = Some(text()?),
-            "--port" => {
-                let t = text()?;
-                port = Some(
-                    t.parse::<u16>()
-                        .ok()
-                        .filter(|p| *p != 0)
-                        .ok_or_else(|| format!("--port: {t:?} is not a port number (1-65535)"))?,
-                );
-            }
-            "--mode" => {
-                let t = text()?;
-                mode = LoginMode::parse(&t)
-                    .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?;
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
-        v.ok_or_else(|| format!("{name} is required"))
-    }
-    Ok(Args {
-        sdk: need(sdk, "--sdk")?,
-        host: need(host, "--host")?,
-        port: need(port, "--port")?,
-        user: need(user, "--user")?,
-        password_file: need(pwf, "--password-file")?,
-        mode,
-        json,
-    })
+/// What `hikwatch probe` was asked to do (parsed with the rest of the command line).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProbeArgs {
+    /// The vendor SDK folder (`--sdk`).
+    pub sdk: PathBuf,
+    /// The camera's address (`--host`).
+    pub host: String,
+    /// The camera's SDK port (`--port`).
+    pub port: u16,
+    /// The user name (`--user`).
+    pub user: String,
+    /// A file holding the password (`--password-file`).
+    pub password_file: PathBuf,
+    /// Login mode (`--mode`, default `private`).
+    pub mode: LoginMode,
+    /// JSON output instead of the summary for people (`--json`).
+    pub json: bool,
 }
 
 /// Where the probe stopped.
@@ -152,7 +99,7 @@ struct Report {
     failure: Option<Failure>,
 }
 
-fn run(a: &Args) -> Report {
+fn run(a: &ProbeArgs) -> Report {
     let mut r = Report::default();
     let password = match Password::from_file(&a.password_file) {
         Ok(p) => p,
@@ -234,7 +181,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn human(a: &Args, r: &Report) -> String {
+fn human(a: &ProbeArgs, r: &Report) -> String {
     let mut s = String::new();
     let status = match &r.failure {
         None => "OK".to_string(),
@@ -280,46 +227,25 @@ fn human(a: &Args, r: &Report) -> String {
     s
 }
 
-/// JSON string literal.
-fn js(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn opt_num<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
-fn json(a: &Args, r: &Report) -> String {
+fn json(a: &ProbeArgs, r: &Report) -> String {
     let mut s = String::from("{");
     let _ = write!(
         s,
         "\"ok\":{},\"host\":{},\"port\":{},\"mode\":{}",
         r.failure.is_none(),
-        js(&a.host),
+        crate::json::string(&a.host),
         a.port,
-        js(a.mode.name())
+        crate::json::string(a.mode.name())
     );
     let _ = write!(
         s,
         ",\"sdk_version\":{}",
         r.sdk_version
-            .map_or_else(|| "null".into(), |v| js(&v.to_string()))
+            .map_or_else(|| "null".into(), |v| crate::json::string(&v.to_string()))
     );
     match &r.login {
         Some(l) => {
@@ -328,7 +254,7 @@ fn json(a: &Args, r: &Report) -> String {
                 ",\"login_ms\":{},\"uid\":{},\"login_serial\":{}",
                 ms(l.latency),
                 l.uid.0,
-                js(&l.serial)
+                crate::json::string(&l.serial)
             );
         }
         None => s.push_str(",\"login_ms\":null"),
@@ -343,11 +269,11 @@ fn json(a: &Args, r: &Report) -> String {
             let _ = write!(
                 s,
                 ",\"device\":{{\"model\":{},\"serial\":{},\"firmware\":{},\"mac\":{},\"name\":{}}}",
-                js(&d.model),
-                js(&d.serial),
-                js(&d.firmware),
-                js(&d.mac),
-                js(&d.name)
+                crate::json::string(&d.model),
+                crate::json::string(&d.serial),
+                crate::json::string(&d.firmware),
+                crate::json::string(&d.mac),
+                crate::json::string(&d.name)
             );
         }
         None => s.push_str(",\"device\":null"),
@@ -363,13 +289,13 @@ fn json(a: &Args, r: &Report) -> String {
                 s,
                 ",\"error\":{{\"stage\":{},\"code\":{},\"class\":{},\"retries_left\":{},\
                  \"secs_left\":{},\"message\":{},\"advice\":{}}}",
-                js(f.stage),
+                crate::json::string(f.stage),
                 opt_num(f.code),
-                js(f.class.name()),
+                crate::json::string(f.class.name()),
                 opt_num(retries),
                 opt_num(secs),
-                js(&f.message),
-                js(f.advice())
+                crate::json::string(&f.message),
+                crate::json::string(f.advice())
             );
         }
         None => s.push_str(",\"error\":null"),
@@ -378,71 +304,18 @@ fn json(a: &Args, r: &Report) -> String {
     s
 }
 
-/// Entry point of `hikwatch probe`.
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    let a = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("hikwatch probe: {e}\n{USAGE}");
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let r = run(&a);
+/// Runs `hikwatch probe` and prints its summary; exit 0 when every step worked, 1 when
+/// one failed.
+pub fn main(a: &ProbeArgs) -> ExitCode {
+    let r = run(a);
     if a.json {
-        println!("{}", json(&a, &r));
+        println!("{}", json(a, &r));
     } else {
-        print!("{}", human(&a, &r));
+        print!("{}", human(a, &r));
     }
     if r.failure.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argv(s: &[&str]) -> Vec<OsString> {
-        s.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn parses_all_flags() {
-        let a = parse(argv(&[
-            "--sdk",
-            "/s",
-            "--host",
-            "h",
-            "--port",
-            "80",
-            "--user",
-            "u",
-            "--password-file",
-            "/p",
-            "--mode",
-            "isapi",
-            "--json",
-        ]))
-        .expect("parse");
-        assert_eq!((a.port, a.mode, a.json), (80, LoginMode::Isapi, true));
-    }
-
-    #[test]
-    fn usage_errors_name_the_flag() {
-        let e = parse(argv(&["--sdk", "/s"])).expect_err("missing");
-        assert!(e.contains("--host is required"), "{e}");
-        let e = parse(argv(&["--port", "99999"])).expect_err("bad port");
-        assert!(e.contains("--port"), "{e}");
-        let e = parse(argv(&["--mode", "x"])).expect_err("bad mode");
-        assert!(e.contains("private, isapi or auto"), "{e}");
-        let e = parse(argv(&["--bogus", "1"])).expect_err("unknown");
-        assert!(e.contains("--bogus"), "{e}");
-    }
-
-    #[test]
-    fn json_escapes() {
-        assert_eq!(js("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
     }
 }

@@ -9,16 +9,14 @@
 //!   (`json` or `text`), read the answer until EOF. Sending nothing (or closing the write
 //!   side) gets JSON, so `socat - UNIX-CONNECT:/run/hikwatch/status.sock </dev/null`
 //!   works.
-//! - [`query`] and [`cli_main`]: `hikwatch status -c FILE [--json] [--socket PATH]`.
+//! - [`query`] and [`status_command`]: `hikwatch status [-c FILE | --socket PATH] [--json]`.
 
-use std::ffi::OsString;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_io::{Async, Timer};
@@ -26,7 +24,7 @@ use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{Config, LoadOptions, format_duration};
-use crate::metrics::Histogram;
+use crate::histogram::Histogram;
 
 /// The camera state vocabulary: the supervisor's own state names
 /// ([`crate::supervisor::State::name`]; a test keeps the two lists equal). `state` is a
@@ -159,9 +157,9 @@ impl FleetStatus {
                 o.push(',');
             }
             o.push_str("{\"id\":");
-            json_str(&mut o, &c.id);
+            crate::json::push_str(&mut o, &c.id);
             o.push_str(",\"state\":");
-            json_str(&mut o, &c.state);
+            crate::json::push_str(&mut o, &c.state);
             let _ = write!(o, ",\"since\":{}", unix_secs(c.since));
             o.push_str(",\"last_error\":");
             match &c.last_error {
@@ -175,7 +173,7 @@ impl FleetStatus {
                         None => o.push_str("null"),
                     }
                     o.push_str(",\"message\":");
-                    json_str(&mut o, &e.message);
+                    crate::json::push_str(&mut o, &e.message);
                     let _ = write!(o, ",\"at\":{}}}", unix_secs(e.at));
                 }
             }
@@ -202,7 +200,7 @@ impl FleetStatus {
             self.state_writes,
             self.sdk_deadlines_missed
         );
-        json_str(&mut o, &self.version);
+        crate::json::push_str(&mut o, &self.version);
         match self.sdk_handles {
             Some(h) => {
                 let _ = write!(
@@ -310,25 +308,6 @@ fn unix_secs(t: SystemTime) -> u64 {
 /// `1m30s`-style distance from `a` to `b`, whole seconds.
 fn ago(a: SystemTime, b: SystemTime) -> String {
     format_duration(Duration::from_secs(secs_between(a, b)))
-}
-
-/// Appends `s` as a JSON string.
-pub(crate) fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// What a client asks for.
@@ -575,38 +554,27 @@ pub fn query(socket: &Path, format: Format) -> Result<String, StatusError> {
     Ok(out)
 }
 
-/// Exit code when the daemon does not answer (sysexits.h `EX_UNAVAILABLE`).
-pub const EX_UNAVAILABLE: u8 = 69;
-
-const USAGE: &str =
-    "usage: hikwatch status -c FILE [--json] | hikwatch status --socket PATH [--json]";
-
-/// Entry point of `hikwatch status`.
-pub fn cli_main(args: Vec<OsString>) -> ExitCode {
-    let code = status_command(args, &mut io::stdout().lock(), &mut io::stderr().lock());
-    ExitCode::from(code)
+/// Where `hikwatch status` finds the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusSource {
+    /// The socket named by this config file's `[status] socket`.
+    Config(PathBuf),
+    /// This socket.
+    Socket(PathBuf),
 }
 
-/// `hikwatch status` with its output streams as parameters; returns the exit code.
-pub fn status_command(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut config = None;
-    let mut socket = None;
-    let mut format = Format::Text;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("--json") => format = Format::Json,
-            Some("-c" | "--config") => config = it.next().map(PathBuf::from),
-            Some("--socket") => socket = it.next().map(PathBuf::from),
-            _ => {
-                let _ = writeln!(err, "hikwatch status: unexpected argument {a:?}\n{USAGE}");
-                return crate::cli::EX_USAGE;
-            }
-        }
-    }
-    let socket = match (socket, config) {
-        (Some(s), _) => s,
-        (None, Some(c)) => {
+/// `hikwatch status` with its output streams as parameters; returns the exit code: 0,
+/// [`crate::exit::UNAVAILABLE`] when no daemon answers, [`crate::exit::CONFIG`] when the
+/// config cannot be loaded.
+pub fn status_command(
+    source: &StatusSource,
+    format: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let socket = match source {
+        StatusSource::Socket(s) => s.clone(),
+        StatusSource::Config(c) => {
             // `status` runs from a shell, often not as the daemon's user: passwords are
             // neither needed nor necessarily readable.
             let opts = LoadOptions {
@@ -614,17 +582,13 @@ pub fn status_command(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Wr
                 skip_secrets: true,
                 ..LoadOptions::from_env()
             };
-            match Config::load_with(&c, &opts) {
+            match Config::load_with(c, &opts) {
                 Ok(l) => l.config.status.socket,
                 Err(e) => {
                     let _ = writeln!(err, "{}", StatusError::Config(e));
-                    return crate::cli::EX_CONFIG;
+                    return crate::exit::CONFIG;
                 }
             }
-        }
-        (None, None) => {
-            let _ = writeln!(err, "hikwatch status: missing -c FILE\n{USAGE}");
-            return crate::cli::EX_USAGE;
         }
     };
     match query(&socket, format) {
@@ -634,19 +598,7 @@ pub fn status_command(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Wr
         }
         Err(e) => {
             let _ = writeln!(err, "hikwatch status: {e}");
-            EX_UNAVAILABLE
+            crate::exit::UNAVAILABLE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_escaping() {
-        let mut s = String::new();
-        json_str(&mut s, "a\"b\\c\nd\u{1}é");
-        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
     }
 }

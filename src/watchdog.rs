@@ -1,10 +1,21 @@
 //! systemd readiness and watchdog, plus the optional hardware watchdog.
 //!
-//! - [`Notifier`]: `sd_notify(3)` by hand: one datagram per message to the unix socket in
+//! - [`Notifier`]: `sd_notify(3)`: one datagram per message to the unix socket in
 //!   `$NOTIFY_SOCKET` (a path, or `@name` for an abstract socket). Without the variable
-//!   every call is a no-op, so the same binary runs from a shell. About 60 lines, so no
-//!   crate: `sd-notify` would add `libc` for nothing we need, and the protocol is just
-//!   text in a datagram.
+//!   every call is a no-op, so the same binary runs from a shell. Written here (about 60
+//!   lines) rather than with the `sd-notify` crate (0.5.0, the newest for Rust 1.85), for
+//!   what that crate does differently:
+//!   - it connects to `$NOTIFY_SOCKET` as a path, so an abstract `@name` socket (which
+//!     sd_notify(3) specifies, and `tests/daemon_notify_abstract.rs` checks) fails with
+//!     "no such file";
+//!   - it reads the target from the process environment at every call, with no way to
+//!     pass one: the daemon takes its socket as an option (`RunOptions::notify_socket`),
+//!     so tests run several watchdogs and daemons in one process, each with its own
+//!     socket, without `set_var` (unsound once threads run);
+//!   - it opens, connects and closes a new socket for every message (every `WATCHDOG=1`);
+//!     this one is opened once.
+//!
+//!   Size was not the reason: the measured difference is in `docs/size.md`.
 //! - [`Progress`]: a counter the supervisor loop bumps whenever it gets work done.
 //! - [`Watchdog`]: pings systemd (`WATCHDOG=1`) at half of `$WATCHDOG_USEC` and keeps the
 //!   hardware watchdog alive, **only when [`Progress`] moved since the last ping**.

@@ -1,4 +1,4 @@
-//! The two benchmark-only peers (`strategy = "naive"` and `"sdk"`, issue 7): the config
+//! The two benchmark-only peers (`strategy = "naive"` and `"sdk"`): the config
 //! accepts them only with a loud warning, the `sdk` peer switches the SDK's own reconnect
 //! on, and both behave as documented when the daemon runs them against the C stand-in SDK
 //! (every target, armv7 and aarch64 under qemu too). Their pacing rules are unit-tested in

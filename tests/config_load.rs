@@ -476,6 +476,66 @@ fn too_many_cameras_for_the_board() {
     );
 }
 
+/// One camera limit: a config at it loads, every one of its cameras gets its state saved
+/// and a stream slot, and one more is refused with the message the state file gives.
+#[test]
+fn config_state_file_and_stream_slots_share_one_camera_limit() {
+    use hikwatch::store::{CameraKey, Store, StoreOptions, format::FormatError};
+    let max = hikwatch::MAX_CAMERAS;
+    let dir = TempDir::new("cfg-limit");
+    dir.fake_sdk();
+    let text = |max_cameras: usize, cameras: usize| {
+        let mut t = format!(
+            "[sdk]\ndir = \"sdk\"\n[state]\npath = \"state.bin\"\n\
+             [supervisor]\nmax_cameras = {max_cameras}\n"
+        );
+        for i in 0..cameras {
+            t.push_str(&format!(
+                "[[camera]]\nid = \"c{i}\"\nhost = \"192.0.2.1\"\nuser = \"u\"\npassword = \"p\"\n\
+                 stream = {{}}\n"
+            ));
+        }
+        t
+    };
+    let c = load(&dir, &text(max, max), &strict())
+        .expect("a config at the limit loads")
+        .config;
+    assert_eq!(c.cameras.len(), max);
+    let keys: Vec<CameraKey<'_>> = c
+        .cameras
+        .iter()
+        .map(|cam| CameraKey {
+            id: &cam.id,
+            user: &cam.user,
+            password: b"p",
+        })
+        .collect();
+    let (_store, loaded) = Store::open(
+        dir.join("state.bin"),
+        StoreOptions::default(),
+        &keys,
+        std::time::Instant::now(),
+    );
+    assert!(
+        loaded.warnings.is_empty(),
+        "{} warnings, the first: {:?}",
+        loaded.warnings.len(),
+        loaded.warnings.first()
+    );
+    assert!(
+        hikwatch::sdk::events::MAX_STREAMS
+            >= c.cameras.iter().filter(|c| c.stream.is_some()).count(),
+        "fewer stream slots than cameras with a stream"
+    );
+    let got = problems(load(&dir, &text(max + 1, 1), &strict()).unwrap_err());
+    let store_says = FormatError::TooManyCameras { count: max + 1 }.to_string();
+    assert!(
+        got.iter()
+            .any(|p| p.contains("supervisor.max_cameras") && p.ends_with(&store_says)),
+        "{store_says:?} not in {got:?}"
+    );
+}
+
 #[test]
 fn example_config_documents_the_defaults() {
     // examples/hikwatch.toml writes every global default explicitly: loading it must give
@@ -545,13 +605,8 @@ fn check_config_reports_everything_and_exits_78() {
         "[sdk]\ndir = \"sdk\"\n[[camera]]\nid = \"a\"\nhost = \"192.0.2.1\"\nport = 0\nuser = \"u\"\n",
     );
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = check_config(
-        vec!["-c".into(), bad.clone().into()],
-        &LoadOptions::default(),
-        &mut out,
-        &mut err,
-    );
-    assert_eq!(code, hikwatch::cli::EX_CONFIG);
+    let code = check_config(&bad, &LoadOptions::default(), &mut out, &mut err);
+    assert_eq!(code, hikwatch::exit::CONFIG);
     let err = String::from_utf8(err).unwrap();
     let b = bad.display();
     assert_eq!(
@@ -569,12 +624,7 @@ fn check_config_reports_everything_and_exits_78() {
         "[sdk]\ndir = \"sdk\"\n[[camera]]\nid = \"a\"\nhost = \"192.0.2.1\"\nuser = \"u\"\npassword = \"p\"\n",
     );
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = check_config(
-        vec!["--config".into(), good.clone().into()],
-        &LoadOptions::default(),
-        &mut out,
-        &mut err,
-    );
+    let code = check_config(&good, &LoadOptions::default(), &mut out, &mut err);
     assert_eq!(code, 0);
     assert_eq!(
         String::from_utf8(out).unwrap(),
@@ -586,38 +636,19 @@ fn check_config_reports_everything_and_exits_78() {
             .contains("warning: camera[0].password: inline password")
     );
 
-    // Unreadable file and bad usage.
+    // Unreadable file.
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let missing = dir.join("nope.toml");
-    let code = check_config(
-        vec!["-c".into(), missing.clone().into()],
-        &LoadOptions::default(),
-        &mut out,
-        &mut err,
-    );
+    let code = check_config(&missing, &LoadOptions::default(), &mut out, &mut err);
     assert_eq!(code, 78);
     assert!(
         String::from_utf8(err)
             .unwrap()
             .starts_with(&format!("{}: cannot read config: ", missing.display()))
     );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(
-        check_config(vec![], &LoadOptions::default(), &mut out, &mut err),
-        hikwatch::cli::EX_USAGE
-    );
-    assert_eq!(
-        check_config(
-            vec!["-x".into()],
-            &LoadOptions::default(),
-            &mut out,
-            &mut err
-        ),
-        64
-    );
 }
 
-/// The real binary's exit code (host only: under qemu-user an ARM test cannot exec the ARM
+/// The real binary's exit codes (host only: under qemu-user an ARM test cannot exec the ARM
 /// binary without binfmt_misc; the in-process test above covers every target).
 #[cfg(target_arch = "x86_64")]
 #[test]
@@ -638,6 +669,25 @@ fn binary_exits_78_on_a_bad_config() {
         )),
         "{err}"
     );
+
+    // Usage errors exit 64 with the command's usage; help names the default config.
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hikwatch"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check-config", "--bogus"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: hikwatch check-config [-c FILE]"),
+        "{err}"
+    );
+    let out = run(&["help", "check-config"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/etc/hikwatch/hikwatch.toml"), "{text}");
 }
 
 #[test]

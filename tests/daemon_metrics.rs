@@ -6,7 +6,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hikwatch::metrics::{Histogram, bind, render, serve};
+use hikwatch::histogram::Histogram;
+use hikwatch::metrics::{bind, render, serve};
 use hikwatch::status::{CameraStatus, FleetStatus, LastError, QueueStatus, states};
 
 fn at(secs: u64) -> SystemTime {

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daemon_support::TempDir;
 use hikwatch::status::{
-    CameraStatus, FleetStatus, Format, LastError, QueueStatus, bind, query, serve, states,
-    status_command,
+    CameraStatus, FleetStatus, Format, LastError, QueueStatus, StatusSource, bind, query, serve,
+    states, status_command,
 };
 
 fn at(secs: u64) -> SystemTime {
@@ -225,8 +225,13 @@ fn status_command_reads_the_socket_path_from_the_config() {
 
     // No daemon yet: 69 with a clear message.
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = status_command(vec!["-c".into(), cfg.clone().into()], &mut out, &mut err);
-    assert_eq!(code, hikwatch::status::EX_UNAVAILABLE);
+    let code = status_command(
+        &StatusSource::Config(cfg.clone()),
+        Format::Text,
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, hikwatch::exit::UNAVAILABLE);
     let err = String::from_utf8(err).unwrap();
     assert!(
         err.starts_with(&format!(
@@ -240,7 +245,8 @@ fn status_command_reads_the_socket_path_from_the_config() {
     let (stop, h) = start_server(&sock);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = status_command(
-        vec!["-c".into(), cfg.clone().into(), "--json".into()],
+        &StatusSource::Config(cfg.clone()),
+        Format::Json,
         &mut out,
         &mut err,
     );
@@ -251,7 +257,12 @@ fn status_command_reads_the_socket_path_from_the_config() {
 
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
-        status_command(vec!["-c".into(), cfg.clone().into()], &mut out, &mut err),
+        status_command(
+            &StatusSource::Config(cfg.clone()),
+            Format::Text,
+            &mut out,
+            &mut err
+        ),
         0
     );
     let text = String::from_utf8(out).unwrap();
@@ -261,7 +272,8 @@ fn status_command_reads_the_socket_path_from_the_config() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
         status_command(
-            vec!["--socket".into(), sock.clone().into(), "--json".into()],
+            &StatusSource::Socket(sock.clone()),
+            Format::Json,
             &mut out,
             &mut err
         ),
@@ -275,22 +287,16 @@ fn status_command_reads_the_socket_path_from_the_config() {
     drop(stop);
     h.join().unwrap().unwrap();
 
-    // Bad config: 78; bad usage: 64.
+    // Bad config: 78 (usage errors: the unit tests of `hikwatch::cli`).
     let bad = dir.write("bad.toml", "[status]\nsocket = 5\n");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
-        status_command(vec!["-c".into(), bad.into()], &mut out, &mut err),
+        status_command(&StatusSource::Config(bad), Format::Text, &mut out, &mut err),
         78
     );
     assert!(
         String::from_utf8(err)
             .unwrap()
             .contains(":2: status.socket: expected a string, found integer")
-    );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(status_command(vec![], &mut out, &mut err), 64);
-    assert_eq!(
-        status_command(vec!["--yaml".into()], &mut out, &mut err),
-        64
     );
 }

@@ -138,7 +138,7 @@ fn lifecycle_settings() {
     );
     assert_eq!(
         one(&s, "RestartPreventExitStatus"),
-        hikwatch::cli::EX_CONFIG.to_string()
+        hikwatch::exit::CONFIG.to_string()
     );
     assert_eq!(one(&s, "StateDirectory"), "hikwatch");
     assert_eq!(one(&s, "RuntimeDirectory"), "hikwatch");

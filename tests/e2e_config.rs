@@ -115,14 +115,16 @@ fn invalid_configs_exit_78_naming_file_line_and_field() {
 
 #[test]
 fn a_bad_config_on_sighup_is_logged_and_the_running_one_kept() {
+    let Some(sdk) = harness::RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
     let f = Fleet::start(FleetConfig {
         cameras: 1,
         ..FleetConfig::default()
     })
     .expect("fleet");
     let dir = TempDir::new("e2e-badhup");
-    let cfg = DaemonConfig::new(&harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR")))
-        .camera(CameraSpec::of(&f, 0, "gate"));
+    let cfg = DaemonConfig::new(&sdk.dir).camera(CameraSpec::of(&f, 0, "gate"));
     let mut d = Daemon::spawn(
         BIN,
         &dir,
@@ -132,6 +134,7 @@ fn a_bad_config_on_sighup_is_logged_and_the_running_one_kept() {
             ..SpawnOptions::default()
         },
     );
+    d.assert_sdk_release(sdk, Duration::from_secs(20));
     assert!(
         d.wait_states(Duration::from_secs(20), &["gate"], "online")
             .is_some()

@@ -1,20 +1,23 @@
 //! Issue 6.8, end to end: after `kill -9` and a restart the backoff continues. A camera
 //! held on a wrong password stays held and makes no new login; a camera the device locked
 //! stays locked and gets nothing authenticated (which would renew the lock); a healthy
-//! camera simply comes back. x86_64 only (the real SDK).
-#![cfg(target_arch = "x86_64")]
+//! camera simply comes back. With the real SDK: x86_64, and aarch64 under qemu-user (see
+//! `harness::vendor_sdk`).
+#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::Duration;
 
-use harness::{CameraSpec, Daemon, DaemonConfig, SpawnOptions, TempDir, events, wait_for};
+use harness::{
+    CameraSpec, Daemon, DaemonConfig, RealSdk, SpawnOptions, TempDir, events, target_command,
+    wait_for,
+};
 use simcam::{EventKind, Fleet, FleetConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hikwatch");
 
 fn state_show(path: &std::path::Path) -> harness::Value {
-    let out = Command::new(BIN)
+    let out = target_command(BIN)
         .args(["state", "show", "--json"])
         .arg(path)
         .output()
@@ -29,6 +32,9 @@ fn record<'v>(state: &'v harness::Value, id: &str) -> Option<&'v harness::Value>
 
 #[test]
 fn after_kill_9_and_a_restart_hold_and_lock_continue() {
+    let Some(sdk) = RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
     // Fleet A locks after 3 wrong passwords (the daemon holds before the last try); fleet
     // B after the first, for 10 minutes.
     let a = Fleet::start(FleetConfig {
@@ -47,7 +53,7 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
     })
     .expect("fleet B");
     let dir = TempDir::new("e2e-restart");
-    let cfg = DaemonConfig::new(&harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR")))
+    let cfg = DaemonConfig::new(&sdk.dir)
         .set("heartbeat_interval", "\"1s\"")
         .set("slow_backoff_floor", "\"1s\"")
         .set("backoff_cap", "\"3s\"")
@@ -55,6 +61,7 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
         .camera(CameraSpec::of(&a, 1, "fine"))
         .camera(CameraSpec::of(&b, 0, "locked").password("wrong"));
     let mut d = Daemon::spawn(BIN, &dir, &cfg, SpawnOptions::default());
+    d.assert_sdk_release(sdk, Duration::from_secs(20));
     let ok = d.wait_status(Duration::from_secs(60), |v| {
         let st = |id| harness::camera(v, id).map(|c| c["state"].clone());
         st("held") == Some("auth-hold".into())

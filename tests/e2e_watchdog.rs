@@ -15,13 +15,16 @@ use simcam::{Fleet, FleetConfig};
 const BIN: &str = env!("CARGO_BIN_EXE_hikwatch");
 
 fn stalls(mode: &str) {
+    let Some(sdk) = harness::RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
     let f = Fleet::start(FleetConfig {
         cameras: 1,
         ..FleetConfig::default()
     })
     .expect("fleet");
     let dir = TempDir::new(&format!("e2e-wd-{mode}"));
-    let cfg = DaemonConfig::new(&harness::real_sdk_dir(env!("CARGO_MANIFEST_DIR")))
+    let cfg = DaemonConfig::new(&sdk.dir)
         .set("heartbeat_interval", "\"1s\"")
         .camera(CameraSpec::of(&f, 0, "gate"));
     // WatchdogSec=2s: a ping is due every second.
@@ -35,6 +38,7 @@ fn stalls(mode: &str) {
             env: vec![("HIKWATCH_TEST_STALL".into(), format!("{mode}:4000"))],
         },
     );
+    d.assert_sdk_release(sdk, Duration::from_secs(20));
     let sd = d.systemd();
     sd.wait(0, Duration::from_secs(20), |m| m.contains("READY=1"))
         .expect("READY=1");

@@ -103,7 +103,7 @@ fn fake_config(uid: UserId) -> String {
 #[test]
 fn loads_with_version_and_rejects_a_second_instance() {
     let s = shared();
-    assert_eq!(s.sdk.version().to_string(), "6.1.9.48");
+    assert_eq!(s.sdk.version().to_string(), fakesdk::VERSION);
     assert_eq!(s.sdk.version_word(), 0x0006_0001);
     assert!(s.sdk.dir().is_absolute());
     match Sdk::load(&fakesdk::sdk_dir(), &SdkOptions::default()) {

@@ -39,6 +39,17 @@ fn sdk_copy(name: &str, skip: &str) -> PathBuf {
     d
 }
 
+/// A login the stand-in accepts (no script in the address).
+fn any_login() -> LoginParams {
+    LoginParams {
+        host: "x".into(),
+        port: 8000,
+        user: "u".into(),
+        password: Password::new("p".into()),
+        mode: LoginMode::Isapi,
+    }
+}
+
 fn load(dir: &Path) -> Result<std::sync::Arc<Sdk>, SdkError> {
     Sdk::load(dir, &SdkOptions::default())
 }
@@ -124,6 +135,28 @@ fn too_old_sdk_is_refused() {
 }
 
 #[test]
+fn failed_init_is_not_cleaned_up() {
+    let _g = serial();
+    // A copy of the stand-in is a library of its own (own globals); the folder name makes
+    // its NET_DVR_Init fail.
+    let dir = sdk_copy("FAKE-INIT-FAILS", "");
+    let e = load(&dir).expect_err("Init fails");
+    match &e {
+        SdkError::Call { call, code, .. } => {
+            assert_eq!((*call, *code), ("NET_DVR_Init", 41), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !dir.join("UNPAIRED-CLEANUP").exists(),
+        "NET_DVR_Cleanup was called although NET_DVR_Init failed"
+    );
+    // The failed load left no instance behind.
+    drop(load(&fakesdk::sdk_dir()).expect("a good SDK loads afterwards"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn one_instance_owns_init_and_cleanup() {
     let _g = serial();
     let sdk = load(&fakesdk::sdk_dir()).expect("load");
@@ -131,15 +164,7 @@ fn one_instance_owns_init_and_cleanup() {
         load(&fakesdk::sdk_dir()),
         Err(SdkError::AlreadyLoaded)
     ));
-    let login = sdk
-        .login(&LoginParams {
-            host: "x".into(),
-            port: 8000,
-            user: "u".into(),
-            password: Password::new("p".into()),
-            mode: LoginMode::Isapi,
-        })
-        .expect("login");
+    let login = sdk.login(&any_login()).expect("login");
     let clone = sdk.clone();
     drop(sdk);
     // Still alive through the clone: Cleanup has not run.
@@ -235,5 +260,54 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
     assert!(got, "events flow after an overflow");
     for uid in [a, b, c] {
         sdk.logout(uid).expect("logout");
+    }
+}
+
+/// The OpenSSL files of each vendor layout reach `NET_DVR_SetSDKInitCfg` 3/4: 6.1.8.x and
+/// 6.1.9.x ship `libcrypto.so.1.1` / `libssl.so.1.1`; 6.1.6.3 ships OpenSSL 1.0 as
+/// `libcrypto.so` + `libcrypto.so.1.0.0` and a bare `libssl.so`. (The real 6.1.6.3 itself
+/// runs the real-SDK tests in the release matrix of `scripts/test.sh`.)
+#[test]
+fn openssl_file_names_of_every_release_layout() {
+    let _g = serial();
+    let layouts: [(&str, &[&str], &str, &str); 2] = [
+        (
+            "ossl11",
+            &[
+                "libcrypto.so",
+                "libcrypto.so.1.1",
+                "libssl.so",
+                "libssl.so.1.1",
+            ],
+            "libcrypto.so.1.1",
+            "libssl.so.1.1",
+        ),
+        (
+            "ossl10",
+            &["libcrypto.so", "libcrypto.so.1.0.0", "libssl.so"],
+            "libcrypto.so.1.0.0",
+            "libssl.so",
+        ),
+    ];
+    for (name, files, crypto, ssl) in layouts {
+        let d = sdk_copy(name, "libcrypto.so.1.1");
+        std::fs::remove_file(d.join("libssl.so.1.1")).expect("rm");
+        for f in files {
+            std::fs::write(d.join(f), b"placeholder\n").expect("write");
+        }
+        let sdk = load(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let uid = sdk
+            .login(&any_login())
+            .unwrap_or_else(|e| panic!("{name}: login: {e}"))
+            .uid;
+        let cfg = sdk.isapi(uid, "GET /fake/config").expect("fake config");
+        let dir = std::fs::canonicalize(&d).expect("canonical");
+        for (key, file) in [("crypto", crypto), ("ssl", ssl)] {
+            let want = format!("{key}={}\n", dir.join(file).display());
+            assert!(cfg.contains(&want), "{name}: no {want:?} in\n{cfg}");
+        }
+        sdk.logout(uid).expect("logout");
+        drop(sdk);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

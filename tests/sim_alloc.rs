@@ -61,7 +61,7 @@ fn counted(f: impl FnOnce()) -> u64 {
 /// A tiny world answering every action at once: camera `i` is "down" (RST) while
 /// `(now / 60 s + i) % 23 == 0`, so a slice of the fleet keeps dropping and returning.
 fn answer(now: Millis, a: &Action, next_session: &mut i32) -> Option<Event> {
-    let down = (now.0 / 60_000 + u64::from(a.cam.0)) % 23 == 0;
+    let down = (now.0 / 60_000 + u64::from(a.cam.0)).is_multiple_of(23);
     let fail = |token| Event::LoginFailed {
         token,
         class: ErrorClass::Network,
@@ -69,7 +69,7 @@ fn answer(now: Millis, a: &Action, next_session: &mut i32) -> Option<Event> {
     };
     match a.kind {
         ActionKind::Login { token } if down => Some(fail(token)),
-        ActionKind::Login { .. } if a.cam.0 % 97 == 0 && now.0 % 7 == 0 => {
+        ActionKind::Login { .. } if a.cam.0.is_multiple_of(97) && now.0.is_multiple_of(7) => {
             None // a login that never answers: deadline, stuck, late nothing
         }
         ActionKind::Login { token } => {

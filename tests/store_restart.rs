@@ -554,7 +554,7 @@ fn bounds_are_enforced_without_panics() {
     ));
     assert!(matches!(
         store.update("one-more", &CameraState::default(), t0),
-        Err(StoreError::TooManyCameras)
+        Err(StoreError::TooManyCameras(_))
     ));
     assert!(store.flush(t0).expect("flush"));
     assert!(fs::metadata(&path).expect("meta").len() <= format::MAX_FILE_LEN as u64);

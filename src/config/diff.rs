@@ -42,7 +42,7 @@ pub struct ConfigDiff {
 /// Global settings a running daemon cannot apply without a restart: they own open
 /// resources (the loaded SDK, the state file, sockets, the thread pool, the hardware
 /// watchdog).
-pub const RESTART_REQUIRED: &[&str] = &[
+pub(super) const RESTART_REQUIRED: &[&str] = &[
     "sdk.dir",
     "sdk.threads",
     "state.path",

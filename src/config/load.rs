@@ -938,6 +938,7 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
         stream_deadline: ctx.duration(s, "stream_deadline", ds.stream_deadline, ms(100), secs(300)),
         probe_deadline: ctx.duration(s, "probe_deadline", ds.probe_deadline, ms(100), secs(60)),
     };
+    #[cfg(feature = "bench-peers")]
     if settings.strategy.is_benchmark_peer() {
         ctx.at_field(
             Severity::Warning,
@@ -960,8 +961,19 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
     }
     SupervisorConfig {
         settings,
-        max_cameras: ctx.uint(s, "max_cameras", d.max_cameras.into(), 1, 2048) as u32,
+        max_cameras: max_cameras(ctx, s, d.max_cameras),
     }
+}
+
+/// `[supervisor] max_cameras`: 1 up to hikwatch's one camera limit, [`crate::MAX_CAMERAS`].
+fn max_cameras(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, default: u32) -> u32 {
+    let n = ctx.uint(s, "max_cameras", default.into(), 1, u32::MAX.into());
+    if n > crate::MAX_CAMERAS as u64 {
+        let e = crate::CameraLimitExceeded { count: n as usize };
+        ctx.at_field(Severity::Error, "supervisor.max_cameras", e.to_string());
+        return default;
+    }
+    n as u32
 }
 
 fn valid_id(id: &str) -> bool {

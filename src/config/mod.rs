@@ -20,12 +20,10 @@ mod duration;
 mod load;
 mod secret;
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 pub use board::{BUILTIN_BOARDS, builtin_board};
@@ -474,39 +472,16 @@ impl std::error::Error for ConfigError {
     }
 }
 
-const CHECK_USAGE: &str = "usage: hikwatch check-config -c FILE";
-
-/// Entry point of `hikwatch check-config -c FILE`: prints every problem, exits 0 when
-/// the file is usable and [`crate::cli::EX_CONFIG`] (78) when it is not.
-pub fn cli_main(args: Vec<OsString>) -> ExitCode {
-    let code = check_config(
-        args,
-        &LoadOptions {
-            check_only: true,
-            ..LoadOptions::from_env()
-        },
-        &mut io::stdout().lock(),
-        &mut io::stderr().lock(),
-    );
-    ExitCode::from(code)
-}
-
-/// `check-config` with its output streams and options as parameters; returns the exit
-/// code.
+/// `hikwatch check-config`: loads `path` with `opts`, prints every problem to `err` and a
+/// summary line to `out`; returns the exit code, 0 when the file is usable and
+/// [`crate::exit::CONFIG`] (78) when it is not.
 pub fn check_config(
-    args: Vec<OsString>,
+    path: &Path,
     opts: &LoadOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let path = match config_path_arg(args) {
-        Ok(p) => p,
-        Err(msg) => {
-            let _ = writeln!(err, "hikwatch check-config: {msg}\n{CHECK_USAGE}");
-            return crate::cli::EX_USAGE;
-        }
-    };
-    match Config::load_with(&path, opts) {
+    match Config::load_with(path, opts) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 let _ = writeln!(err, "{w}");
@@ -535,26 +510,7 @@ pub fn check_config(
                     if n == 1 { "" } else { "s" }
                 );
             }
-            crate::cli::EX_CONFIG
+            crate::exit::CONFIG
         }
     }
-}
-
-/// Parses `-c FILE` / `--config FILE` / `--config=FILE` as the only argument.
-pub(crate) fn config_path_arg(args: Vec<OsString>) -> Result<PathBuf, String> {
-    let mut path = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("-c" | "--config") => match it.next() {
-                Some(p) => path = Some(PathBuf::from(p)),
-                None => return Err("-c needs a file".into()),
-            },
-            Some(s) if s.starts_with("--config=") => {
-                path = Some(PathBuf::from(&s["--config=".len()..]));
-            }
-            _ => return Err(format!("unexpected argument {a:?}")),
-        }
-    }
-    path.ok_or_else(|| "missing -c FILE".into())
 }

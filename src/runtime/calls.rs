@@ -11,7 +11,8 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
 use crate::sdk::{
-    CallError, ErrorClass, Late, LoginParams, SdkError, SdkPool, StreamId, StreamParams, UserId,
+    CallError, ErrorClass, Late, LoginEpoch, LoginParams, SdkError, SdkPool, StreamId,
+    StreamParams, UserId,
 };
 use crate::supervisor::{CamId, Session, Token};
 
@@ -57,6 +58,8 @@ pub(crate) enum Outcome {
     LoginOk {
         token: Token,
         uid: UserId,
+        /// Which login of `uid` (exceptions of an earlier one are ignored).
+        epoch: LoginEpoch,
     },
     LoginFailed {
         token: Token,
@@ -185,7 +188,14 @@ pub(crate) async fn run_job(pool: SdkPool, cam: CamId, id: String, job: Job, tx:
                 }
             };
             match pool.login(params, deadline).await {
-                Ok(l) => send(&tx, done(Outcome::LoginOk { token, uid: l.uid })).await,
+                Ok(l) => {
+                    let ok = Outcome::LoginOk {
+                        token,
+                        uid: l.uid,
+                        epoch: l.epoch,
+                    };
+                    send(&tx, done(ok)).await
+                }
                 Err(CallError::Sdk(e)) => send(&tx, done(login_failed(&e))).await,
                 Err(CallError::Busy) => {
                     let outcome = Outcome::LoginFailed {
@@ -201,7 +211,11 @@ pub(crate) async fn run_job(pool: SdkPool, cam: CamId, id: String, job: Job, tx:
                     // core logs it out when it no longer wants it).
                     stuck(&tx, cam, "login", Some(token), e, |r| {
                         Some(match r {
-                            Ok(l) => Outcome::LoginOk { token, uid: l.uid },
+                            Ok(l) => Outcome::LoginOk {
+                                token,
+                                uid: l.uid,
+                                epoch: l.epoch,
+                            },
                             Err(e) => login_failed(&e),
                         })
                     })

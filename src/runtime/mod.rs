@@ -38,7 +38,7 @@
 //!
 //! | Input | Becomes |
 //! |---|---|
-//! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results) |
+//! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results); the SDK reuses freed ids, so an exception stamped with an earlier login of the id (`LoginEpoch`) is dropped |
 //! | stream data (the SDK's per-stream counters, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
@@ -229,10 +229,10 @@ impl RunError {
     /// configuration, the SDK folder), 1 for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Config(_) | RunError::Supervisor(_) => crate::cli::EX_CONFIG,
+            RunError::Config(_) | RunError::Supervisor(_) => crate::exit::CONFIG,
             RunError::Sdk(e) => match e {
                 SdkError::Call { .. } | SdkError::AlreadyLoaded => 1,
-                _ => crate::cli::EX_CONFIG,
+                _ => crate::exit::CONFIG,
             },
             _ => 1,
         }
@@ -268,14 +268,12 @@ impl std::error::Error for RunError {
     }
 }
 
-const USAGE: &str = "usage: hikwatch run -c FILE";
-
-/// Entry point of `hikwatch run -c FILE`.
+/// `hikwatch run`: loads `path`, runs the daemon until SIGTERM/SIGINT, reloads on SIGHUP.
 ///
-/// Must run before anything starts a thread (`main` calls it first through
-/// [`crate::cli::main`]): it blocks the signals the daemon handles, so that every thread
-/// started later (the SDK's, the executor's, the call pool's) inherits the mask.
-pub fn cli_main(args: Vec<OsString>) -> ExitCode {
+/// Must run before anything starts a thread (the command line only parses before it): it
+/// blocks the signals the daemon handles, so that every thread started later (the SDK's,
+/// the executor's, the call pool's) inherits the mask.
+pub fn cli_main(path: &Path) -> ExitCode {
     let signals = match Signals::block() {
         Ok(s) => s,
         Err(e) => {
@@ -283,15 +281,8 @@ pub fn cli_main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let path = match crate::config::config_path_arg(args) {
-        Ok(p) => p,
-        Err(msg) => {
-            eprintln!("hikwatch run: {msg}\n{USAGE}");
-            return ExitCode::from(crate::cli::EX_USAGE);
-        }
-    };
     let opts = RunOptions::from_env();
-    let loaded = match Config::load_with(&path, &opts.load) {
+    let loaded = match Config::load_with(path, &opts.load) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
@@ -303,7 +294,7 @@ pub fn cli_main(args: Vec<OsString>) -> ExitCode {
                 if n == 1 { "" } else { "s" },
                 path.display()
             );
-            return ExitCode::from(crate::cli::EX_CONFIG);
+            return ExitCode::from(crate::exit::CONFIG);
         }
     };
     if let Err(e) = crate::logging::init(loaded.config.log.level) {
@@ -353,7 +344,8 @@ pub fn run(
 }
 
 /// The SDK's own reconnect interval for the benchmark peer `sdk` (`NET_DVR_SetReconnect`
-/// 5 s, the SDK's documented default; facts §6).
+/// 5 s, the SDK's documented default; docs/hcnetsdk.md §6).
+#[cfg(feature = "bench-peers")]
 pub const SDK_PEER_RECONNECT: Duration = Duration::from_secs(5);
 
 /// The SDK options a run uses: `base`, except that the benchmark peer `sdk` switches the
@@ -361,11 +353,14 @@ pub const SDK_PEER_RECONNECT: Duration = Duration::from_secs(5);
 /// because hikwatch owns reconnects.
 #[must_use]
 pub fn sdk_options(strategy: Strategy, base: &SdkOptions) -> SdkOptions {
-    let mut o = base.clone();
+    #[cfg(feature = "bench-peers")]
     if strategy == Strategy::Sdk {
+        let mut o = base.clone();
         o.sdk_reconnect = Some(SDK_PEER_RECONNECT);
+        return o;
     }
-    o
+    let _ = strategy; // only the `sdk` peer changes the options
+    base.clone()
 }
 
 /// What one turn of the supervisor loop woke up for.
@@ -397,6 +392,7 @@ pub fn run_loaded(
     let settings = config.supervisor.settings();
 
     // The SDK.
+    #[cfg(feature = "bench-peers")]
     if settings.strategy.is_benchmark_peer() {
         log::warn!(
             "strategy {} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",

@@ -12,9 +12,11 @@ use async_channel::Sender;
 use smol::LocalExecutor;
 
 use crate::config::{CameraConfig, Config, LoadOptions, LoginMode as CfgLoginMode};
+use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
-use crate::metrics::Histogram;
-use crate::sdk::{LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams};
+use crate::sdk::{
+    LoginEpoch, LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams,
+};
 use crate::store::{self, CameraState, Store};
 use crate::supervisor::{
     Action, ActionKind, CamId, Event, ExceptionKind, Millis, Persisted, Session, Settings, State,
@@ -88,17 +90,17 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub fn millis(&self, t: Instant) -> Millis {
+    pub(super) fn millis(&self, t: Instant) -> Millis {
         Millis(
             u64::try_from(t.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX),
         )
     }
 
-    pub fn instant(&self, m: Millis) -> Instant {
+    pub(super) fn instant(&self, m: Millis) -> Instant {
         self.start + Duration::from_millis(m.0)
     }
 
-    pub fn wall(&self, m: Millis) -> SystemTime {
+    pub(super) fn wall(&self, m: Millis) -> SystemTime {
         self.start_wall + Duration::from_millis(m.0)
     }
 }
@@ -115,8 +117,10 @@ pub(crate) struct Shell {
     pub clock: Clock,
     pub slots: Vec<Slot>,
     pub by_id: HashMap<String, CamId>,
-    /// `lUserID` → camera, for exception callbacks.
-    uids: HashMap<i32, CamId>,
+    /// `lUserID` → camera and which login of the id it holds, for exception callbacks:
+    /// the SDK hands a freed id to the next login, so an exception queued for a session
+    /// logged out since must not reach the camera that holds the id now.
+    uids: HashMap<i32, (CamId, LoginEpoch)>,
     /// Preview handle → camera and stream.
     streams: HashMap<i32, (CamId, StreamId)>,
     /// The core's output buffer, reused.
@@ -149,7 +153,7 @@ pub(crate) struct Parts {
 
 impl Shell {
     /// A shell with no cameras yet.
-    pub fn new(p: Parts) -> Shell {
+    pub(super) fn new(p: Parts) -> Shell {
         let settings = p.cfg.supervisor.settings();
         let repeat = RepeatLog::new(p.cfg.log.repeat_window);
         Shell {
@@ -181,12 +185,12 @@ impl Shell {
     }
 
     /// Monotonic `now` for the core.
-    pub fn now_ms(&self) -> Millis {
+    pub(super) fn now_ms(&self) -> Millis {
         self.clock.millis(Instant::now())
     }
 
     /// Adds a camera to the core and the slot table.
-    pub fn add_camera(&mut self, conf: CameraConfig) -> CamId {
+    pub(super) fn add_camera(&mut self, conf: CameraConfig) -> CamId {
         let now = self.now_ms();
         let cam = self.sup.add_camera(now, conf.stream.is_some());
         let i = cam.0 as usize;
@@ -221,7 +225,7 @@ impl Shell {
 
     /// Puts a freshly added camera into its persisted situation (backoff, auth-hold,
     /// lock) from the state file.
-    pub fn restore(&mut self, cam: CamId, st: &CameraState) {
+    pub(super) fn restore(&mut self, cam: CamId, st: &CameraState) {
         let p = Persisted {
             consecutive_failures: st.consecutive_failures,
             next_attempt_in: st.next_due_in,
@@ -239,14 +243,14 @@ impl Shell {
     }
 
     /// The camera id of a slot.
-    pub fn id(&self, cam: CamId) -> &str {
+    pub(super) fn id(&self, cam: CamId) -> &str {
         self.slots
             .get(cam.0 as usize)
             .map_or("?", |s| s.conf.id.as_str())
     }
 
     /// Feeds one event to the core and executes what comes out.
-    pub fn handle(&mut self, cam: CamId, event: Event) {
+    pub(super) fn handle(&mut self, cam: CamId, event: Event) {
         let now = self.now_ms();
         let mut out = std::mem::take(&mut self.actions);
         self.sup.handle(now, cam, event, &mut out);
@@ -255,7 +259,7 @@ impl Shell {
     }
 
     /// Fires the core's due timers and executes what comes out.
-    pub fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         let now = self.now_ms();
         let mut out = std::mem::take(&mut self.actions);
         self.sup.tick(now, &mut out);
@@ -264,7 +268,7 @@ impl Shell {
     }
 
     /// When the core wants the next `tick`.
-    pub fn next_core_wake(&self) -> Option<Instant> {
+    pub(super) fn next_core_wake(&self) -> Option<Instant> {
         self.sup.next_wakeup().map(|m| self.clock.instant(m))
     }
 
@@ -389,7 +393,7 @@ impl Shell {
     }
 
     /// A message from a call task.
-    pub fn on_msg(&mut self, msg: Msg) {
+    pub(super) fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Done { cam, outcome } => {
                 self.on_outcome(cam, outcome);
@@ -426,8 +430,8 @@ impl Shell {
     fn on_outcome(&mut self, cam: CamId, outcome: Outcome) {
         let now = Instant::now();
         match outcome {
-            Outcome::LoginOk { token, uid } => {
-                self.uids.insert(uid.0, cam);
+            Outcome::LoginOk { token, uid, epoch } => {
+                self.uids.insert(uid.0, (cam, epoch));
                 self.handle(
                     cam,
                     Event::LoginOk {
@@ -473,7 +477,7 @@ impl Shell {
                 self.handle(cam, Event::HeartbeatFailed { token, class, code });
             }
             Outcome::LoggedOut { session } => {
-                if self.uids.get(&session.0) == Some(&cam) {
+                if self.uids.get(&session.0).is_some_and(|&(c, _)| c == cam) {
                     self.uids.remove(&session.0);
                 }
                 self.handle(cam, Event::LogoutDone { session });
@@ -567,13 +571,22 @@ impl Shell {
     }
 
     /// An event from the SDK's callbacks.
-    pub fn on_sdk_event(&mut self, ev: SdkEvent) {
+    pub(super) fn on_sdk_event(&mut self, ev: SdkEvent) {
         match ev {
-            SdkEvent::Exception { uid, kind, .. } => {
-                let Some(&cam) = self.uids.get(&uid.0) else {
+            SdkEvent::Exception {
+                uid, epoch, kind, ..
+            } => {
+                let Some(&(cam, held)) = self.uids.get(&uid.0) else {
                     log::debug!("sdk: {} for {uid} that no camera holds", kind.name());
                     return;
                 };
+                if epoch != held {
+                    log::debug!(
+                        "sdk: {} for an earlier login of {uid}, which is logged out; ignored",
+                        kind.name()
+                    );
+                    return;
+                }
                 let kind = ExceptionKind::from_code(kind.0);
                 if matches!(kind, ExceptionKind::Resume | ExceptionKind::ReloginOk) {
                     if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
@@ -624,7 +637,7 @@ impl Shell {
 
     /// Reports stream data at most once per call (the runtime calls this about once a
     /// second): a camera whose frame counter moved gets one `StreamData`.
-    pub fn poll_streams(&mut self) {
+    pub(super) fn poll_streams(&mut self) {
         let sdk = self.pool.sdk().clone();
         let mut moved = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
@@ -666,7 +679,7 @@ impl Shell {
     }
 
     /// Records every camera's current view in the store (before a shutdown teardown).
-    pub fn persist_all(&mut self) {
+    pub(super) fn persist_all(&mut self) {
         let cams: Vec<CamId> = self.by_id.values().copied().collect();
         for cam in cams {
             self.persist(cam);
@@ -674,7 +687,7 @@ impl Shell {
     }
 
     /// Writes the state file when due (coalesced; at most once per flush interval).
-    pub fn maybe_flush(&mut self, now: Instant) {
+    pub(super) fn maybe_flush(&mut self, now: Instant) {
         if let Err(e) = self.store.maybe_flush(now) {
             log::error!("state: {e}");
         }
@@ -682,7 +695,7 @@ impl Shell {
 
     /// Starts the graceful stop: state frozen, every camera torn down (streams stopped,
     /// sessions logged out).
-    pub fn begin_shutdown(&mut self) {
+    pub(super) fn begin_shutdown(&mut self) {
         self.persist_all();
         self.stopping = true;
         let cams: Vec<CamId> = self.sup.cameras().collect();
@@ -698,7 +711,7 @@ impl Shell {
     }
 
     /// Whether every camera is torn down and no call of a lane is running.
-    pub fn all_stopped(&self) -> bool {
+    pub(super) fn all_stopped(&self) -> bool {
         self.sup
             .cameras()
             .all(|c| self.sup.status(c).is_none_or(|s| s.state == State::Removed))
@@ -706,7 +719,7 @@ impl Shell {
     }
 
     /// Drops the bookkeeping of retired cameras the core has finished removing.
-    pub fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.retired {
                 let cam = CamId(u32::try_from(i).unwrap_or(u32::MAX));
@@ -724,7 +737,7 @@ impl Shell {
     }
 
     /// Sends `STATUS=` when the text changed.
-    pub fn send_status(&mut self) {
+    pub(super) fn send_status(&mut self) {
         let line = self.status_line();
         if line != self.status_sent {
             if let Err(e) = self.notifier.notify(&[NotifyState::Status(&line)]) {
@@ -736,7 +749,7 @@ impl Shell {
 
     /// SIGHUP: load the file again and apply what changed. A bad file is logged and the
     /// running configuration kept.
-    pub fn reload(&mut self) {
+    pub(super) fn reload(&mut self) {
         if let Err(e) = self.notifier.notify(&[NotifyState::Reloading]) {
             log::warn!("systemd: {e}");
         }

@@ -2,11 +2,11 @@
 //!
 //! The supervisor never looks at raw codes; it looks at the class. [`classify`] is the one
 //! table, pure and public; [`TABLE`] lists every code it knows (from the header, the SDK's
-//! message table and the Chinese manual, see `hcnetsdk-facts.md` §4) so tests and docs can
+//! message table and the Chinese manual, see docs/hcnetsdk.md §4) so tests and docs can
 //! walk it. Codes that have nothing to do with sessions or preview (storage, audio, files,
 //! upgrade, player) are deliberately absent: they come back as [`ErrorClass::Unknown`].
 //!
-//! Choices where the facts sheet allowed two readings:
+//! Choices where docs/hcnetsdk.md allowed two readings:
 //! - 47 / 102 / 154 ("user id does not exist / not logged in / invalid user id") mean the
 //!   session is gone; the right reaction is a fresh login, so they are [`ErrorClass::Network`]
 //!   (re-login with backoff), not `Fatal`.

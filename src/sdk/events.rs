@@ -5,14 +5,14 @@
 //!
 //! | Callback | Registered by | Called on | Touches |
 //! |---|---|---|---|
-//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; facts §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
+//! | `exception_trampoline` | `NET_DVR_SetExceptionCallBack_V30` at load | an SDK pool thread (two alternate; never the caller's; docs/hcnetsdk.md §7) | the `QUEUE`, the per-uid pending masks, the doorbell |
 //! | `login_trampoline` | `NET_DVR_Login_V40` with `bUseAsynLogin` | an SDK pool thread | reads the V30 serial, then the same as above |
 //! | `real_data_trampoline` | `NET_DVR_RealPlay_V40` | the SDK's stream receive thread (which one is unconfirmed for the real SDK; the stand-in uses one thread per stream) | the stream slot's atomics; the queue only on transitions |
 //!
 //! Rules every trampoline keeps (and that make them safe to run on any SDK thread):
 //! - **Never call the SDK.** Not even to read the last error: a heartbeat issued from an
 //!   exception callback makes the SDK enqueue another exception per failure (the callback
-//!   storm of facts §7). The async-login failure code is therefore not known here; a
+//!   storm of docs/hcnetsdk.md §7). The async-login failure code is therefore not known here; a
 //!   failed async login reports [`AsyncLoginResult::Failed`] and the owner retries with a
 //!   blocking login when it needs the class.
 //! - **Never block and never lock.** Work is a few atomic operations, one non-blocking
@@ -42,7 +42,7 @@ use std::ffi::c_void;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::catch_unwind;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -51,19 +51,17 @@ use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 use heapless::mpmc::Queue;
 
-use super::types::{BYTE, DWORD, LONG, NET_DVR_DEVICEINFO_V30};
+use super::types::{BYTE, DWORD, LONG};
 
 /// Queue slots. 1024 × ~64 bytes = 64 KiB of static memory: room for one burst of
 /// events from every camera of a large site between two consumer wake-ups; beyond that
 /// events are coalesced, not lost.
 pub const QUEUE_CAPACITY: usize = 1024;
-/// User ids the coalescing tables cover: the SDK's default login limit (2048, facts §6),
-/// which hikwatch does not raise, and the SDK hands out ids below it.
-pub const MAX_USERS: usize = 2048;
-/// Concurrent streams (RealPlay handles) hikwatch tracks.
-pub const MAX_STREAMS: usize = 512;
-/// The consumer also wakes this often even without a doorbell ring (belt and braces).
-const SAFETY_TICK: Duration = Duration::from_millis(500);
+/// User ids the coalescing tables cover: the SDK hands out ids below its login limit,
+/// which is hikwatch's camera limit.
+pub const MAX_USERS: usize = crate::MAX_CAMERAS;
+/// Concurrent streams (RealPlay handles) hikwatch tracks: one per camera.
+pub const MAX_STREAMS: usize = crate::MAX_CAMERAS;
 /// Most queue items converted per [`EventReceiver::try_recv`] refill.
 const MAX_DRAIN: usize = 4 * QUEUE_CAPACITY;
 
@@ -77,6 +75,20 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Which login of a user id an exception belongs to.
+///
+/// The SDK hands a freed `lUserID` out again to the next login, so the id alone cannot
+/// tell an exception queued for a session that has since been logged out from one for
+/// the session that now holds the id. Every uid therefore has a counter that moves on
+/// when a login returns it and again when its logout returns; exception callbacks are
+/// stamped with the counter's value when they run, and [`super::Login::epoch`] is the
+/// value its login got. An exception whose epoch is not that of the session its owner
+/// knows for the uid belongs to an earlier login. (A callback for a new session that ran
+/// before its login call returned would carry the earlier value and be dropped too; the
+/// SDK reports session exceptions from its heartbeat, well after the login.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LoginEpoch(pub u32);
+
 /// A running stream: the SDK's RealPlay handle plus hikwatch's slot for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamId {
@@ -86,7 +98,7 @@ pub struct StreamId {
     pub(crate) generation: u32,
 }
 
-/// An exception callback type (`dwType`, facts §3).
+/// An exception callback type (`dwType`, docs/hcnetsdk.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExceptionKind(pub u32);
 
@@ -158,6 +170,9 @@ pub enum SdkEvent {
     Exception {
         /// The session it concerns (`lUserID`; may be -1 for SDK-wide exceptions).
         uid: UserId,
+        /// Which login of `uid` it concerns (see [`LoginEpoch`]). When coalesced: the
+        /// newest epoch folded for `uid`.
+        epoch: LoginEpoch,
         /// `dwType`.
         kind: ExceptionKind,
         /// `lHandle` (a preview handle for preview exceptions); -1 when coalesced.
@@ -203,8 +218,11 @@ enum Raw {
     Exception {
         kind: u32,
         uid: i32,
+        epoch: u32,
         handle: i32,
     },
+    // Only the test-only asynchronous login produces it.
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     AsyncLogin {
         token: u32,
         uid: i32,
@@ -229,6 +247,8 @@ struct UserPending {
     /// Bit `i` of word `w`: exception kind `0x8000 + 64 * w + i`; bit 63 of word 1 also
     /// stands for any kind outside that range.
     exc: [AtomicU64; 2],
+    /// The newest [`LoginEpoch`] of an exception folded here (epochs only grow).
+    exc_epoch: AtomicU32,
     /// Bit 0: async login succeeded, bit 1: failed.
     login: AtomicU32,
     /// The async-login token, valid when `login` is non-zero.
@@ -239,6 +259,7 @@ impl UserPending {
     const fn new() -> Self {
         UserPending {
             exc: [AtomicU64::new(0), AtomicU64::new(0)],
+            exc_epoch: AtomicU32::new(0),
             login: AtomicU32::new(0),
             token: AtomicU32::new(0),
         }
@@ -247,10 +268,12 @@ impl UserPending {
 
 /// One tracked stream's counters.
 pub(crate) struct Slot {
-    /// Whether the slot belongs to a running stream.
-    active: AtomicBool,
-    /// Bumped at each allocation; callbacks carrying an older generation are ignored.
-    generation: AtomicU32,
+    /// Owner and generation in one word, so that claiming and releasing the slot are
+    /// single compare-and-swaps: bit 0 set while a stream owns the slot, bits 1..=32 the
+    /// generation, bumped by each allocation (callbacks carrying another generation are
+    /// ignored). See [`slot_state`].
+    state: AtomicU64,
+    /// The RealPlay handle; -1 from the owner's release until the next owner has one.
     handle: AtomicI32,
     /// Milliseconds since [`EPOCH`] of the last data (0 = none yet).
     last_ms: AtomicU64,
@@ -267,8 +290,7 @@ pub(crate) struct Slot {
 impl Slot {
     const fn new() -> Self {
         Slot {
-            active: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
+            state: AtomicU64::new(0),
             // Never read before `alloc_slot` sets -1; zero keeps the table in .bss (a
             // non-zero initialiser would put 28 KiB into the binary's .data).
             handle: AtomicI32::new(0),
@@ -280,6 +302,21 @@ impl Slot {
             pending_gap_ms: AtomicU32::new(0),
         }
     }
+
+    /// The generation of the stream that owns the slot, if one does.
+    fn owner(&self) -> Option<u32> {
+        let s = self.state.load(Acquire);
+        (s & SLOT_OWNED != 0).then_some((s >> 1) as u32)
+    }
+}
+
+/// Bit 0 of [`Slot::state`]: a stream owns the slot.
+const SLOT_OWNED: u64 = 1;
+
+/// [`Slot::state`] of a slot owned by the stream of `generation`; without [`SLOT_OWNED`],
+/// of a free slot whose last owner had it.
+fn slot_state(generation: u32) -> u64 {
+    (u64::from(generation) << 1) | SLOT_OWNED
 }
 
 /// The event queue, allocated once by [`init`] (before any callback is registered).
@@ -287,6 +324,8 @@ impl Slot {
 /// would put 64 KiB into the binary's .data (flash on the gateway).
 static QUEUE: OnceLock<Box<Queue<Raw, QUEUE_CAPACITY>>> = OnceLock::new();
 static USERS: [UserPending; MAX_USERS] = [const { UserPending::new() }; MAX_USERS];
+/// Per uid: the current [`LoginEpoch`] (see there).
+static USER_EPOCH: [AtomicU32; MAX_USERS] = [const { AtomicU32::new(0) }; MAX_USERS];
 static USER_DIRTY: [AtomicU64; MAX_USERS / 64] = [const { AtomicU64::new(0) }; MAX_USERS / 64];
 static SLOTS: [Slot; MAX_STREAMS] = [const { Slot::new() }; MAX_STREAMS];
 static SLOT_DIRTY: [AtomicU64; MAX_STREAMS / 64] = [const { AtomicU64::new(0) }; MAX_STREAMS / 64];
@@ -298,7 +337,8 @@ static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
 static PANICS: AtomicU64 = AtomicU64::new(0);
 /// A pause longer than this between two data callbacks queues `StreamResumed`.
 static GAP_MS: AtomicU64 = AtomicU64::new(5000);
-/// Set by the producer that rang the doorbell; cleared by the consumer before draining.
+/// Set by the producer that rang the doorbell; cleared by the consumer after reading the
+/// doorbell and before draining the queue (see [`ring`] for why that order).
 static RUNG: AtomicBool = AtomicBool::new(false);
 /// Whether an [`EventReceiver`] exists.
 static RECEIVER_TAKEN: AtomicBool = AtomicBool::new(false);
@@ -331,24 +371,57 @@ pub(crate) fn init(gap: Duration) -> std::io::Result<()> {
     for u in &USERS {
         u.exc[0].store(0, Relaxed);
         u.exc[1].store(0, Relaxed);
+        u.exc_epoch.store(0, Relaxed);
         u.login.store(0, Relaxed);
     }
     for d in USER_DIRTY.iter().chain(SLOT_DIRTY.iter()) {
         d.store(0, Relaxed);
     }
     for s in &SLOTS {
-        s.active.store(false, Relaxed);
+        // Free, keeping the generation: a `StreamId` of the previous `Sdk` never matches.
+        s.state.fetch_and(!SLOT_OWNED, Relaxed);
+        s.handle.store(-1, Relaxed);
         s.pending.store(0, Relaxed);
     }
     Ok(())
 }
 
+/// Wakes the consumer after an event was queued or marked.
+///
+/// # Why no wake-up is lost
+///
+/// A producer queues its event, then swaps [`RUNG`] to true; only the producer that
+/// found it false writes a byte to the doorbell. The consumer ([`EventReceiver::refill`])
+/// first reads every byte out of the doorbell, then swaps `RUNG` to false, then drains
+/// the queue and the marks; it sleeps only when that found nothing, until the doorbell is
+/// readable. All changes of `RUNG` are swaps (read-modify-writes, acquire and release),
+/// so they are totally ordered and each reads the value of the one just before it. Take
+/// a producer P whose event the consumer's drain after swap C missed:
+///
+/// - P's swap cannot come before C: C would then read P's true or that of a later swap
+///   (the release sequence of P's swap), so P's event would happen-before C's drain.
+/// - So P's swap comes after C. If it reads false (from C), P writes a byte. If it reads
+///   true, that true comes from a producer Q whose swap came after C as well and read
+///   false, so Q writes a byte. Either byte is written after C (the byte writer's swap
+///   read from C's release sequence), hence after the consumer's doorbell reads that came
+///   before C: it is still in the doorbell when the consumer goes to sleep, the consumer
+///   wakes, and its next swap comes after P's swap or meets the same case again (each
+///   round needs a new byte, so a new producer event).
+///
+/// Reading the doorbell after clearing `RUNG` (the old order) breaks the second case: the
+/// consumer could swallow Q's byte while missing P's event, and sleep with `RUNG` true.
 fn ring() {
-    if !RUNG.swap(true, SeqCst) {
+    if !RUNG.swap(true, AcqRel) {
         if let Some((tx, _)) = DOORBELL.get() {
-            // Non-blocking; at most one byte is outstanding per ring, so EAGAIN cannot
-            // happen in practice, and the consumer's safety tick covers any failure.
-            let _ = (&*tx).write(&[1]);
+            // Non-blocking. EINTR is retried. EAGAIN means the doorbell is full of
+            // unread bytes, so the consumer wakes anyway; nothing else can fail on a
+            // connected socketpair whose ends live as long as the process.
+            loop {
+                match (&*tx).write(&[1]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    _ => break,
+                }
+            }
         }
     }
 }
@@ -382,21 +455,50 @@ fn kind_bit(kind: u32) -> (usize, u32) {
     }
 }
 
+/// A login returned `uid`: moves its [`LoginEpoch`] on and returns the new one.
+pub(crate) fn login_returned(uid: i32) -> LoginEpoch {
+    let i = usize::try_from(uid).ok();
+    match i.and_then(|i| USER_EPOCH.get(i)) {
+        Some(e) => LoginEpoch(e.fetch_add(1, AcqRel).wrapping_add(1)),
+        None => LoginEpoch(0),
+    }
+}
+
+/// The logout of `uid` returned: later callbacks for the uid belong to no login so far.
+pub(crate) fn logout_returned(uid: i32) {
+    let _ = login_returned(uid);
+}
+
+fn epoch_of(uid: i32) -> u32 {
+    let i = usize::try_from(uid).ok();
+    i.and_then(|i| USER_EPOCH.get(i))
+        .map_or(0, |e| e.load(Acquire))
+}
+
 fn on_exception(kind: DWORD, uid: LONG, handle: LONG) {
-    post(Raw::Exception { kind, uid, handle }, || {
-        match user_slot(uid) {
+    let epoch = epoch_of(uid);
+    post(
+        Raw::Exception {
+            kind,
+            uid,
+            epoch,
+            handle,
+        },
+        || match user_slot(uid) {
             Some((i, p)) => {
                 let (w, b) = kind_bit(kind);
+                p.exc_epoch.fetch_max(epoch, Release);
                 p.exc[w].fetch_or(1 << b, Release);
                 mark(&USER_DIRTY, i);
             }
             None => {
                 UNATTRIBUTED.fetch_add(1, Relaxed);
             }
-        }
-    });
+        },
+    );
 }
 
+#[cfg(any(test, feature = "test-support"))]
 fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
     post(
         Raw::AsyncLogin {
@@ -419,7 +521,7 @@ fn on_login(uid: LONG, ok: bool, serial: [u8; 48], token: u32) {
 }
 
 /// Bits of `pUser` that hold the slot index; the rest hold the generation.
-const SLOT_BITS: u32 = 10;
+const SLOT_BITS: u32 = 11;
 const GEN_MASK: u32 = (usize::MAX >> SLOT_BITS) as u32;
 const _: () = assert!(MAX_STREAMS <= 1 << SLOT_BITS);
 
@@ -427,9 +529,9 @@ fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
     let idx = user & ((1 << SLOT_BITS) - 1);
     let generation = (user >> SLOT_BITS) as u32;
     let Some(slot) = SLOTS.get(idx) else { return };
-    if !slot.active.load(Acquire) || slot.generation.load(Acquire) & GEN_MASK != generation {
+    let Some(full_generation) = slot.owner().filter(|g| g & GEN_MASK == generation) else {
         return; // a late callback for a stream that was stopped
-    }
+    };
     let now = now_ms();
     slot.bytes.fetch_add(u64::from(len), Relaxed);
     if data_type != 1 {
@@ -437,7 +539,6 @@ fn on_data(handle: LONG, data_type: DWORD, len: DWORD, user: usize) {
         slot.frames.fetch_add(1, Relaxed);
     }
     let prev = slot.last_ms.swap(now, AcqRel);
-    let full_generation = slot.generation.load(Relaxed);
     let slot_no = idx as u16;
     if prev == 0 {
         post(
@@ -486,26 +587,28 @@ pub(crate) unsafe extern "C" fn exception_trampoline(
     }
 }
 
-/// The async-login result callback; `user` carries the caller's token.
+/// The async-login result callback; `user` carries the caller's token. Test-only, like
+/// [`super::Sdk::login_async`].
 ///
 /// # Safety
 ///
 /// `info` must be NULL or point to a `NET_DVR_DEVICEINFO_V30` that is valid for reads for
 /// the duration of the call (the SDK's contract for `fLoginResultCallBack`). `user` is
 /// only used as an integer.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) unsafe extern "C" fn login_trampoline(
     uid: LONG,
     result: DWORD,
-    info: *mut NET_DVR_DEVICEINFO_V30,
+    info: *mut super::types::NET_DVR_DEVICEINFO_V30,
     user: *mut c_void,
 ) {
     let token = user as usize as u32;
     let ok = result == 1;
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    let r = catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut serial = [0u8; 48];
         if ok && !info.is_null() {
             // SAFETY: for dwResult 1 the SDK passes a pointer to a live DEVICEINFO_V30
-            // that stays valid for the duration of the callback (facts §6; checked for
+            // that stays valid for the duration of the callback (docs/hcnetsdk.md §6; checked for
             // null above). We copy 48 bytes out of it and keep no reference.
             serial = unsafe { (*info).sSerialNumber };
         }
@@ -537,30 +640,34 @@ pub(crate) unsafe extern "C" fn real_data_trampoline(
     }
 }
 
-/// Takes a free stream slot; returns `(slot, generation, pUser)`.
+/// Takes a free stream slot; returns `(slot, generation, pUser)`. Safe to call from many
+/// threads at once: a slot is claimed by one compare-and-swap of its owner bit and
+/// generation together, and only the winner touches its counters.
 pub(crate) fn alloc_slot() -> Option<(u16, u32, usize)> {
     for (i, s) in SLOTS.iter().enumerate() {
-        if s.active.load(Relaxed) {
+        let cur = s.state.load(Relaxed);
+        if cur & SLOT_OWNED != 0 {
             continue;
         }
-        // Reset counters before activating so callbacks never see stale values.
-        let generation = s.generation.load(Relaxed).wrapping_add(1);
-        s.generation.store(generation, Release);
-        s.handle.store(-1, Relaxed);
+        let generation = ((cur >> 1) as u32).wrapping_add(1);
+        if s.state
+            .compare_exchange(cur, slot_state(generation), AcqRel, Relaxed)
+            .is_err()
+        {
+            continue; // another thread claimed it first
+        }
+        // Ours now. Callbacks of the previous owner carry its generation and are ignored;
+        // those of the new stream cannot come before RealPlay, which gets `user` only
+        // after this returns. The handle is -1 since the previous owner released the
+        // slot, so `stalled` skips the slot until `set_slot_handle`.
         s.last_ms.store(0, Relaxed);
         s.started_ms.store(now_ms(), Relaxed);
         s.bytes.store(0, Relaxed);
         s.frames.store(0, Relaxed);
         s.pending.store(0, Relaxed);
         s.pending_gap_ms.store(0, Relaxed);
-        if s.active
-            .compare_exchange(false, true, AcqRel, Relaxed)
-            .is_ok()
-        {
-            let user =
-                (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
-            return Some((i as u16, generation, user));
-        }
+        let user = (i & ((1 << SLOT_BITS) - 1)) | (((generation & GEN_MASK) as usize) << SLOT_BITS);
+        return Some((i as u16, generation, user));
     }
     None
 }
@@ -572,11 +679,17 @@ pub(crate) fn set_slot_handle(slot: u16, handle: i32) {
     }
 }
 
-/// Frees a slot if it still belongs to `generation`.
+/// Frees a slot if it still belongs to `generation` (once per stream).
 pub(crate) fn free_slot(slot: u16, generation: u32) {
     if let Some(s) = SLOTS.get(usize::from(slot)) {
-        if s.generation.load(Acquire) == generation {
-            s.active.store(false, Release);
+        if s.owner() == Some(generation) {
+            s.handle.store(-1, Relaxed);
+            let _ = s.state.compare_exchange(
+                slot_state(generation),
+                slot_state(generation) & !SLOT_OWNED,
+                AcqRel,
+                Relaxed,
+            );
         }
     }
 }
@@ -597,7 +710,7 @@ pub struct StreamStats {
 /// Reads a stream's counters; `None` when the stream was stopped.
 pub(crate) fn stats(id: StreamId) -> Option<StreamStats> {
     let s = SLOTS.get(usize::from(id.slot))?;
-    if !s.active.load(Acquire) || s.generation.load(Acquire) != id.generation {
+    if s.owner() != Some(id.generation) {
         return None;
     }
     let now = now_ms();
@@ -618,9 +731,9 @@ pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
     let now = now_ms();
     let mut out = Vec::new();
     for (i, s) in SLOTS.iter().enumerate() {
-        if !s.active.load(Acquire) {
+        let Some(generation) = s.owner() else {
             continue;
-        }
+        };
         let last = s.last_ms.load(Acquire);
         let since = if last != 0 {
             last
@@ -634,7 +747,7 @@ pub(crate) fn stalled(older_than: Duration) -> Vec<(StreamId, Duration)> {
                 StreamId {
                     handle,
                     slot: i as u16,
-                    generation: s.generation.load(Acquire),
+                    generation,
                 },
                 quiet,
             ));
@@ -719,14 +832,12 @@ impl EventReceiver {
             if let Some(e) = self.try_recv() {
                 return e;
             }
-            let _ = self
-                .bell
-                .readable()
-                .or(async {
-                    Timer::after(SAFETY_TICK).await;
-                    Ok(())
-                })
-                .await;
+            // No timer: every event rings the doorbell (see [`ring`]). Should the poller
+            // ever fail, retry after a pause rather than spin.
+            if let Err(e) = self.bell.readable().await {
+                log::error!("sdk: waiting on the event doorbell failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
         }
     }
 
@@ -741,7 +852,7 @@ impl EventReceiver {
     }
 
     fn refill(&mut self) {
-        RUNG.store(false, SeqCst);
+        // The doorbell first, then `RUNG`, then the queue: the order [`ring`] relies on.
         let mut sink = [0u8; 64];
         let mut bell: &UnixStream = self.bell.get_ref();
         while let Ok(n) = bell.read(&mut sink) {
@@ -749,6 +860,11 @@ impl EventReceiver {
                 break;
             }
         }
+        #[cfg(test)]
+        tests::refill_step();
+        RUNG.swap(false, AcqRel);
+        #[cfg(test)]
+        tests::refill_step();
         for _ in 0..MAX_DRAIN {
             match QUEUE.get().and_then(|q| q.dequeue()) {
                 Some(raw) => self.backlog.push_back(convert(raw)),
@@ -780,8 +896,10 @@ impl EventReceiver {
                 let uid = w * 64 + b;
                 let Some(p) = USERS.get(uid) else { continue };
                 let uid = UserId(uid as i32);
-                for (i, cell) in p.exc.iter().enumerate() {
-                    let mut kinds = cell.swap(0, AcqRel);
+                let taken = [p.exc[0].swap(0, AcqRel), p.exc[1].swap(0, AcqRel)];
+                // Loaded after taking the kinds: every fold sets the epoch before its kind.
+                let epoch = LoginEpoch(p.exc_epoch.load(Acquire));
+                for (i, mut kinds) in taken.into_iter().enumerate() {
                     while kinds != 0 {
                         let k = kinds.trailing_zeros();
                         kinds &= kinds - 1;
@@ -792,6 +910,7 @@ impl EventReceiver {
                         };
                         self.backlog.push_back(SdkEvent::Exception {
                             uid,
+                            epoch,
                             kind,
                             handle: -1,
                             coalesced: true,
@@ -834,7 +953,7 @@ impl EventReceiver {
                 let stream = StreamId {
                     handle: s.handle.load(Acquire),
                     slot: idx as u16,
-                    generation: s.generation.load(Acquire),
+                    generation: (s.state.load(Acquire) >> 1) as u32,
                 };
                 if pending & 1 != 0 {
                     self.backlog.push_back(SdkEvent::StreamStarted { stream });
@@ -864,8 +983,14 @@ pub(crate) fn c_string(bytes: &[u8]) -> String {
 
 fn convert(raw: Raw) -> SdkEvent {
     match raw {
-        Raw::Exception { kind, uid, handle } => SdkEvent::Exception {
+        Raw::Exception {
+            kind,
+            uid,
+            epoch,
+            handle,
+        } => SdkEvent::Exception {
             uid: UserId(uid),
+            epoch: LoginEpoch(epoch),
             kind: ExceptionKind(kind),
             handle,
             coalesced: false,
@@ -917,6 +1042,183 @@ fn convert(raw: Raw) -> SdkEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::sync::{Barrier, Mutex, MutexGuard};
+
+    thread_local! {
+        /// A producer's ring at this step of [`EventReceiver::refill`] on this thread.
+        static RING_AT_STEP: Cell<Option<usize>> = const { Cell::new(None) };
+        /// Steps of `refill` passed on this thread.
+        static REFILL_STEPS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Called between the steps of `refill` (test builds only).
+    pub(super) fn refill_step() {
+        let n = REFILL_STEPS.replace(REFILL_STEPS.get() + 1);
+        if RING_AT_STEP.get() == Some(n) {
+            ring();
+        }
+    }
+
+    /// A producer queued its event and was preempted before ringing; the consumer took
+    /// the event in a refill, and the producer's ring lands in the middle of the next
+    /// refill (which finds nothing). Another producer then queues an event: its ring sees
+    /// the flag set and writes nothing. The consumer is about to sleep until the doorbell
+    /// is readable (there is no timer): the doorbell must be readable now, wherever in
+    /// the refill the first ring landed.
+    #[test]
+    fn a_ring_during_a_refill_is_not_lost() {
+        let _g = statics();
+        for step in 0..2 {
+            init(Duration::from_secs(5)).expect("init");
+            let mut rx = EventReceiver::take().expect("receiver");
+            while rx.try_recv().is_some() {}
+            let queue = QUEUE.get().expect("init made the queue");
+            let late = Raw::Exception {
+                kind: 0x8000,
+                uid: 1,
+                epoch: 0,
+                handle: 1,
+            };
+            assert!(queue.enqueue(late).is_ok());
+            assert!(matches!(
+                rx.try_recv(),
+                Some(SdkEvent::Exception { handle: 1, .. })
+            ));
+            REFILL_STEPS.set(0);
+            RING_AT_STEP.set(Some(step));
+            assert_eq!(rx.try_recv(), None);
+            RING_AT_STEP.set(None);
+            on_exception(0x8000, 2, 2);
+            let mut probe = [0u8; 1];
+            let mut bell: &UnixStream = rx.bell.get_ref();
+            let readable = bell.read(&mut probe).is_ok_and(|n| n == 1);
+            assert!(
+                readable,
+                "ring at refill step {step}: an event is queued but the doorbell is silent"
+            );
+            assert!(matches!(
+                rx.try_recv(),
+                Some(SdkEvent::Exception { handle: 2, .. })
+            ));
+        }
+    }
+
+    /// The tests that use the module's statics (queue, doorbell, slots) run one at a time.
+    fn statics() -> MutexGuard<'static, ()> {
+        static M: Mutex<()> = Mutex::new(());
+        M.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Many pool workers starting and stopping streams at once: every start gets a slot of
+    /// its own whose data is accepted, every stop frees it, and no slot leaks.
+    #[test]
+    fn concurrent_stream_starts_keep_their_slots() {
+        let _g = statics();
+        init(Duration::from_secs(5)).expect("init");
+        const THREADS: usize = 8;
+        const ROUNDS: usize = 50_000;
+        let start = Barrier::new(THREADS);
+        let lost = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (start, lost) = (&start, &lost);
+                scope.spawn(move || {
+                    start.wait();
+                    for r in 0..ROUNDS {
+                        let Some((slot, generation, user)) = alloc_slot() else {
+                            lost.fetch_add(1, Relaxed);
+                            continue;
+                        };
+                        let handle = (t * ROUNDS + r) as i32;
+                        set_slot_handle(slot, handle);
+                        on_data(handle, 2, 100, user);
+                        let id = StreamId {
+                            handle,
+                            slot,
+                            generation,
+                        };
+                        if !stats(id).is_some_and(|st| st.bytes == 100 && st.frames == 1) {
+                            lost.fetch_add(1, Relaxed);
+                        }
+                        free_slot(slot, generation);
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            lost.load(Relaxed),
+            0,
+            "starts whose slot was taken over or whose data was rejected"
+        );
+        let all: Vec<_> = (0..MAX_STREAMS).map(|_| alloc_slot()).collect();
+        let free = all.iter().filter(|a| a.is_some()).count();
+        for (slot, generation, _) in all.into_iter().flatten() {
+            free_slot(slot, generation);
+        }
+        assert_eq!(free, MAX_STREAMS, "stream slots leaked");
+    }
+
+    /// Producers on several threads post events in rounds while the consumer sleeps on
+    /// the doorbell between rounds (there is no timer to rescue it): every round's events
+    /// must wake it. A lost wake-up shows as a round that never completes.
+    #[test]
+    fn no_doorbell_wake_up_is_lost() {
+        let _g = statics();
+        init(Duration::from_secs(5)).expect("init");
+        let mut rx = EventReceiver::take().expect("receiver");
+        while rx.try_recv().is_some() {}
+        const PRODUCERS: usize = 3;
+        // A few seconds on the host; armv7 runs it under qemu.
+        const ROUNDS: usize = 5_000;
+        // Only a hang detector: a round takes microseconds.
+        const HANG: Duration = Duration::from_secs(60);
+        let round = Barrier::new(PRODUCERS + 1);
+        std::thread::scope(|scope| {
+            for p in 0..PRODUCERS {
+                let round = &round;
+                scope.spawn(move || {
+                    let queue = QUEUE.get().expect("init made the queue");
+                    for r in 0..ROUNDS {
+                        round.wait();
+                        // What `post` does, with the producer sometimes preempted between
+                        // queueing and ringing: the consumer may take the event before the
+                        // ring, which is the window the order of `refill` must cover.
+                        let ev = Raw::Exception {
+                            kind: 0x8000,
+                            uid: p as i32,
+                            epoch: 0,
+                            handle: r as i32,
+                        };
+                        assert!(queue.enqueue(ev).is_ok(), "the queue has room");
+                        if (r + p) % 3 == 0 {
+                            std::thread::yield_now();
+                        }
+                        ring();
+                    }
+                });
+            }
+            smol::block_on(async {
+                for r in 0..ROUNDS {
+                    round.wait();
+                    let mut got = 0;
+                    while got < PRODUCERS {
+                        match rx.recv_timeout(HANG).await {
+                            Some(SdkEvent::Exception { handle, .. }) => {
+                                assert_eq!(handle, r as i32, "an event of another round");
+                                got += 1;
+                            }
+                            Some(other) => panic!("unexpected {other:?}"),
+                            None => panic!(
+                                "round {r}: {got} of {PRODUCERS} events, then no wake-up \
+                                 (an event is queued but the doorbell stayed silent)"
+                            ),
+                        }
+                    }
+                }
+            });
+        });
+    }
 
     #[test]
     fn kind_bits_round_trip() {

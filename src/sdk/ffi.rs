@@ -2,7 +2,7 @@
 //! them from `libhcnetsdk.so`.
 //!
 //! This is the "unsafe but flexible" layer (like libloading's `os::unix`): plain function
-//! pointers with the vendor's C signatures (facts §1: `extern "C"`, `BOOL`/`LONG` = i32,
+//! pointers with the vendor's C signatures (docs/hcnetsdk.md §1: `extern "C"`, `BOOL`/`LONG` = i32,
 //! `DWORD` = u32). Nothing here checks arguments; [`super::Sdk`] is the safe layer.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -23,7 +23,7 @@ use super::types::*;
 /// declares, and `lib` is never unloaded (it sits in a `ManuallyDrop` that is never
 /// dropped), so the pointers stay valid for the rest of the process. The SDK must not be
 /// unloaded anyway: `NET_DVR_Init` installs a process-wide SIGPIPE handler inside the
-/// vendor libraries that outlives `NET_DVR_Cleanup` (facts §7), and unmapping it would
+/// vendor libraries that outlives `NET_DVR_Cleanup` (docs/hcnetsdk.md §7), and unmapping it would
 /// turn the next SIGPIPE into a crash.
 pub(crate) struct Api {
     pub init: unsafe extern "C" fn() -> BOOL,
@@ -106,7 +106,7 @@ impl Api {
             source,
         })?;
         // SAFETY: for every `sym` call below the type is copied from the signature table
-        // in hcnetsdk-facts.md §1 (vendor header), with BOOL/LONG = i32 and DWORD = u32.
+        // in docs/hcnetsdk.md §1 (vendor header), with BOOL/LONG = i32 and DWORD = u32.
         unsafe {
             Ok(Api {
                 init: sym(&lib, path, "NET_DVR_Init")?,

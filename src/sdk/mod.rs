@@ -22,15 +22,26 @@
 //! 6.1.5 developer guide. Older lines (V5.x, V6.0) predate or differ in those fields and
 //! were never verified, and a struct that is a few bytes off corrupts memory silently.
 //! So the loader refuses anything below 6.1.0.0 with [`SdkError::TooOld`].
+//!
+//! # Where `unsafe` is allowed
+//!
+//! The crate denies `unsafe_code`; it is allowed back item by item only where the FFI
+//! needs it: `ffi` (the symbol table), [`types`] (`repr(C)` structs and callback types),
+//! [`events`] (the `extern "C"` callbacks), and in this file the asynchronous-login scratch
+//! buffer and the `impl` blocks of [`Sdk`] that call through the table. [`class`],
+//! [`elf`], [`error`], [`pool`] and [`secret`] are safe code.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod class;
 pub mod elf;
 pub mod error;
+#[allow(unsafe_code)] // the extern "C" callbacks the SDK calls
 pub mod events;
+#[allow(unsafe_code)] // the raw symbol table
 mod ffi;
 pub mod pool;
 pub mod secret;
+#[allow(unsafe_code)] // repr(C) structs, callback types, zeroed defaults
 pub mod types;
 
 use std::ffi::{CStr, CString, c_void};
@@ -44,8 +55,8 @@ pub use class::{ErrorClass, LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
-    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, SdkEvent, StreamId, StreamStats,
-    UserId,
+    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, LoginEpoch, SdkEvent, StreamId,
+    StreamStats, UserId,
 };
 pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
 pub use secret::Password;
@@ -63,22 +74,27 @@ pub const MIN_VERSION: SdkVersion = SdkVersion {
 
 /// `NET_DVR_RemoteControl` command "check user online": the heartbeat.
 const NET_DVR_CHECK_USER_STATUS: u32 = 20005;
-/// `NET_DVR_SetSDKInitCfg` types (facts §1).
+/// `NET_DVR_SetSDKInitCfg` types (docs/hcnetsdk.md §1).
 const INIT_CFG_SDK_PATH: i32 = 2;
 const INIT_CFG_LIBEAY_PATH: i32 = 3;
 const INIT_CFG_SSLEAY_PATH: i32 = 4;
-/// `NET_DVR_Set/GetSDKLocalCfg` type of `NET_DVR_LOCAL_CHECK_DEV` (facts §2, §6).
+/// `NET_DVR_Set/GetSDKLocalCfg` type of `NET_DVR_LOCAL_CHECK_DEV` (docs/hcnetsdk.md §2, §6).
 const LOCAL_CFG_CHECK_DEV: i32 = 10;
 
 /// Where asynchronous logins may write their `NET_DVR_DEVICEINFO_V40` (the SDK insists on
 /// a non-null pointer; the result hikwatch uses arrives through the callback).
+#[cfg(any(test, feature = "test-support"))]
 struct DeviceInfoSink(std::cell::UnsafeCell<NET_DVR_DEVICEINFO_V40>);
 
 // SAFETY: Rust code never reads or writes through the cell; its address is only handed to
 // the SDK as a write-only scratch buffer, so there is no Rust-visible shared access to
 // synchronise.
+#[cfg(any(test, feature = "test-support"))]
+#[allow(unsafe_code)]
 unsafe impl Sync for DeviceInfoSink {}
 
+#[cfg(any(test, feature = "test-support"))]
+#[allow(unsafe_code)]
 static ASYNC_DEVICE_INFO_SINK: DeviceInfoSink = DeviceInfoSink(std::cell::UnsafeCell::new(
     // SAFETY: all-zero bytes are a valid NET_DVR_DEVICEINFO_V40 (integers and byte arrays
     // only).
@@ -112,7 +128,7 @@ pub struct SdkOptions {
     pub check_online: Option<CheckOnline>,
 }
 
-/// The SDK's own "check device online" heartbeat (`NET_DVR_LOCAL_CHECK_DEV`, facts §6):
+/// The SDK's own "check device online" heartbeat (`NET_DVR_LOCAL_CHECK_DEV`, docs/hcnetsdk.md §6):
 /// every `interval` the SDK checks each session, and after `fail_max` failures in a row it
 /// calls the exception callback (`EXCEPTION_EXCHANGE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +141,7 @@ pub struct CheckOnline {
 
 impl CheckOnline {
     /// What hikwatch configures: the shortest period the header allows, and the exception
-    /// at the first failure (the supervisor confirms or acts on it; anchors L4).
+    /// at the first failure (the supervisor confirms or acts on it; docs/peers.md L4).
     pub const DEFAULT: CheckOnline = CheckOnline {
         interval: Duration::from_secs(30),
         fail_max: 1,
@@ -207,6 +223,9 @@ pub struct LoginParams {
 pub struct Login {
     /// The session.
     pub uid: UserId,
+    /// Which login of `uid` this is: exceptions stamped with another epoch belong to an
+    /// earlier session that had the same id.
+    pub epoch: LoginEpoch,
     /// `sSerialNumber`.
     pub serial: String,
     /// Analog channels (`byChanNum`) and the first one (`byStartChan`).
@@ -325,7 +344,7 @@ fn c_path(p: &Path, field: &'static str) -> Result<CString, SdkError> {
     })
 }
 
-/// The header's range for `NET_DVR_LOCAL_CHECK_DEV` (facts §6).
+/// The header's range for `NET_DVR_LOCAL_CHECK_DEV` (docs/hcnetsdk.md §6).
 fn check_online_valid(c: CheckOnline) -> Result<(), SdkError> {
     let secs = Duration::from_secs;
     if c.interval < secs(30) || c.interval > secs(120) || c.fail_max == 0 {
@@ -407,6 +426,48 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
+/// The last error on this thread: `NET_DVR_GetLastError` and its message.
+#[allow(unsafe_code)] // two raw SDK calls and the message it points to
+fn api_last_error(api: &Api) -> (u32, Option<String>) {
+    // SAFETY: `Api` invariant; no arguments.
+    let code = unsafe { (api.get_last_error)() };
+    let mut no: LONG = 0;
+    // SAFETY: `Api` invariant; `no` is a valid out-pointer for the call.
+    let p = unsafe { (api.get_error_msg)(&mut no) };
+    let msg = if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-null; the SDK returns a pointer to a NUL-terminated message in
+        // its own static table, valid at least until the next SDK call on this
+        // thread. It is copied immediately.
+        let s = unsafe { CStr::from_ptr(p) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    (code, msg)
+}
+
+fn api_fail(api: &Api, call: &'static str, failure: &LoginFailure) -> SdkError {
+    let (code, message) = api_last_error(api);
+    SdkError::Call {
+        call,
+        code,
+        class: classify(code, failure),
+        message,
+    }
+}
+
+fn api_check(api: &Api, ok: BOOL, call: &'static str) -> Result<(), SdkError> {
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(api_fail(api, call, &LoginFailure::default()))
+    }
+}
+
+#[allow(unsafe_code)] // the safe wrapper: every SDK call goes through the raw table here
 impl Sdk {
     /// Loads `libhcnetsdk.so` from `dir` (made absolute), checks it, points the SDK at its
     /// component folder and OpenSSL (`NET_DVR_SetSDKInitCfg` 2/3/4), runs `NET_DVR_Init`,
@@ -499,6 +560,37 @@ impl Sdk {
         // machine matches this build (checked above); running its initialisers is what
         // using the vendor SDK means.
         let api = unsafe { Api::load(&lib) }?;
+        // Until `NET_DVR_Init` succeeded there is no `Sdk` value: its `Drop` runs
+        // `NET_DVR_Cleanup`, which must only ever pair with a successful Init. A failure
+        // before that drops only `api` (the library stays mapped, see its invariant).
+        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
+        // NUL-terminated path (docs/hcnetsdk.md §1). All three live until the end of this function
+        // and the SDK copies them during the call (it must: callers commonly pass stack
+        // buffers, and hikwatch's are dropped after Init).
+        unsafe {
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(
+                    INIT_CFG_SDK_PATH,
+                    (&mut sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
+                ),
+                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
+            )?;
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, crypto_c.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
+            )?;
+            api_check(
+                &api,
+                (api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, ssl_c.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
+            )?;
+        }
+        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
+        // `LOADED` flag guarantees one pair per process at a time).
+        let ok = unsafe { (api.init)() };
+        api_check(&api, ok, "NET_DVR_Init")?;
         let mut sdk = Sdk {
             api,
             dir,
@@ -506,31 +598,6 @@ impl Sdk {
             sdk_version_word: 0,
             recv_timeout_ms: ms(opts.recv_timeout),
         };
-        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
-        // NUL-terminated path (facts §1). All three live until the end of this function
-        // and the SDK copies them during the call (it must: callers commonly pass stack
-        // buffers, and hikwatch's are dropped after Init).
-        unsafe {
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(
-                    INIT_CFG_SDK_PATH,
-                    (&mut sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
-                ),
-                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
-            )?;
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, crypto_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
-            )?;
-            sdk.check(
-                (sdk.api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, ssl_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
-            )?;
-        }
-        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
-        // `LOADED` flag guarantees one pair per process at a time).
-        let ok = unsafe { (sdk.api.init)() };
-        sdk.check(ok, "NET_DVR_Init")?;
         // From here on `Drop for Sdk` runs Cleanup and releases LOADED.
         guard.0 = true;
         // The version getters answer 0 before Init (observed with 6.1.9.48), so the
@@ -547,7 +614,7 @@ impl Sdk {
             });
         }
         let sdk = Arc::new(sdk);
-        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (facts §1), a
+        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (docs/hcnetsdk.md §1), a
         // non-null `extern "C"` callback that only touches statics, and no user pointer.
         let ok = unsafe {
             (sdk.api.set_exception_callback_v30)(
@@ -596,42 +663,15 @@ impl Sdk {
 
     /// The last error on this thread: `NET_DVR_GetLastError` and its message.
     pub fn last_error(&self) -> (u32, Option<String>) {
-        // SAFETY: `Api` invariant; no arguments.
-        let code = unsafe { (self.api.get_last_error)() };
-        let mut no: LONG = 0;
-        // SAFETY: `Api` invariant; `no` is a valid out-pointer for the call.
-        let p = unsafe { (self.api.get_error_msg)(&mut no) };
-        let msg = if p.is_null() {
-            None
-        } else {
-            // SAFETY: non-null; the SDK returns a pointer to a NUL-terminated message in
-            // its own static table, valid at least until the next SDK call on this
-            // thread. It is copied immediately.
-            let s = unsafe { CStr::from_ptr(p) }
-                .to_string_lossy()
-                .trim()
-                .to_string();
-            (!s.is_empty()).then_some(s)
-        };
-        (code, msg)
+        api_last_error(&self.api)
     }
 
     fn fail(&self, call: &'static str, failure: &LoginFailure) -> SdkError {
-        let (code, message) = self.last_error();
-        SdkError::Call {
-            call,
-            code,
-            class: classify(code, failure),
-            message,
-        }
+        api_fail(&self.api, call, failure)
     }
 
     fn check(&self, ok: BOOL, call: &'static str) -> Result<(), SdkError> {
-        if ok != 0 {
-            Ok(())
-        } else {
-            Err(self.fail(call, &LoginFailure::default()))
-        }
+        api_check(&self.api, ok, call)
     }
 
     /// `NET_DVR_SetConnectTime`.
@@ -671,7 +711,7 @@ impl Sdk {
         let mut cfg = NET_DVR_LOCAL_CHECK_DEV::zeroed();
         cfg.dwCheckOnlineTimeout = ms(c.interval);
         cfg.dwCheckOnlineNetFailMax = c.fail_max;
-        // SAFETY: `Api` invariant; type 10 takes a NET_DVR_LOCAL_CHECK_DEV* (facts §2: two
+        // SAFETY: `Api` invariant; type 10 takes a NET_DVR_LOCAL_CHECK_DEV* (docs/hcnetsdk.md §2: two
         // DWORDs and byRes[256], 264 bytes, size checked at compile time in `types`); `cfg`
         // is a live, exclusively borrowed struct of that layout for the whole call, and the
         // SDK copies it (it is a settings call; nothing keeps the pointer).
@@ -739,6 +779,7 @@ impl Sdk {
         }
         Ok(Login {
             uid: UserId(uid),
+            epoch: events::login_returned(uid),
             serial: events::c_string(&dev.struDeviceV30.sSerialNumber),
             channels: dev.struDeviceV30.byChanNum,
             start_channel: dev.struDeviceV30.byStartChan,
@@ -756,6 +797,10 @@ impl Sdk {
     /// # Errors
     ///
     /// As [`Sdk::login`], for failures the SDK reports before starting.
+    ///
+    /// Test-only (the `test-support` feature): the daemon logs in synchronously on its
+    /// call pool; `tests/sdk_real.rs` uses this to measure the SDK's own parallel logins.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn login_async(&self, p: &LoginParams, token: u32) -> Result<UserId, SdkError> {
         let mut info = LoginInfo::new(p)?;
         info.0.bUseAsynLogin = 1;
@@ -773,15 +818,21 @@ impl Sdk {
         info.wipe();
         match err {
             Some(e) => Err(e),
-            None => Ok(UserId(uid)),
+            None => {
+                events::login_returned(uid);
+                Ok(UserId(uid))
+            }
         }
     }
 
-    /// `NET_DVR_Logout`.
+    /// `NET_DVR_Logout`. Exception callbacks for `uid` from here on carry a new
+    /// [`LoginEpoch`], so none of them is taken for this session's.
     pub fn logout(&self, uid: UserId) -> Result<(), SdkError> {
         // SAFETY: `Api` invariant; an integer id (unknown ids give error 47).
         let ok = unsafe { (self.api.logout)(uid.0) };
-        self.check(ok, "NET_DVR_Logout")
+        let r = self.check(ok, "NET_DVR_Logout");
+        events::logout_returned(uid.0);
+        r
     }
 
     /// Heartbeat: `NET_DVR_RemoteControl(uid, NET_DVR_CHECK_USER_STATUS, NULL, 0)`.
@@ -942,6 +993,7 @@ impl Sdk {
     }
 }
 
+#[allow(unsafe_code)] // NET_DVR_Cleanup
 impl Drop for Sdk {
     fn drop(&mut self) {
         // SAFETY: `Api` invariant; paired with the successful Init in `load` (an `Sdk`
@@ -1004,7 +1056,8 @@ impl SdkPool {
             .await
     }
 
-    /// [`Sdk::login_async`]; the result arrives as an event.
+    /// [`Sdk::login_async`]; the result arrives as an event. Test-only.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn login_async(
         &self,
         p: LoginParams,

@@ -2,21 +2,18 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{Ordering, compiler_fence};
 
-/// Overwrites `buf` with zeros in a way the optimiser may not remove.
+use zeroize::Zeroize;
+
+/// Overwrites `buf` with zeros in a way the optimiser may not remove (`zeroize`: volatile
+/// writes and a compiler fence).
 pub(crate) fn wipe(buf: &mut [u8]) {
-    for b in buf.iter_mut() {
-        // SAFETY: `b` is a valid, aligned, exclusive reference into `buf`; a volatile
-        // write through it is an ordinary store the compiler must keep.
-        unsafe { std::ptr::write_volatile(b, 0) };
-    }
-    compiler_fence(Ordering::SeqCst);
+    buf.zeroize();
 }
 
 /// A camera password.
 ///
-/// The bytes are zeroed (volatile writes) when the value is dropped; `Debug` prints
+/// The bytes, spare capacity included, are zeroed (`zeroize`) when the value is dropped; `Debug` prints
 /// `Password(***)` and there is no `Display`. Clones are independent copies that are
 /// wiped on their own drop.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -66,10 +63,8 @@ impl Password {
 
 impl Drop for Password {
     fn drop(&mut self) {
-        // Also wipe spare capacity a shrinking edit may have left behind.
-        let cap = self.bytes.capacity();
-        self.bytes.resize(cap, 0);
-        wipe(&mut self.bytes);
+        // `Vec::zeroize` also wipes the spare capacity a shrinking edit may have left.
+        self.bytes.zeroize();
     }
 }
 

@@ -1,12 +1,16 @@
 //! `#[repr(C)]` mirrors of the HCNetSDK structs hikwatch passes across FFI.
 //!
 //! Field names follow the vendor header (`HCNetSDK.h`) so they can be checked against it
-//! line by line. Sizes and offsets come from `hcnetsdk-facts.md` §2 (gcc on x86_64, i386
+//! line by line. Sizes and offsets come from docs/hcnetsdk.md §2 (gcc on x86_64, i386
 //! and arm-linux-gnueabihf); the `const` assertions below stop the build when a layout
 //! drifts, for 64-bit (x86_64, aarch64) and 32-bit (armv7) targets alike, and the unit
 //! tests print every offset on the target they run on. Linux types: `BOOL`/`LONG` = i32,
 //! `DWORD`/`UINT` = u32, `WORD` = u16, `BYTE` = u8, `HWND` = u32.
 #![allow(non_snake_case, non_camel_case_types)]
+#![allow(
+    missing_docs,
+    reason = "struct fields carry the vendor header's names one to one (the byte layout is the contract, checked by the assertions below); a doc line per field would only repeat the name"
+)]
 
 use std::ffi::c_void;
 use std::mem::{offset_of, size_of};
@@ -245,7 +249,7 @@ const fn by_width(lp64: usize, ilp32: usize) -> usize {
     if LP64 { lp64 } else { ilp32 }
 }
 
-// Compile-time layout checks (facts §2). A mismatch stops the build for that target.
+// Compile-time layout checks (docs/hcnetsdk.md §2). A mismatch stops the build for that target.
 const _: () = assert!(size_of::<NET_DVR_DEVICEINFO_V30>() == 80);
 const _: () = assert!(offset_of!(NET_DVR_DEVICEINFO_V30, wDevType) == 62);
 const _: () = assert!(offset_of!(NET_DVR_DEVICEINFO_V30, wStartMirrorChanNo) == 76);
@@ -288,7 +292,7 @@ impl std::fmt::Debug for NET_DVR_LOCAL_SDK_PATH {
 mod tests {
     use super::*;
 
-    /// (field, offset) pairs for the running target, checked against the facts sheet.
+    /// (field, offset) pairs for the running target, checked against docs/hcnetsdk.md.
     macro_rules! offsets {
         ($t:ty { $($f:ident: $o:expr),* $(,)? }) => {{
             $( assert_eq!(offset_of!($t, $f), $o, concat!(stringify!($t), ".", stringify!($f))); )*

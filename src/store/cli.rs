@@ -4,74 +4,27 @@
 //! cause) but not moved aside; only the daemon does that. Times are shown as the daemon
 //! would restore them now, with the same wall-clock rule.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::clock::{self, Elapsed};
 use super::format::{LastError, StateFile, StoredClass};
 use super::fsio;
 
-const USAGE: &str = "\
-Usage: hikwatch state show FILE [--json] [--now UNIX_SECONDS]
-
-Decodes a hikwatch state file and prints every camera's persisted backoff state.
-  --json              machine-readable output
-  --now UNIX_SECONDS  evaluate remaining waits as if the wall clock read this
-Exit status: 0 decoded, 1 missing or bad file, 64 usage error.
-";
-
-/// Exit code for usage errors (sysexits `EX_USAGE`).
-const EX_USAGE: u8 = 64;
-
-/// Entry point of `hikwatch state …` (arguments after `state`).
-pub fn cli_main(args: Vec<OsString>) -> ExitCode {
-    let mut args = args.into_iter();
-    match args.next().as_ref().and_then(|a| a.to_str()) {
-        Some("show") => {}
-        Some("-h" | "--help" | "help") => {
-            out(USAGE);
-            return ExitCode::SUCCESS;
-        }
-        _ => return usage("expected `show`"),
-    }
-    let mut file: Option<PathBuf> = None;
-    let mut json = false;
-    let mut now: Option<SystemTime> = None;
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--json") => json = true,
-            Some("-h" | "--help") => {
-                out(USAGE);
-                return ExitCode::SUCCESS;
-            }
-            Some("--now") => {
-                let Some(secs) = args.next().and_then(|v| v.to_str()?.parse::<u64>().ok()) else {
-                    return usage("--now needs a number of seconds since 1970");
-                };
-                now = UNIX_EPOCH.checked_add(Duration::from_secs(secs));
-                if now.is_none() {
-                    return usage("--now is out of range");
-                }
-            }
-            Some(s) if s.starts_with("--") => return usage(&format!("unknown option {s}")),
-            _ if file.is_none() => file = Some(PathBuf::from(arg)),
-            _ => return usage("only one FILE"),
-        }
-    }
-    let Some(path) = file else {
-        return usage("missing FILE");
-    };
+/// `hikwatch state show FILE`: prints the decoded file (a table, or JSON with `json`),
+/// evaluating remaining waits as if the wall clock read `now` (default: the real clock).
+/// Exit 0 when decoded, 1 for a missing or bad file.
+pub fn show(path: &Path, json: bool, now: Option<SystemTime>) -> ExitCode {
     let now = now.unwrap_or_else(SystemTime::now);
-    match fsio::load(&path) {
+    match fsio::load(path) {
         Ok(Some((f, len))) => {
             let text = if json {
-                render_json(&path, &f, len, now)
+                render_json(path, &f, len, now)
             } else {
-                render_table(&path, &f, len, now)
+                render_table(path, &f, len, now)
             };
             out(&text);
             ExitCode::SUCCESS
@@ -93,11 +46,6 @@ pub fn cli_main(args: Vec<OsString>) -> ExitCode {
 /// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
 fn out(s: &str) {
     let _ = std::io::stdout().lock().write_all(s.as_bytes());
-}
-
-fn usage(why: &str) -> ExitCode {
-    eprint!("hikwatch state: {why}\n\n{USAGE}");
-    ExitCode::from(EX_USAGE)
 }
 
 /// One camera as shown: the stored values after the wall-clock rule.
@@ -219,27 +167,6 @@ pub(super) fn render_table(path: &Path, f: &StateFile, len: usize, now: SystemTi
     s
 }
 
-/// A JSON string literal (hand-written escaping: quotes, backslash, control characters).
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn json_ms(d: Option<Duration>) -> String {
     d.map_or("null".to_owned(), |d| d.as_millis().to_string())
 }
@@ -268,14 +195,14 @@ pub(super) fn render_json(path: &Path, f: &StateFile, len: usize, now: SystemTim
         s,
         "{{\"file\":{},\"version\":{},\"bytes\":{},\"written_at_ms\":{},\"written_at\":{},\
          \"clock\":{{\"judgement\":\"{}\",\"elapsed_ms\":{},\"note\":{}}},\"cameras\":[",
-        json_str(&path.display().to_string()),
+        crate::json::string(&path.display().to_string()),
         f.version,
         len,
         f.written_at_ms,
-        json_str(&clock::iso8601(f.written_at_ms)),
+        crate::json::string(&clock::iso8601(f.written_at_ms)),
         clock_name(&elapsed),
         passed.as_millis(),
-        json_str(&elapsed.describe()),
+        crate::json::string(&elapsed.describe()),
     );
     for (i, r) in f.records.iter().enumerate() {
         let v = shown(r, passed);
@@ -302,7 +229,7 @@ pub(super) fn render_json(path: &Path, f: &StateFile, len: usize, now: SystemTim
              \"auth_hold\":{},\"lock_left_ms\":{},\"last_error\":{},\"reconnects\":{},\
              \"login_attempts\":{},\"last_online_ago_ms\":{},\"credential_fingerprint\":{}}}",
             if i == 0 { "" } else { "," },
-            json_str(&r.id),
+            crate::json::string(&r.id),
             r.attempts,
             r.consecutive_failures,
             json_ms(v.next_due),
@@ -323,6 +250,7 @@ pub(super) fn render_json(path: &Path, f: &StateFile, len: usize, now: SystemTim
 mod tests {
     use super::super::format::{Record, StoredClass};
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const W: u64 = 1_735_689_600_000;
 
@@ -408,6 +336,5 @@ gate         -             -                -                                 0 
         assert!(j.contains("\"id\":\"door \\\"east\\\"\""), "{j}");
         assert!(j.contains("\"next_due_in_ms\":0,"), "{j}");
         assert!(j.ends_with("]}\n"));
-        assert_eq!(json_str("a\u{1}\\\n"), "\"a\\u0001\\\\\\n\"");
     }
 }

@@ -59,9 +59,10 @@ pub const CRC_LEN: usize = 4;
 /// room for `site/building/cam` schemes while keeping one record at most
 /// [`MAX_RECORD_LEN`] bytes.
 pub const MAX_ID_LEN: usize = 64;
-/// Most cameras one file holds. An edge gateway handles tens of cameras; 512 is far above
-/// that and keeps the worst-case file (and so the worst-case flash write) under 80 KiB.
-pub const MAX_CAMERAS: usize = 512;
+/// Most cameras one file holds: hikwatch's one camera limit. An edge gateway handles tens
+/// of cameras, whose file is a few KiB; the worst case ([`MAX_FILE_LEN`], every record at
+/// its longest) is about 306 KiB.
+pub use crate::MAX_CAMERAS;
 /// Worst-case encoded size of one v2 record: id (1 + 64) + fingerprint (1 + 10) +
 /// attempts (5) + failures (5) + next due (1 + 10) + last error (1 + variant 1 + payload
 /// 1 + 5 + code 5) + hold (1) +
@@ -335,7 +336,7 @@ impl fmt::Display for FormatError {
                 write!(f, "{count} unexpected bytes after the last record")
             }
             FormatError::TooManyCameras { count } => {
-                write!(f, "{count} cameras, at most {MAX_CAMERAS} supported")
+                crate::CameraLimitExceeded { count: *count }.fmt(f)
             }
             FormatError::BadId { id, reason } => write!(f, "camera id {id:?}: {reason}"),
             FormatError::DuplicateId { id } => write!(f, "camera id {id:?} appears twice"),

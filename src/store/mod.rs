@@ -11,7 +11,7 @@
 //! - [`clock`]: the pure wall-clock rule that decides how much of a stored wait passed
 //!   while the daemon was down.
 //! - [`Store`]: the in-memory mirror the runtime updates, with coalesced, atomic writes.
-//! - `hikwatch state show FILE [--json]`: [`cli_main`].
+//! - `hikwatch state show FILE [--json]`: [`show`].
 //!
 //! # Time
 //!
@@ -71,7 +71,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-pub use cli::cli_main;
+pub use cli::show;
 pub use clock::Elapsed;
 pub use format::{LastError, MAX_CAMERAS, MAX_ID_LEN, StoredClass};
 pub use fsio::{LoadCause, LoadError, WriteError};
@@ -273,7 +273,7 @@ pub enum StoreError {
         reason: &'static str,
     },
     /// Already [`MAX_CAMERAS`] cameras.
-    TooManyCameras,
+    TooManyCameras(crate::CameraLimitExceeded),
 }
 
 impl fmt::Display for StoreError {
@@ -282,9 +282,7 @@ impl fmt::Display for StoreError {
             StoreError::Write(e) => write!(f, "saving state: {e}"),
             StoreError::Encode(e) => write!(f, "encoding state: {e}"),
             StoreError::InvalidId { id, reason } => write!(f, "camera id {id:?}: {reason}"),
-            StoreError::TooManyCameras => {
-                write!(f, "more than {MAX_CAMERAS} cameras: state not saved")
-            }
+            StoreError::TooManyCameras(e) => write!(f, "state not saved: {e}"),
         }
     }
 }
@@ -294,7 +292,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Write(e) => Some(e),
             StoreError::Encode(e) => Some(e),
-            StoreError::InvalidId { .. } | StoreError::TooManyCameras => None,
+            StoreError::InvalidId { .. } | StoreError::TooManyCameras(_) => None,
         }
     }
 }
@@ -604,7 +602,10 @@ impl Store {
                 });
                 (e.clone(), Origin::Untracked)
             } else if store.entries.len() >= MAX_CAMERAS {
-                untracked(format!("more than {MAX_CAMERAS} cameras"), &mut warnings)
+                let e = crate::CameraLimitExceeded {
+                    count: store.entries.len() + 1,
+                };
+                untracked(e.to_string(), &mut warnings)
             } else {
                 let (entry, origin) = match on_file.remove(cam.id) {
                     Some(rec) => {
@@ -718,12 +719,19 @@ impl Store {
                 reason,
             })?;
             if self.entries.len() >= MAX_CAMERAS {
-                return Err(StoreError::TooManyCameras);
+                return Err(StoreError::TooManyCameras(crate::CameraLimitExceeded {
+                    count: self.entries.len() + 1,
+                }));
             }
             self.entries.insert(id.to_owned(), Entry::fresh(None));
             self.dirty = true;
         }
-        self.entries.get_mut(id).ok_or(StoreError::TooManyCameras)
+        let count = self.entries.len();
+        self.entries
+            .get_mut(id)
+            .ok_or(StoreError::TooManyCameras(crate::CameraLimitExceeded {
+                count,
+            }))
     }
 
     /// Sets camera `id`'s credentials (for a config reload). Returns `true` when they

@@ -2,7 +2,7 @@
 //!
 //! With `n` consecutive failures (n ≥ 1) the *ceiling* is
 //! `min(cap, initial × multiplier^(n−1))` and the delay is drawn uniformly from
-//! `[0, ceiling]` (AWS "full jitter": the fewest calls of the jittered schemes; anchors R2).
+//! `[0, ceiling]` (AWS "full jitter": the fewest calls of the jittered schemes; docs/peers.md R2).
 //! "Slow" classes add a floor; "very slow" ones wait ½–1 × `fatal_retry`. The counter `n`
 //! is reset only after a stable period online, never by one successful login.
 
@@ -54,27 +54,6 @@ pub(crate) fn ceiling(p: &Policy, failures: u32) -> u64 {
     c.min(p.backoff_cap)
 }
 
-/// The largest delay [`delay`] can return: what the simulation checks against.
-pub(crate) fn max_delay(p: &Policy, pace: Pace, failures: u32) -> u64 {
-    match pace {
-        Pace::Normal => ceiling(p, failures),
-        Pace::Slow => p
-            .slow_floor
-            .saturating_add(ceiling(p, failures))
-            .min(p.backoff_cap.max(p.slow_floor)),
-        Pace::VerySlow => p.fatal_retry,
-    }
-}
-
-/// The smallest delay [`delay`] can return.
-pub(crate) fn min_delay(p: &Policy, pace: Pace) -> u64 {
-    match pace {
-        Pace::Normal => 0,
-        Pace::Slow => p.slow_floor.min(p.backoff_cap.max(p.slow_floor)),
-        Pace::VerySlow => p.fatal_retry / 2,
-    }
-}
-
 /// A jittered delay in ms for the `failures`-th consecutive failure.
 pub(crate) fn delay(p: &Policy, pace: Pace, failures: u32, rng: &mut fastrand::Rng) -> u64 {
     match pace {
@@ -91,7 +70,6 @@ pub(crate) fn delay(p: &Policy, pace: Pace, failures: u32, rng: &mut fastrand::R
 mod tests {
     use super::*;
     use crate::supervisor::Settings;
-    use core::time::Duration;
 
     fn policy() -> Policy {
         Settings::default().policy().expect("valid")
@@ -104,12 +82,12 @@ mod tests {
         assert_eq!(
             got,
             [
-                1000, 2000, 4000, 8000, 16000, 32000, 64000, 128_000, 256_000, 512_000, 600_000,
-                600_000
+                1000, 2000, 4000, 8000, 16000, 32000, 60_000, 60_000, 60_000, 60_000, 60_000,
+                60_000
             ]
         );
         assert_eq!(ceiling(&p, 0), 1000);
-        assert_eq!(ceiling(&p, u32::MAX), 600_000);
+        assert_eq!(ceiling(&p, u32::MAX), 60_000);
     }
 
     #[test]
@@ -131,13 +109,25 @@ mod tests {
         assert_eq!(ceiling(&one, 50), 1000);
     }
 
+    /// The window the defaults document (1 s × 2^(n−1) up to 60 s; slow classes 15 s +
+    /// that, at most 60 s; fatal ½–1 × 30 min), written out here rather than taken from
+    /// the code under test.
+    fn documented_window(pace: Pace, n: u32) -> (u64, u64) {
+        let c = (1000u64 << (n - 1).min(20)).min(60_000);
+        match pace {
+            Pace::Normal => (0, c),
+            Pace::Slow => (15_000, (15_000 + c).min(60_000)),
+            Pace::VerySlow => (15 * 60_000, 30 * 60_000),
+        }
+    }
+
     #[test]
     fn full_jitter_stays_in_bounds_and_spreads() {
         let p = policy();
         let mut rng = fastrand::Rng::with_seed(7);
         for pace in [Pace::Normal, Pace::Slow, Pace::VerySlow] {
             for n in 1..20 {
-                let (lo, hi) = (min_delay(&p, pace), max_delay(&p, pace, n));
+                let (lo, hi) = documented_window(pace, n);
                 let mut seen_low_half = false;
                 let mut seen_high_half = false;
                 for _ in 0..400 {
@@ -169,11 +159,10 @@ mod tests {
         assert_eq!(Pace::of(ErrorClass::Unsupported), Pace::VerySlow);
         assert_eq!(Pace::of(ErrorClass::Fatal), Pace::VerySlow);
         let p = policy();
-        assert!(min_delay(&p, Pace::Slow) >= 15_000);
-        assert!(min_delay(&p, Pace::VerySlow) >= ms_of(Duration::from_secs(15 * 60)));
-    }
-
-    fn ms_of(d: Duration) -> u64 {
-        crate::supervisor::time::ms(d)
+        let mut rng = fastrand::Rng::with_seed(3);
+        for n in [1, 5, 30] {
+            assert!(delay(&p, Pace::Slow, n, &mut rng) >= 15_000);
+            assert!(delay(&p, Pace::VerySlow, n, &mut rng) >= 15 * 60_000);
+        }
     }
 }

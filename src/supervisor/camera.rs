@@ -264,10 +264,10 @@ pub(crate) fn auth_needs_hold(retries_left: Option<u8>) -> bool {
 
 impl Camera {
     /// A fresh camera whose first attempt is spread over `start_spread`.
-    pub fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
+    pub(super) fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
         let now = cx.now;
         // The naive peer has no jitter: every camera starts at once, on one tick grid.
-        let (spread, phase) = if cx.p.traits.naive {
+        let (spread, phase) = if cx.p.traits.naive() {
             (0, 0)
         } else {
             (
@@ -305,7 +305,7 @@ impl Camera {
             failures: 0,
             port: PortState::Unknown,
             last_reopen_login: None,
-            ticker_phase: if cx.p.traits.naive {
+            ticker_phase: if cx.p.traits.naive() {
                 0
             } else {
                 now.0.wrapping_add(phase) % cx.p.heartbeat_interval
@@ -325,7 +325,7 @@ impl Camera {
     }
 
     /// The token the next call will use; slot reuse continues from here.
-    pub fn next_token(&self) -> u32 {
+    pub(super) fn next_token(&self) -> u32 {
         self.next_token
     }
 
@@ -333,7 +333,7 @@ impl Camera {
 
     /// Applies one input. Every state change of a camera happens in this `match`.
     #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
-    pub fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
+    pub(super) fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
         use Event as E;
         use Input as I;
         use State as S;
@@ -382,7 +382,7 @@ impl Camera {
             }
 
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
-                if cx.p.traits.naive && self.is_login(token) =>
+                if cx.p.traits.naive() && self.is_login(token) =>
             {
                 // Benchmark peer: no error classes; whatever failed is retried next tick.
                 self.login = None;
@@ -426,7 +426,9 @@ impl Camera {
                 }
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
-                if cx.p.traits.naive && self.stuck_login == Some(token) && self.login.is_none() =>
+                if cx.p.traits.naive()
+                    && self.stuck_login == Some(token)
+                    && self.login.is_none() =>
             {
                 // Benchmark peer: no holds or locks; the next tick is already planned.
                 self.stuck_login = None;
@@ -527,7 +529,7 @@ impl Camera {
 
             // ---------------------------------------------------------------- exceptions
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
-                if cx.p.traits.sdk_owns_session && self.session == Some(session) =>
+                if cx.p.traits.sdk_owns_session() && self.session == Some(session) =>
             {
                 // Benchmark peer: the SDK heartbeats and re-logs in; we only follow it.
                 self.counters.exceptions += 1;
@@ -649,7 +651,7 @@ impl Camera {
                 }
             }
             (_, I::LogoutDeadline) => {
-                // The SDK frees the handle even when the device is gone (facts §6); a
+                // The SDK frees the handle even when the device is gone (docs/hcnetsdk.md §6); a
                 // logout that hangs is abandoned so the camera can log in again.
                 self.logout = None;
                 self.counters.stuck_calls += 1;
@@ -682,7 +684,15 @@ impl Camera {
                 self.probe_seen(cx, open);
             }
             (S::Backoff | S::Stuck, I::ProbeDeadline) => self.probe_seen(cx, false),
-            (_, I::Event(E::ProbeResult { .. }) | I::ProbeDeadline) => self.probe = None,
+            // The late result of a probe abandoned when a login went out must not cancel
+            // the probe that replaced it: probing would stop, and a camera whose port
+            // reopened would wait for its next blind login (up to 19 min).
+            (_, I::Event(E::ProbeResult { token, .. })) => {
+                if self.probe.is_some_and(|c| c.token == token) {
+                    self.probe = None;
+                }
+            }
+            (_, I::ProbeDeadline) => self.probe = None,
 
             // ---------------------------------------------------------------- lock
             (S::Locked, I::LockExpired) => {
@@ -868,9 +878,9 @@ impl Camera {
 
     /// Whether the heartbeat in flight has gone unanswered for a whole interval (the
     /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
-    /// which judges a heartbeat only by its result, as the seed does.
+    /// which judges a heartbeat only by its result, as a plain polling loop does.
     fn is_overdue(&self, cx: &Cx<'_>) -> bool {
-        !cx.p.traits.naive
+        !cx.p.traits.naive()
             && cx.now.since(self.heartbeat_sent)
                 >= cx.p.heartbeat_interval.saturating_sub(HEARTBEAT_GRID_MS)
     }
@@ -878,13 +888,13 @@ impl Camera {
     /// Whether nothing sent after `heard_at` has been answered for `heartbeat_misses`
     /// intervals (less one grid step: due slots sit on the fleet grid). A device that
     /// fails heartbeats quickly is judged by counting them instead. Never for the naive
-    /// peer, which counts results as the seed does.
+    /// peer, which counts results as a plain polling loop does.
     fn silent_too_long(&self, cx: &Cx<'_>) -> bool {
         let window =
             cx.p.heartbeat_interval
                 .saturating_mul(u64::from(cx.p.heartbeat_misses))
                 .saturating_sub(HEARTBEAT_GRID_MS);
-        !cx.p.traits.naive && cx.now.since(self.heard_at) >= window
+        !cx.p.traits.naive() && cx.now.since(self.heard_at) >= window
     }
 
     /// The heartbeat in flight failed or passed its deadline: one miss per whole interval
@@ -895,7 +905,11 @@ impl Camera {
     fn late_miss(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
         let counted = u64::from(std::mem::take(&mut self.heartbeat_overdue));
         let waited = cx.now.since(self.heartbeat_sent) / cx.p.heartbeat_interval.max(1);
-        let due = if cx.p.traits.naive { 1 } else { waited.max(1) };
+        let due = if cx.p.traits.naive() {
+            1
+        } else {
+            waited.max(1)
+        };
         for _ in counted..due {
             self.missed(cx, class, code);
             if !self.state.has_session() {
@@ -913,7 +927,7 @@ impl Camera {
         self.counters.heartbeat_misses += 1;
         self.misses = self.misses.saturating_add(1);
         // The naive peer drops the session at the first miss.
-        if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive {
+        if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive() {
             self.lose_session(cx, class, code);
         } else {
             self.enter(cx, State::Suspect);
@@ -934,7 +948,7 @@ impl Camera {
 
     /// The session is dead: tear it down and wait for the backoff.
     fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
-        if cx.p.traits.sdk_owns_session {
+        if cx.p.traits.sdk_owns_session() {
             // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
             // log out or in again. Down = suspect until the SDK reports the session back.
             if self.state == State::Online {
@@ -956,7 +970,7 @@ impl Camera {
         // blind attempts then follow every `blind_login_interval`.
         self.blind_at = cx.now;
         self.fail_and_wait(cx, Pace::Normal, State::Backoff);
-        if cx.p.traits.naive {
+        if cx.p.traits.naive() {
             self.attempt_at = Some(cx.now); // the naive peer re-logs in at once
         }
     }
@@ -994,7 +1008,7 @@ impl Camera {
     /// Count a failure, schedule the jittered backoff, and wait in `to`.
     fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
         self.failures = self.failures.saturating_add(1);
-        self.attempt_at = Some(if cx.p.traits.naive {
+        self.attempt_at = Some(if cx.p.traits.naive() {
             naive_tick(cx) // benchmark peer: no backoff, the next tick of the grid
         } else {
             cx.now
@@ -1100,7 +1114,7 @@ impl Camera {
     // ================================================================ queries for the fleet
 
     /// When a login may be issued, after probe gating and ticker alignment.
-    pub fn attempt_due(&self, p: &Policy) -> Option<Millis> {
+    pub(super) fn attempt_due(&self, p: &Policy) -> Option<Millis> {
         if !matches!(self.state, State::Starting | State::Backoff | State::Stuck) {
             return None;
         }
@@ -1117,26 +1131,26 @@ impl Camera {
     }
 
     /// Whether the camera should get a login slot now.
-    pub fn wants_login(&self, p: &Policy, now: Millis) -> bool {
+    pub(super) fn wants_login(&self, p: &Policy, now: Millis) -> bool {
         self.login.is_none()
             && self.logout.is_none()
             && self.attempt_due(p).is_some_and(|t| t <= now)
     }
 
     /// Whether the camera should get a probe token now.
-    pub fn wants_probe(&self, now: Millis) -> bool {
+    pub(super) fn wants_probe(&self, now: Millis) -> bool {
         matches!(self.state, State::Backoff | State::Stuck)
             && self.probe.is_none()
             && self.probe_at.is_some_and(|t| t <= now)
     }
 
     /// Whether a login of this camera is in flight (counts against the cap).
-    pub fn login_in_flight(&self) -> bool {
+    pub(super) fn login_in_flight(&self) -> bool {
         self.login.is_some()
     }
 
     /// The earliest time one of this camera's timers needs attention.
-    pub fn next_wake(&self, p: &Policy) -> Option<Millis> {
+    pub(super) fn next_wake(&self, p: &Policy) -> Option<Millis> {
         let attempt = if self.job == JobMark::None && self.login.is_none() && self.logout.is_none()
         {
             self.attempt_due(p)
@@ -1173,7 +1187,7 @@ impl Camera {
     }
 
     /// Fires every timer that is due at `cx.now`, in a fixed order.
-    pub fn on_timers(&mut self, cx: &mut Cx<'_>) {
+    pub(super) fn on_timers(&mut self, cx: &mut Cx<'_>) {
         let now = cx.now;
         let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
         if due(self.lock_until) {
@@ -1213,36 +1227,36 @@ impl Camera {
 
     // ================================================================ views
 
-    pub fn session(&self) -> Option<Session> {
+    pub(super) fn session(&self) -> Option<Session> {
         self.session
     }
 
-    pub fn streaming(&self) -> bool {
+    pub(super) fn streaming(&self) -> bool {
         self.stream.is_some()
     }
 
-    pub fn failures(&self) -> u32 {
+    pub(super) fn failures(&self) -> u32 {
         self.failures
     }
 
-    pub fn backoff_until(&self) -> Option<Millis> {
+    pub(super) fn backoff_until(&self) -> Option<Millis> {
         self.attempt_at
     }
 
-    pub fn lock_until(&self) -> Option<Millis> {
+    pub(super) fn lock_until(&self) -> Option<Millis> {
         self.lock_until
     }
 
-    pub fn port(&self) -> PortState {
+    pub(super) fn port(&self) -> PortState {
         self.port
     }
 
-    pub fn last_online(&self) -> Option<Millis> {
+    pub(super) fn last_online(&self) -> Option<Millis> {
         self.last_online
     }
 
     /// What changes here is worth a state-file write.
-    pub fn persist_key(&self) -> (State, u32, Option<Millis>, Option<Millis>, Option<u32>) {
+    pub(super) fn persist_key(&self) -> (State, u32, Option<Millis>, Option<Millis>, Option<u32>) {
         // A login in flight is still "down" for the store; suspect is still online.
         let state = match self.state {
             State::Suspect => State::Online,
@@ -1259,7 +1273,7 @@ impl Camera {
     }
 
     /// Puts a fresh camera into the persisted situation.
-    pub fn restore(
+    pub(super) fn restore(
         &mut self,
         cx: &mut Cx<'_>,
         failures: u32,
@@ -1296,15 +1310,15 @@ impl Cx<'_> {
 /// Heartbeats are due on a fleet-wide grid of this many ms: one interval after the last
 /// one, rounded up to the grid. A daemon wakes up once per grid slot for every camera due
 /// in it instead of once per camera (1,000 cameras at 5 s: 4 wake-ups a second instead
-/// of 200), which the benchmark measured as the bulk of a heartbeat's CPU cost (issue 7
-/// §6, bench/README.md). The slot stays short against the interval, so the heartbeat
+/// of 200), which the benchmark measured as the bulk of a heartbeat's CPU cost
+/// (bench/README.md). The slot stays short against the interval, so the heartbeat
 /// period grows by less than 250 ms and heartbeats of a large fleet still spread over the
 /// interval (each slot holds about a twentieth of the fleet).
 pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;
 
 /// When the next heartbeat of an online camera is due.
 fn next_heartbeat(cx: &Cx<'_>) -> Millis {
-    if cx.p.traits.naive {
+    if cx.p.traits.naive() {
         naive_tick(cx)
     } else {
         align_up(cx.now.plus(cx.p.heartbeat_interval), 0, HEARTBEAT_GRID_MS)

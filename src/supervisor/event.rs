@@ -21,7 +21,7 @@ pub struct Session(pub i32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamHandle(pub i32);
 
-/// The SDK exception callback types the core acts on (`dwType`, facts §3).
+/// The SDK exception callback types the core acts on (`dwType`, docs/hcnetsdk.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExceptionKind {
     /// 0x8000 `EXCEPTION_EXCHANGE`: the SDK's own heartbeat to the device failed.

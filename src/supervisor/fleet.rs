@@ -4,7 +4,6 @@ use core::cmp::Reverse;
 use core::time::Duration;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::backoff::{self, Pace};
 use super::camera::{Camera, Counters, Cx, Input, JobMark, PortState, State};
 use super::event::{Action, ActionKind, CamId, Event, LastError, Session};
 use super::settings::{Error, Policy, Settings, Strategy};
@@ -377,17 +376,6 @@ impl Supervisor {
     /// Ids of all camera slots (removed ones included; check the state).
     pub fn cameras(&self) -> impl Iterator<Item = CamId> + '_ {
         self.cams.iter().map(|c| c.id)
-    }
-
-    /// The largest backoff delay the policy allows after `failures` consecutive failures
-    /// of `class`, and the smallest: the bounds the simulation checks.
-    #[must_use]
-    pub fn backoff_bounds(&self, class: crate::sdk::ErrorClass, failures: u32) -> (u64, u64) {
-        let pace = Pace::of(class);
-        (
-            backoff::min_delay(&self.p, pace),
-            backoff::max_delay(&self.p, pace, failures),
-        )
     }
 
     // ---------------------------------------------------------------- internals

@@ -8,7 +8,7 @@
 //! pure function of (settings, seed, inputs): the deterministic simulation in [`sim`]
 //! relies on that.
 //!
-//! # Lessons this design implements (anchors L1–L5)
+//! # Lessons this design implements (docs/peers.md L1–L5)
 //! - **Auth is a state, not a retry rung** (L1): `AuthHold` and `Locked` send nothing
 //!   authenticated; the last device try is never used.
 //! - **Full jitter, spread start, reset only after a stable period** (L2).
@@ -79,7 +79,7 @@
 //!
 //! Two **benchmark-only peers** (`scripts/bench.sh`, never for production; the config
 //! warns) are rows of the same table with two extra switches, so the comparison runs the
-//! same daemon: `naive` ([`Traits::naive`]: the seed's fixed 5 s ticker, one miss is a
+//! same daemon: `naive` ([`Traits::naive`]: the textbook fixed 5 s ticker, one miss is a
 //! loss, immediate re-login, no jitter, no error classes: it locks accounts) and `sdk`
 //! ([`Traits::sdk_owns_session`]: hikwatch logs in once, then the SDK's own heartbeat and
 //! re-login keep the session; a loss is `suspect` with the handle kept). The simulation's
@@ -104,7 +104,7 @@
 //! # Teardown and sessions
 //! A camera holds at most one session. Losing it emits `StopStream` then `Logout`; the
 //! next login waits until `LogoutDone` arrives or `logout_deadline` passes (the SDK frees
-//! the handle even for a dead device, facts §6, so an abandoned logout leaks nothing on our
+//! the handle even for a dead device, docs/hcnetsdk.md §6, so an abandoned logout leaks nothing on our
 //! side). A late successful login (after its deadline and a newer attempt) is logged out
 //! at once, as is a late stream.
 //!
@@ -117,6 +117,9 @@ mod camera;
 mod event;
 mod fleet;
 mod settings;
+/// The deterministic fleet simulation: test-only (the `test-support` feature, which the
+/// test builds switch on; never in the shipped binary).
+#[cfg(any(test, feature = "test-support"))]
 pub mod sim;
 mod time;
 

@@ -11,7 +11,9 @@ use super::time::ms;
 /// auth-hold, lock handling, the global login cap, teardown before redial). They differ
 /// only in detection and pacing; [`Strategy::traits`] lists exactly how. The two
 /// benchmark-only peers ([`Strategy::PEERS`]) deliberately drop parts of that policy to
-/// show what it buys; the config accepts them only with a warning.
+/// show what it buys. They exist only in a build with the cargo feature `bench-peers`
+/// (which `scripts/bench.sh` and the test builds switch on, the shipped binary never);
+/// there the config accepts them with a warning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Strategy {
     /// The seed article's "Ticker": a heartbeat every interval, down after N consecutive
@@ -25,19 +27,21 @@ pub enum Strategy {
     /// queue workers, and probe-gated login while a camera is down. The default.
     #[default]
     Hybrid,
-    /// **Benchmark-only peer, never for production**: the seed's scheme 1 as written. A
+    /// **Benchmark-only peer, never for production**: the plain timed-polling scheme as it is usually written. A
     /// fixed ticker (`heartbeat_interval`, 5 s) shared by the whole fleet, one missed
     /// heartbeat is a loss, the re-login follows at once, a failed login is retried on the
     /// next tick; no jitter, no start spread, no error classes (a wrong password is
     /// retried every tick until the device locks the client out: that is the point).
     /// Only the structural limits stay: one session per camera, logout before the next
     /// login, the login cap.
+    #[cfg(feature = "bench-peers")]
     Naive,
     /// **Benchmark-only peer, never for production**: the SDK's built-in reconnect
     /// (`NET_DVR_SetReconnect` on, the SDK's own session heartbeat and re-login). hikwatch
     /// logs in until the first success, then never logs out or in again and only follows
     /// the exception callbacks: 0x8000 (and 0x8040/0x8044) mark the camera down
     /// (`suspect`, the handle is kept), 0x8017/0x8041 mark it online again.
+    #[cfg(feature = "bench-peers")]
     Sdk,
 }
 
@@ -52,8 +56,13 @@ impl Strategy {
 
     /// The benchmark-only peers (`scripts/bench.sh` compares them with [`Strategy::ALL`]).
     /// The config accepts them with a loud warning; the deterministic simulation's
-    /// invariants (no lockout, …) are only claimed for [`Strategy::ALL`].
+    /// invariants (no lockout, …) are only claimed for [`Strategy::ALL`]. Empty without
+    /// the `bench-peers` feature.
+    #[cfg(feature = "bench-peers")]
     pub const PEERS: [Strategy; 2] = [Strategy::Naive, Strategy::Sdk];
+    /// The benchmark-only peers: none in this build (no `bench-peers` feature).
+    #[cfg(not(feature = "bench-peers"))]
+    pub const PEERS: [Strategy; 0] = [];
 
     /// The config-file spelling: `poll`, `event`, `queue`, `hybrid`, or the benchmark
     /// peers `naive` and `sdk`.
@@ -64,7 +73,9 @@ impl Strategy {
             Strategy::Event => "event",
             Strategy::Queue => "queue",
             Strategy::Hybrid => "hybrid",
+            #[cfg(feature = "bench-peers")]
             Strategy::Naive => "naive",
+            #[cfg(feature = "bench-peers")]
             Strategy::Sdk => "sdk",
         }
     }
@@ -81,7 +92,11 @@ impl Strategy {
     /// Whether this is one of the benchmark-only [`Strategy::PEERS`].
     #[must_use]
     pub const fn is_benchmark_peer(self) -> bool {
-        matches!(self, Strategy::Naive | Strategy::Sdk)
+        match self {
+            Strategy::Poll | Strategy::Event | Strategy::Queue | Strategy::Hybrid => false,
+            #[cfg(feature = "bench-peers")]
+            Strategy::Naive | Strategy::Sdk => true,
+        }
     }
 
     /// What this strategy switches on.
@@ -94,7 +109,9 @@ impl Strategy {
             probe_gate: false,
             worker_slots: false,
             ticker_cadence: false,
+            #[cfg(feature = "bench-peers")]
             naive: false,
+            #[cfg(feature = "bench-peers")]
             sdk_owns_session: false,
             link_watch: false,
         };
@@ -124,11 +141,13 @@ impl Strategy {
             },
             // Benchmark-only peers, kept to two switches the core checks in a handful of
             // places (`Camera::step` and its helpers).
+            #[cfg(feature = "bench-peers")]
             Strategy::Naive => Traits {
                 heartbeat: true,
                 naive: true,
                 ..OFF
             },
+            #[cfg(feature = "bench-peers")]
             Strategy::Sdk => Traits {
                 exceptions: true,
                 sdk_owns_session: true,
@@ -172,12 +191,37 @@ pub struct Traits {
     /// `heartbeat_interval` (no per-camera phase, no start spread), one miss is a loss,
     /// re-login at once after a loss and on the next tick after a failed login, whatever
     /// the error. Error classes, backoff, auth-hold, lock waits and the resource throttle
-    /// are all off.
+    /// are all off. Only with the `bench-peers` feature; read it through [`Traits::naive`].
+    #[cfg(feature = "bench-peers")]
     pub naive: bool,
     /// Benchmark-only ([`Strategy::Sdk`]): once logged in, the SDK owns the session. A
     /// loss never tears it down; the camera waits in `suspect` (handle kept) until the
-    /// SDK reports it back (0x8017 or 0x8041).
+    /// SDK reports it back (0x8017 or 0x8041). Only with the `bench-peers` feature; read
+    /// it through [`Traits::sdk_owns_session`].
+    #[cfg(feature = "bench-peers")]
     pub sdk_owns_session: bool,
+}
+
+impl Traits {
+    /// Whether this is the `naive` peer; always `false` without the `bench-peers`
+    /// feature, so the shipped binary compiles the peer's branches away.
+    #[must_use]
+    pub const fn naive(&self) -> bool {
+        #[cfg(feature = "bench-peers")]
+        return self.naive;
+        #[cfg(not(feature = "bench-peers"))]
+        false
+    }
+
+    /// Whether the SDK owns the session (the `sdk` peer); always `false` without the
+    /// `bench-peers` feature.
+    #[must_use]
+    pub const fn sdk_owns_session(&self) -> bool {
+        #[cfg(feature = "bench-peers")]
+        return self.sdk_owns_session;
+        #[cfg(not(feature = "bench-peers"))]
+        false
+    }
 }
 
 /// Supervisor tuning. `Settings::default()` holds the documented defaults; the daemon maps
@@ -187,7 +231,7 @@ pub struct Settings {
     /// Detection and pacing strategy. Default `hybrid`.
     pub strategy: Strategy,
     /// Our heartbeat period. Default 5 s: with 3 misses a dead session is found within
-    /// ~15 s, inside the 5–20 s band peers use for data gaps (anchors L4), and one
+    /// ~15 s, inside the 5–20 s band peers use for data gaps (docs/peers.md L4), and one
     /// `CHECK_USER_STATUS` per camera every 5 s is cheap.
     pub heartbeat_interval: Duration,
     /// Missed heartbeats before the session is declared dead. A heartbeat is missed when
@@ -203,12 +247,19 @@ pub struct Settings {
     /// Worker slots for `queue` and `hybrid` (logins in flight ≤ min(workers, cap)).
     /// `None` = `max_concurrent_logins`.
     pub workers: Option<u16>,
-    /// First backoff ceiling. Default 1 s (gRPC's initial backoff, anchors R1).
+    /// First backoff ceiling. Default 1 s (gRPC's initial backoff, docs/peers.md R1).
     pub backoff_initial: Duration,
     /// Ceiling growth per consecutive failure. Default 2.0. Accepted range 1.0–10.0.
     pub backoff_multiplier: f64,
-    /// Largest backoff ceiling. Default 10 min: a camera that comes back is retried at the
-    /// latest 10 min later even without probes; long enough that a dead fleet costs little.
+    /// Largest backoff ceiling. Default 60 s (the cap of the plain polling scheme hikwatch started from): whatever the length of
+    /// an outage, a camera that comes back is retried at the latest 60 s later. `poll`,
+    /// `event` and `queue` have nothing else to cut a grown backoff short (no probe); with
+    /// the former 10 min a two-minute outage cost them up to three minutes of waiting. The
+    /// price, without a probe: a camera that stays dark gets a login every 30 s on average
+    /// (about 120 per outage-hour, each refused or timed out at the TCP level, never a
+    /// password try: auth failures hold by the device's count, not by time). `hybrid`'s
+    /// probe gate keeps blind logins to one per `blind_login_interval` while the port is
+    /// closed, whatever the cap.
     pub backoff_cap: Duration,
     /// Floor added to the jittered backoff for "slow" classes (resource limits, auth
     /// failures with tries left, unknown codes). Default 15 s.
@@ -240,7 +291,7 @@ pub struct Settings {
     /// camera. Default 30 s: a port flapping every few seconds cannot drive a login storm.
     pub reopen_login_gap: Duration,
     /// With a stream configured, no data for this long is a failure. Default 10 s
-    /// (go2rtc 5 s, gortsplib 10 s, Frigate 20 s; anchors L4).
+    /// (go2rtc 5 s, gortsplib 10 s, Frigate 20 s; docs/peers.md L4).
     pub stream_gap: Duration,
     /// After a resource/limit error, concurrent logins are cut to a quarter of the cap for
     /// this long. Default 60 s.
@@ -268,7 +319,7 @@ impl Default for Settings {
             workers: None,
             backoff_initial: Duration::from_secs(1),
             backoff_multiplier: 2.0,
-            backoff_cap: Duration::from_secs(600),
+            backoff_cap: Duration::from_secs(60),
             slow_backoff_floor: Duration::from_secs(15),
             fatal_retry: Duration::from_secs(30 * 60),
             stable_period: Duration::from_secs(60),

@@ -1,6 +1,6 @@
 //! Deterministic simulation: a world of fake cameras driven against the real [`Supervisor`].
 //!
-//! The world models each camera the way the real device and SDK behave (facts §3–§6):
+//! The world models each camera the way the real device and SDK behave (docs/hcnetsdk.md §3–§6):
 //! - **up**: calls answer after a realistic latency;
 //! - **down** (RST): connects are refused at once, error 7; the device reboots, so sessions
 //!   are lost; with hybrid's link watch the reset of the idle connection arrives as
@@ -43,7 +43,7 @@ use super::time::{Millis, ms};
 pub const LOCK_TRIES: u8 = 7;
 /// How long the device lock lasts (and is renewed to by any attempt during it).
 pub const LOCK_MS: u64 = 30 * 60 * 1000;
-/// The SDK's own heartbeat period, as hikwatch configures it (30 s; anchors L4).
+/// The SDK's own heartbeat period, as hikwatch configures it (30 s; docs/peers.md L4).
 pub const SDK_HEARTBEAT_MS: u64 = 30_000;
 /// Stream data arrives this often while a stream runs.
 pub const DATA_EVERY_MS: u64 = 2_000;
@@ -196,11 +196,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The `q`-quantile (0–1) of a sample, 0 when empty.
+    /// The `q`-quantile (0–1) of a sample; `None` when nothing was measured, so that a
+    /// bound on it cannot pass on an empty sample.
     #[must_use]
-    pub fn quantile(sample: &[u64], q: f64) -> u64 {
+    pub fn quantile(sample: &[u64], q: f64) -> Option<u64> {
         if sample.is_empty() {
-            return 0;
+            return None;
         }
         let mut v = sample.to_vec();
         v.sort_unstable();
@@ -210,7 +211,7 @@ impl Stats {
             clippy::cast_precision_loss
         )]
         let i = ((v.len() - 1) as f64 * q).round() as usize;
-        v[i.min(v.len() - 1)]
+        Some(v[i.min(v.len() - 1)])
     }
 
     /// Most logins per outage-hour over the long outages (0 when none).
@@ -1321,6 +1322,12 @@ impl Sim {
                 }
                 c.core_hold = false;
                 c.core_lock_until = Millis::ZERO;
+                // What the device told the supervisor under the old address is forgotten
+                // with it: a lock that outlived its fault (renewed by an attempt during
+                // it) meets the fresh start's first login, which the device answers with
+                // the lock again. Our own bad tries still count (`bad_tries` is kept).
+                c.lock_reported = false;
+                c.hold_reported = false;
                 self.handle(i, Event::AddressChanged);
             }
             Fault::Poke => {
@@ -1461,7 +1468,8 @@ impl Sim {
                     ErrorClass::Network // session losses and stuck logins back off normally
                 };
                 if !matches!(class, ErrorClass::Auth { .. }) {
-                    let (lo, hi) = self.sup.backoff_bounds(class, st.consecutive_failures);
+                    let (lo, hi) =
+                        documented_backoff(&self.cfg.settings, class, st.consecutive_failures);
                     let d = due.since(self.now);
                     if d < lo || d > hi {
                         self.violate(format!(
@@ -1559,6 +1567,44 @@ impl Sim {
         let slots = u64::from((self.slots / 4).max(1));
         let rounds = u64::from(self.cfg.cameras).div_ceil(slots);
         rounds * 1000 + 4 * ms(s.login_deadline) + ms(s.logout_deadline) + 60_000
+    }
+}
+
+/// The backoff window `[lo, hi]` (ms) the settings document for the `n`-th consecutive
+/// failure (n ≥ 1) of `class`, worked out here from [`Settings`] alone so that the
+/// invariant does not take its bounds from the code it checks. With the ceiling
+/// `c = min(backoff_cap, backoff_initial × backoff_multiplier^(n−1))` (the multiplier in
+/// thousandths, as the settings accept it):
+/// - network and timeout failures: full jitter, `[0, c]`;
+/// - resource limits, unknown codes, auth failures with tries left, locks ("slow"):
+///   `[floor, min(floor + c, max(backoff_cap, floor))]`, `floor = slow_backoff_floor`;
+/// - unsupported and fatal errors: `[fatal_retry / 2, fatal_retry]`.
+fn documented_backoff(s: &Settings, class: ErrorClass, n: u32) -> (u64, u64) {
+    let cap = ms(s.backoff_cap);
+    let mult = (s.backoff_multiplier * 1000.0).round() / 1000.0;
+    let exponent = i32::try_from(n.max(1) - 1).unwrap_or(i32::MAX);
+    // Exact in f64 for every value below the cap that matters; the `+ 1` absorbs rounding.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let c =
+        ((ms(s.backoff_initial) as f64 * mult.powi(exponent)).min(cap as f64) as u64 + 1).min(cap);
+    match class {
+        ErrorClass::Network | ErrorClass::Timeout => (0, c),
+        ErrorClass::Resource
+        | ErrorClass::Unknown(_)
+        | ErrorClass::Auth { .. }
+        | ErrorClass::Locked { .. } => {
+            let floor = ms(s.slow_backoff_floor);
+            let top = cap.max(floor);
+            (floor.min(top), floor.saturating_add(c).min(top))
+        }
+        ErrorClass::Unsupported | ErrorClass::Fatal => {
+            let f = ms(s.fatal_retry);
+            (f / 2, f)
+        }
     }
 }
 

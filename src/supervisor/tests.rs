@@ -1110,6 +1110,47 @@ fn backoff_resets_only_after_a_stable_period() {
     assert!(h.status(c).backoff_until.expect("scheduled").since(h.now) <= 1_000);
 }
 
+/// Without a probe nothing cuts a grown backoff short: however long the failures go on,
+/// the next try is at most `backoff_cap` (60 s by default; + one ticker step for poll)
+/// after the last one, so a camera that comes back after any outage is retried within
+/// about the cap. With the former 10 min cap this failed after an hour of failures.
+#[test]
+fn without_a_probe_retries_stay_within_the_cap_after_hours_of_failures() {
+    assert_eq!(Settings::default().backoff_cap, Duration::from_secs(60));
+    let cap = 60_000;
+    for strategy in [Strategy::Poll, Strategy::Event, Strategy::Queue] {
+        let (mut h, c) = H::with_cam(settings(strategy), false);
+        let first = h.advance(0);
+        let mut at = Vec::new();
+        h.drive(first, Millis(6 * 3_600_000), |now, a| match a.kind {
+            ActionKind::Login { token } => {
+                at.push(now.0);
+                Some(Event::LoginFailed {
+                    token,
+                    class: ErrorClass::Network,
+                    code: 7,
+                })
+            }
+            _ => None,
+        });
+        let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let slack = if strategy == Strategy::Poll { HB } else { 0 };
+        let worst = gaps.iter().copied().max().unwrap_or(0);
+        assert!(
+            worst <= cap + slack,
+            "{strategy}: {worst} ms between two tries (cap {cap} ms)"
+        );
+        // The cap was reached (the ceiling stopped growing there), and the camera was
+        // never given up: six hours of tries, about one per half cap.
+        assert!(
+            worst > cap / 2,
+            "{strategy}: the cap was never reached ({worst})"
+        );
+        assert!(at.len() > 6 * 60, "{strategy}: {} tries in 6 h", at.len());
+        assert!(h.status(c).consecutive_failures > 300, "{strategy}");
+    }
+}
+
 // ====================================================================== teardown and sessions
 
 #[test]
@@ -1501,8 +1542,102 @@ fn every_outage_gets_its_reopen_login() {
     }
 }
 
+/// A probe abandoned when a login goes out answers late, after the next probe went out:
+/// that stale answer must not cancel the live probe (found by the million-hour
+/// simulation: probing stopped, and the camera waited 17 min for a blind login although
+/// its port had reopened a minute after the drop).
 #[test]
-fn reopen_logins_are_rate_limited_for_a_flapping_port() {
+fn a_stale_probe_result_does_not_stop_probing() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 1);
+    let acts = h.ev(c, Event::LinkLost { session: s });
+    let acts2 = h.ev(
+        c,
+        Event::HeartbeatFailed {
+            token: match acts
+                .iter()
+                .find(|k| matches!(k, ActionKind::Heartbeat { .. }))
+            {
+                Some(ActionKind::Heartbeat { token, .. }) => *token,
+                other => panic!("no confirming heartbeat: {other:?} in {acts:?}"),
+            },
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    assert_eq!(h.state(c), State::Backoff, "{acts2:?}");
+    let probe_of = |acts: &[ActionKind]| {
+        acts.iter().find_map(|k| match k {
+            ActionKind::Probe { token } => Some(*token),
+            _ => None,
+        })
+    };
+    let first = probe_of(&acts2)
+        .or_else(|| {
+            h.until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+                .and_then(|(_, k)| probe_of(&[k]))
+        })
+        .expect("a probe after the drop");
+    h.ev(c, Event::LogoutDone { session: s });
+    // The first attempt after a drop goes out (probe verdict or not) and fails; the
+    // probe in flight was abandoned with the backoff state, a new one replaces it.
+    let token = h.next_login(c, 60_000);
+    let acts = h.ev(
+        c,
+        Event::LoginFailed {
+            token,
+            class: ErrorClass::Network,
+            code: 7,
+        },
+    );
+    let second = probe_of(&acts)
+        .or_else(|| {
+            h.until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+                .and_then(|(_, k)| probe_of(&[k]))
+        })
+        .expect("a new probe after the failed login");
+    assert_ne!(first, second);
+    h.ev(
+        c,
+        Event::ProbeResult {
+            token: first,
+            open: false,
+        },
+    );
+    h.ev(
+        c,
+        Event::ProbeResult {
+            token: second,
+            open: false,
+        },
+    );
+    // Probing goes on: the next probe within the probe interval, and once the port is
+    // open again the login follows at once.
+    let (_, k) = h
+        .until(c, 2_000, |k| matches!(k, ActionKind::Probe { .. }))
+        .expect("probing stopped after a stale probe result");
+    let third = probe_of(&[k]).expect("probe");
+    let acts = h.ev(
+        c,
+        Event::ProbeResult {
+            token: third,
+            open: true,
+        },
+    );
+    let acts = if logs_in(&acts) {
+        acts
+    } else {
+        let (_, k) = h
+            .until(c, 2_000, |k| matches!(k, ActionKind::Login { .. }))
+            .expect("a login after the port reopened");
+        vec![k]
+    };
+    assert!(logs_in(&acts), "{acts:?}");
+}
+
+/// Logins of a hybrid camera over 10 min of failing logins after a drop, while the
+/// probe sees the port as `open_at(now)` says.
+fn logins_in_ten_minutes(open_at: impl Fn(Millis) -> bool) -> u32 {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
     let s = h.online(c, 1);
     let down_at = h.now;
@@ -1514,12 +1649,11 @@ fn reopen_logins_are_rate_limited_for_a_flapping_port() {
             session: s,
         },
     );
-    // The port flips open/closed every 2 s for 10 minutes; logins always fail.
     h.drive(first, down_at.plus(600_000), |now, a| match a.kind {
         ActionKind::Logout { session } => Some(Event::LogoutDone { session }),
         ActionKind::Probe { token } => Some(Event::ProbeResult {
             token,
-            open: (now.0 / 2_000) % 2 == 0,
+            open: open_at(now),
         }),
         ActionKind::Login { token } => {
             logins += 1;
@@ -1531,8 +1665,25 @@ fn reopen_logins_are_rate_limited_for_a_flapping_port() {
         }
         _ => None,
     });
-    // At most one reopen login per 30 s (+ the first attempt + backoff-due ones).
-    assert!(logins <= 600 / 30 + 6, "{logins} logins in 10 min");
+    logins
+}
+
+#[test]
+fn reopen_logins_are_rate_limited_for_a_flapping_port() {
+    // The port flips open/closed every 2 s (150 reopens in 10 min); logins always fail.
+    let flapping = logins_in_ten_minutes(|now| (now.0 / 2_000) % 2 == 0);
+    // The backoff's own pace, with the port open all along: a few tries up to the 60 s
+    // cap, then one per 30 s on average.
+    let steady = logins_in_ten_minutes(|_| true);
+    assert!(
+        steady <= 600 / 30 + 7,
+        "{steady} logins in 10 min, port open"
+    );
+    // The flapping adds at most one login per reopen gap (30 s), not one per reopen.
+    assert!(
+        flapping <= steady + 600 / 30 + 1,
+        "{flapping} logins in 10 min with a flapping port ({steady} with a steady one)"
+    );
 }
 #[test]
 fn probe_budget_is_fleet_wide() {

@@ -2,7 +2,7 @@
  * fakesdk.c: a C stand-in for Hikvision's libhcnetsdk.so (HCNetSDK V6.1.x, Linux).
  *
  * It exports the NET_DVR_* functions hikwatch resolves, with the vendor's C ABI and its
- * own struct definitions (sizes and offsets checked below against the facts sheet for
+ * own struct definitions (sizes and offsets checked below against docs/hcnetsdk.md for
  * both 32- and 64-bit targets). Behaviour is scripted through the device address string
  * of each login, so Rust tests need no unsafe code to drive it. Tokens are separated by
  * ';' (see tests/fakesdk/src/lib.rs for the grammar and examples):
@@ -44,7 +44,9 @@
 #include <unistd.h>
 
 #ifndef FAKE_BUILD_VERSION
-#define FAKE_BUILD_VERSION 0x06010930u /* 6.1.9.48, like the real x86_64 package */
+/* 6.1.99.0: no vendor release has it, so a test can tell the stand-in from the real SDK
+   (fakesdk::VERSION in src/lib.rs says the same). */
+#define FAKE_BUILD_VERSION 0x06016300u
 #endif
 
 #define API __attribute__((visibility("default")))
@@ -58,7 +60,7 @@ typedef unsigned char BYTE;
 #define TRUE 1
 #define FALSE 0
 
-/* ---- structs (own definitions, checked against hcnetsdk-facts.md section 2) ------------ */
+/* ---- structs (own definitions, checked against docs/hcnetsdk.md section 2) ------------ */
 
 typedef struct {
     BYTE sSerialNumber[48];
@@ -486,8 +488,14 @@ static void *async_thread(void *arg) {
 
 /* ---- exported API -------------------------------------------------------------------- */
 
+/* Init fails (error 41) when the SDK folder given to SetSDKInitCfg(2) has
+   FAKE-INIT-FAILS in its path: the loader must then not call Cleanup. */
 API BOOL NET_DVR_Init(void) {
     pthread_mutex_lock(&g_mu);
+    if (strstr(g_sdk_path, "FAKE-INIT-FAILS")) {
+        pthread_mutex_unlock(&g_mu);
+        return fail(41);
+    }
     g_init_refs++;
     g_shutdown = 0;
     pthread_mutex_unlock(&g_mu);
@@ -496,7 +504,18 @@ API BOOL NET_DVR_Init(void) {
 
 API BOOL NET_DVR_Cleanup(void) {
     pthread_mutex_lock(&g_mu);
-    if (g_init_refs == 0) { pthread_mutex_unlock(&g_mu); return fail(3); }
+    if (g_init_refs == 0) {
+        /* A Cleanup that pairs with no successful Init: leave a mark in the SDK folder
+           (when SetSDKInitCfg(2) named one) for the tests to find. */
+        if (g_sdk_path[0]) {
+            char mark[512];
+            snprintf(mark, sizeof mark, "%.255s/UNPAIRED-CLEANUP", g_sdk_path);
+            FILE *f = fopen(mark, "w");
+            if (f) fclose(f);
+        }
+        pthread_mutex_unlock(&g_mu);
+        return fail(3);
+    }
     if (--g_init_refs > 0) { pthread_mutex_unlock(&g_mu); return ok(); }
     g_shutdown = 1;
     pthread_cond_broadcast(&g_cv);

@@ -38,6 +38,10 @@
 //! | `serial=S`, `model=M` | device info (DEVICEINFO serial, `/ISAPI/System/deviceInfo`) |
 //! | `logout_hang=MS` | Logout blocks for MS ms |
 //!
+//! An SDK folder whose path contains `FAKE-INIT-FAILS` makes `NET_DVR_Init` fail with
+//! error 41; a `NET_DVR_Cleanup` that pairs with no successful Init creates the file
+//! `UNPAIRED-CLEANUP` in the SDK folder.
+//!
 //! `NET_DVR_STDXMLConfig` answers `GET /ISAPI/System/deviceInfo` and, for tests,
 //! `GET /fake/config` with the loader's settings (`sdk_path=`, `crypto=`, `ssl=`,
 //! `connect_ms=`, `recv_ms=`, `reconnect=`, `reconnect_ms=`, `check_online_ms=`,
@@ -47,7 +51,11 @@
 
 use std::path::PathBuf;
 
-/// The SDK folder with the stand-in (SDK build version 6.1.9.48).
+/// The SDK build version the stand-in reports (`NET_DVR_GetSDKBuildVersion` 0x06016300).
+/// No vendor release has it, so tests can tell which library they ran against.
+pub const VERSION: &str = "6.1.99.0";
+
+/// The SDK folder with the stand-in (SDK build version [`VERSION`]).
 pub fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("FAKESDK_DIR_SDK"))
 }

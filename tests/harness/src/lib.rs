@@ -10,9 +10,13 @@
 //! - [`FakeSystemd`]: a bound `NOTIFY_SOCKET` that records every datagram with its
 //!   arrival time.
 //! - [`events`]: counting and timing simcam's event log.
-//! - [`bench`]: the benchmark of issue 7 (`scripts/bench.sh`, the `bench` binary).
-//! - [`real_sdk_dir`]: where the real x86_64 SDK is (or a clear failure saying how to
-//!   fetch it).
+//! - [`bench`]: the benchmark (`scripts/bench.sh`, the `bench` binary).
+//! - [`real_sdk_dir`]: where the real x86_64 SDK 6.1.9.48 is (or a clear failure saying
+//!   how to fetch it), for the demo and the benchmark.
+//! - [`vendor_sdk`]: which vendor SDK release a real-SDK test runs against ([`RealSdk`]),
+//!   on x86_64 and aarch64, and the skip rule for the releases beside the repository.
+//! - [`target_command`]: runs a binary of the target being tested (through qemu-user for
+//!   a cross build).
 //!
 //! The harness does not depend on the `hikwatch` crate: it speaks to the daemon only as
 //! an operator would (files, signals, the status socket), so it checks the interface.
@@ -21,6 +25,9 @@
 
 pub mod bench;
 pub mod events;
+pub mod vendor_sdk;
+
+pub use vendor_sdk::{RealSdk, SdkRelease};
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,6 +59,71 @@ pub fn real_sdk_dir(manifest_dir: &str) -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The qemu-user runner and sysroot for this target when it is cross-built for ARM on a
+/// machine with Debian's cross sysroot (what `.cargo/config.toml` runs the tests with);
+/// `None` for the host (and on a native ARM machine, which has no cross sysroot).
+pub fn qemu_runner() -> Option<(&'static str, &'static str)> {
+    let r = if cfg!(target_arch = "arm") {
+        ("qemu-arm", "/usr/arm-linux-gnueabihf")
+    } else if cfg!(target_arch = "aarch64") {
+        ("qemu-aarch64", "/usr/aarch64-linux-gnu")
+    } else {
+        return None;
+    };
+    Path::new(r.1).is_dir().then_some(r)
+}
+
+/// How many times slower than the host this test process runs: 1 natively, 10 under
+/// qemu-user (emulated code runs roughly 10-20x slower; the vendor SDK's own start-up takes
+/// about 3 s either way).
+pub fn slowdown() -> u32 {
+    if qemu_runner().is_some() { 10 } else { 1 }
+}
+
+/// `d` x [`slowdown`]. The daemon and fake-systemd waits of this crate apply it to their
+/// timeouts themselves (a passing wait returns as soon as its condition holds; only a
+/// wait that is meant to time out takes longer under qemu).
+pub fn patient(d: Duration) -> Duration {
+    d * slowdown()
+}
+
+/// This process's resident memory, KiB: `VmRSS` natively. Under qemu-user that figure
+/// is the emulator's (it grows with qemu's cache of translated code, hundreds of MiB over
+/// a long test, none of it the program's), so there it is the sum of the guest's own
+/// mappings in the host's `/proc/PID/smaps` (read by a host `cat`, because qemu answers
+/// the guest's own `/proc/self` reads itself). 0 when nothing can be read.
+pub fn own_rss_kib() -> u64 {
+    let Some((qemu, _)) = qemu_runner() else {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        return bench::procfs::status_field(&s, "VmRSS").unwrap_or(0);
+    };
+    let limit = if qemu == "qemu-arm" {
+        1 << 32
+    } else {
+        bench::footprint::GUEST64_LIMIT
+    };
+    Command::new("cat")
+        .arg(format!("/proc/{}/smaps", std::process::id()))
+        .output()
+        .map(|o| bench::footprint::guest_rss_kib_below(&String::from_utf8_lossy(&o.stdout), limit))
+        .unwrap_or(0)
+}
+
+/// A command running `bin`, a binary built for the target under test: directly on the
+/// host, through `qemu-<arch> -L <sysroot>` for a cross build (a process under qemu-user
+/// cannot exec an ARM binary itself unless binfmt_misc is set up, and binfmt's qemu does
+/// not know the cross sysroot). Signals sent to the qemu process reach the program.
+pub fn target_command(bin: impl AsRef<Path>) -> Command {
+    match qemu_runner() {
+        Some((qemu, sysroot)) => {
+            let mut c = Command::new(qemu);
+            c.arg("-L").arg(sysroot).arg(bin.as_ref());
+            c
+        }
+        None => Command::new(bin.as_ref()),
+    }
 }
 
 /// Polls `f` every `every` until it returns `Some` or `timeout` passes.
@@ -339,7 +411,7 @@ fn wait_in<T: Clone>(
     mut pred: impl FnMut(&T) -> bool,
 ) -> Option<(usize, T)> {
     let (m, cv) = &**sink;
-    let end = Instant::now() + timeout;
+    let end = Instant::now() + patient(timeout);
     let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         if let Some((i, v)) = g.iter().enumerate().skip(from).find(|(_, v)| pred(v)) {
@@ -486,7 +558,7 @@ impl Daemon {
     ) -> Daemon {
         let bin = bin.as_ref();
         let systemd = opts.notify.then(|| FakeSystemd::new(dir));
-        let mut cmd = Command::new(bin);
+        let mut cmd = target_command(bin);
         cmd.arg("run")
             .arg("-c")
             .arg(config)
@@ -568,12 +640,12 @@ impl Daemon {
         }
     }
 
-    /// Waits up to `timeout` for the process to exit.
+    /// Waits up to `timeout` (x [`slowdown`]) for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.exit.is_some() {
             return self.exit;
         }
-        let end = Instant::now() + timeout;
+        let end = Instant::now() + patient(timeout);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 self.exit = Some(s);
@@ -606,9 +678,22 @@ impl Daemon {
             .collect()
     }
 
-    /// Waits for a line (index ≥ `from`) containing `needle`.
+    /// Waits for a line (index ≥ `from`) containing `needle` (up to `timeout` x
+    /// [`slowdown`]).
     pub fn wait_log(&self, from: usize, timeout: Duration, needle: &str) -> Option<LogLine> {
         wait_in(&self.log, from, timeout, |l| l.text.contains(needle)).map(|(_, l)| l)
+    }
+
+    /// Waits for the start line (`HCNetSDK <version> from <dir>`) and panics unless it
+    /// names `sdk`'s release: the daemon ran the vendor's library, not the stand-in.
+    ///
+    /// # Panics
+    /// When the line does not come within `timeout` or names another version.
+    pub fn assert_sdk_release(&self, sdk: &RealSdk, timeout: Duration) {
+        let line = self
+            .wait_log(0, timeout, "HCNetSDK ")
+            .unwrap_or_else(|| panic!("no `HCNetSDK <version>` start line within {timeout:?}"));
+        sdk.assert_named_in(&line.text);
     }
 
     /// Lines (index ≥ `from`) containing `needle`.
@@ -640,7 +725,7 @@ impl Daemon {
     /// # Panics
     /// When the CLI cannot be run.
     pub fn status_cli(&self) -> (Option<i32>, String) {
-        let out = Command::new(&self.bin)
+        let out = target_command(&self.bin)
             .args(["status", "--json", "-c"])
             .arg(&self.config)
             .output()
@@ -658,13 +743,13 @@ impl Daemon {
         camera(&v, id)?["state"].as_str().map(str::to_string)
     }
 
-    /// Waits until the status satisfies `pred`; returns it.
+    /// Waits until the status satisfies `pred` (up to `timeout` x [`slowdown`]); returns it.
     pub fn wait_status(
         &self,
         timeout: Duration,
         mut pred: impl FnMut(&Value) -> bool,
     ) -> Option<Value> {
-        wait_for(timeout, Duration::from_millis(50), || {
+        wait_for(patient(timeout), Duration::from_millis(50), || {
             self.status().ok().filter(|v| pred(v))
         })
     }

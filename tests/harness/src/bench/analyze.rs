@@ -320,7 +320,8 @@ pub fn count_kinds(events: &[Event]) -> BTreeMap<String, u64> {
     m
 }
 
-/// The goal lines of issue 7 §4 that apply to a scenario (reported, not asserted).
+/// The goal lines that apply to a scenario: the targets hikwatch set itself, reported
+/// next to the measurements, not asserted.
 pub fn goals(s: Scenario) -> &'static [&'static str] {
     match s {
         Scenario::Flap => &[

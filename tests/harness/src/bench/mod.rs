@@ -1,4 +1,4 @@
-//! The benchmark of issue 7: the four strategies and the two benchmark-only peers
+//! The benchmark: the four strategies and the two benchmark-only peers
 //! (`naive`, `sdk`) on one simcam fleet, through fixed, seeded scenarios, with the real
 //! daemon and the real SDK. `scripts/bench.sh` is the one command; the `bench` binary
 //! (`src/bin/bench.rs`) is a thin CLI over [`run_scenario`] and [`report`].
@@ -6,7 +6,7 @@
 //! - [`plan`]: scenarios and their seeded fault schedules;
 //! - [`run`]: one run (fleet in-process, daemon as a child, faults on schedule, samples);
 //! - [`analyze`]: the metric definitions, as pure functions;
-//! - [`report`]: the markdown table, the goals of issue 7 §4, the per-run JSON;
+//! - [`report`]: the markdown table, the goals (`analyze::goals`), the per-run JSON;
 //! - [`svg`]: the storm timeline;
 //! - [`procfs`]: CPU, memory, threads, descriptors from `/proc`;
 //! - [`footprint`]: the armv7 binary's size and memory under qemu-arm.

@@ -1,4 +1,4 @@
-//! The results: a markdown report (goals of issue 7 §4, one table per scenario, the
+//! The results: a markdown report (the goals of `analyze::goals`, one table per scenario, the
 //! machine), and one JSON file per run with its numbers.
 
 use std::fmt::Write as _;
@@ -325,7 +325,7 @@ fn goals(o: &mut String, runs: &[Finished]) {
             strategies.push(&f.strategy);
         }
     }
-    let _ = writeln!(o, "## Goals of issue 7 §4 (reported, not asserted)\n");
+    let _ = writeln!(o, "## Goals (reported, not asserted)\n");
     let _ = writeln!(
         o,
         "| strategy | recovery p99 ≤ 1.5 s (flap / storm) | detection p99 ≤ 200 ms after RST (flap / storm) | \

@@ -560,9 +560,7 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
     raw.log_text = d.log_text();
     for l in d.logs() {
         if raw.sdk_version.is_none() {
-            if let Some(rest) = l.text.split_once("HCNetSDK ").map(|x| x.1) {
-                raw.sdk_version = rest.split_whitespace().next().map(str::to_string);
-            }
+            raw.sdk_version = crate::vendor_sdk::version_named_in(&l.text).map(str::to_string);
         }
         if l.text.contains("(repeated ")
             && (l.text.contains(": session lost") || l.text.contains(": online again"))

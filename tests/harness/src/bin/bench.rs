@@ -1,14 +1,18 @@
-//! `bench`: the benchmark of issue 7 (see `bench/README.md`; `scripts/bench.sh` builds
+//! `bench`: the benchmark (see `bench/README.md`; `scripts/bench.sh` builds
 //! and runs it).
 //!
 //! ```text
 //! bench [--scenario S]... [--strategies a,b,...] [--quick] [--seed N] [--out DIR]
 //!       [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT]
-//!       [--armv7 BIN --armv7-sdk DIR] [--quiet]
+//!       [--armv7 BIN --armv7-sdk DIR] [--aarch64 BIN --aarch64-sdk DIR]
+//!       [--footprint-only] [--quiet]
 //! ```
 //!
 //! Writes `DIR/results.md`, `DIR/storm.svg` (when the storm ran) and one JSON file per run
-//! into `DIR` (default `bench/runs/<UTC time>`), and prints the report. Exit codes: 0 the
+//! into `DIR` (default `bench/runs/<UTC time>`), and prints the report. With `--aarch64`
+//! (the aarch64 `hikwatch` and the vendor's aarch64 SDK folder, laid out with libuuid as
+//! the tests do) the footprint at 16 and 64 simcam cameras also goes to
+//! `DIR/footprint-aarch64.md`. Exit codes: 0 the
 //! runs finished (what they noticed is in the report), 1 a run could not start, 2 bad
 //! usage.
 
@@ -21,7 +25,7 @@ use harness::bench::{self, Finished, Plan, STRATEGIES, Scale, Scenario, footprin
 const USAGE: &str = "usage: bench [--scenario flap|storm|silent|badpass|steady|outage]... \
 [--strategies poll,event,queue,hybrid,naive,sdk] [--quick] [--seed N] [--out DIR] \
 [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT] \
-[--armv7 BIN --armv7-sdk DIR] [--footprint-only] [--quiet]";
+[--armv7 BIN --armv7-sdk DIR] [--aarch64 BIN --aarch64-sdk DIR] [--footprint-only] [--quiet]";
 
 struct Args {
     scenarios: Vec<Scenario>,
@@ -34,7 +38,21 @@ struct Args {
     outage: Duration,
     commit: String,
     armv7: Option<(PathBuf, PathBuf)>,
+    aarch64: Option<(PathBuf, PathBuf)>,
     verbose: bool,
+}
+
+/// Two options that go together (`--X BIN --X-sdk DIR`).
+fn pair(
+    name: &str,
+    bin: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    match (bin, sdk) {
+        (Some(b), Some(s)) => Ok(Some((b, s))),
+        (None, None) => Ok(None),
+        _ => Err(format!("--{name} and --{name}-sdk go together")),
+    }
 }
 
 fn parse() -> Result<Args, String> {
@@ -49,10 +67,11 @@ fn parse() -> Result<Args, String> {
         outage: Duration::from_secs(62 * 60),
         commit: "unknown".into(),
         armv7: None,
+        aarch64: None,
         verbose: true,
     };
-    let mut armv7_bin = None;
-    let mut armv7_sdk = None;
+    let (mut armv7_bin, mut armv7_sdk) = (None, None);
+    let (mut aarch64_bin, mut aarch64_sdk) = (None, None);
     let mut footprint_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -97,20 +116,21 @@ fn parse() -> Result<Args, String> {
             "--commit" => a.commit = val("--commit")?,
             "--armv7" => armv7_bin = Some(PathBuf::from(val("--armv7")?)),
             "--armv7-sdk" => armv7_sdk = Some(PathBuf::from(val("--armv7-sdk")?)),
+            "--aarch64" => aarch64_bin = Some(PathBuf::from(val("--aarch64")?)),
+            "--aarch64-sdk" => aarch64_sdk = Some(PathBuf::from(val("--aarch64-sdk")?)),
             "--footprint-only" => footprint_only = true,
             "--quiet" => a.verbose = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    a.armv7 = match (armv7_bin, armv7_sdk) {
-        (Some(b), Some(s)) => Some((b, s)),
-        (None, None) => None,
-        _ => return Err("--armv7 and --armv7-sdk go together".into()),
-    };
+    a.armv7 = pair("armv7", armv7_bin, armv7_sdk)?;
+    a.aarch64 = pair("aarch64", aarch64_bin, aarch64_sdk)?;
     if footprint_only {
-        if a.armv7.is_none() {
-            return Err("--footprint-only needs --armv7 and --armv7-sdk".into());
+        if a.armv7.is_none() && a.aarch64.is_none() {
+            return Err(
+                "--footprint-only needs --armv7/--armv7-sdk or --aarch64/--aarch64-sdk".into(),
+            );
         }
         if !a.scenarios.is_empty() {
             return Err("--footprint-only runs no scenario; drop --scenario".into());
@@ -228,6 +248,45 @@ fn main() -> ExitCode {
                 md.push_str(&format!("## armv7 footprint\n\nfailed: {e}\n"));
             }
         }
+    }
+    if let Some((bin, dir)) = &args.aarch64 {
+        let mut runs = Vec::new();
+        for cameras in [16, 64] {
+            if args.verbose {
+                eprintln!(
+                    "bench: aarch64 footprint: {} under qemu-aarch64, vendor SDK, {cameras} cameras",
+                    bin.display()
+                );
+            }
+            match footprint::run_vendor(bin, dir, cameras, Duration::from_secs(20)) {
+                Ok(f) => runs.push(f),
+                Err(e) => eprintln!("bench: aarch64 footprint at {cameras} cameras: {e}"),
+            }
+        }
+        let section = if runs.is_empty() {
+            "## aarch64 footprint with the vendor's SDK\n\nfailed (see the bench's stderr)\n"
+                .to_string()
+        } else {
+            footprint::markdown_vendor(&runs)
+        };
+        let page = format!(
+            "# aarch64 footprint with the vendor's HCNetSDK\n\n\
+             | | |\n|---|---|\n\
+             | machine | {} ({} cores), {:.1} GiB RAM, Linux {}, qemu-user |\n\
+             | date | {} |\n| hikwatch | {} (aarch64 release build) |\n| command | `{}` |\n\n{section}",
+            machine.cpu,
+            machine.cores,
+            machine.mem_gib,
+            machine.kernel,
+            machine.date,
+            machine.commit,
+            machine.command,
+        );
+        let path = out.join("footprint-aarch64.md");
+        if let Err(e) = std::fs::write(&path, page) {
+            eprintln!("bench: {}: {e}", path.display());
+        }
+        md.push_str(&section);
     }
     let path = out.join("results.md");
     if let Err(e) = std::fs::write(&path, &md) {
