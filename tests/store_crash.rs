@@ -29,7 +29,8 @@ use nix::unistd::Pid;
 use store_support::{spawn, tempdir};
 
 const CAMERAS: usize = 300;
-/// The line the writer prints once it has loaded the file and starts writing.
+/// The line the writer prints once it has loaded the file and written its first
+/// generation completely (so every round makes progress, however slow the machine).
 const READY: &str = "HIKWATCH-CRASH-WRITER-READY";
 
 fn ids() -> Vec<String> {
@@ -71,28 +72,31 @@ fn writer_child() {
         .first()
         .map_or(0, |c| c.state.attempts)
         .wrapping_add(1);
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "\n{READY}");
-    let _ = stdout.flush();
+    let mut ready = false;
     loop {
         if naive {
             naive_write(Path::new(&path), generation);
-            generation = generation.wrapping_add(1);
-            continue;
+        } else {
+            let now = Instant::now();
+            for id in &ids {
+                let st = CameraState {
+                    attempts: generation,
+                    consecutive_failures: generation % 7,
+                    next_due_in: Some(Duration::from_secs(u64::from(generation % 300))),
+                    reconnects: u64::from(generation),
+                    ..CameraState::default()
+                };
+                store.update(id, &st, now).expect("update");
+            }
+            store.flush(now).expect("flush");
         }
-        let now = Instant::now();
-        for id in &ids {
-            let st = CameraState {
-                attempts: generation,
-                consecutive_failures: generation % 7,
-                next_due_in: Some(Duration::from_secs(u64::from(generation % 300))),
-                reconnects: u64::from(generation),
-                ..CameraState::default()
-            };
-            store.update(id, &st, now).expect("update");
-        }
-        store.flush(now).expect("flush");
         generation = generation.wrapping_add(1);
+        if !ready {
+            ready = true;
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "\n{READY}");
+            let _ = stdout.flush();
+        }
     }
 }
 
@@ -193,6 +197,7 @@ fn kill_9_mid_write_never_leaves_a_torn_file() {
     let rounds = rounds();
     let mut generations = std::collections::BTreeSet::new();
     let started = Instant::now();
+    let mut last = 0;
     for round in 0..rounds {
         match one_round(&path, false, 30_000) {
             Ok(Some(f)) => {
@@ -202,9 +207,13 @@ fn kill_9_mid_write_never_leaves_a_torn_file() {
                     f.records.iter().all(|r| r.attempts == g),
                     "round {round}: mixed"
                 );
+                // Every writer completed at least the generation after the one it
+                // loaded before it said ready, so nothing written was lost.
+                assert!(g > last, "round {round}: generation {g} after {last}");
+                last = g;
                 generations.insert(g);
             }
-            Ok(None) => {}
+            Ok(None) => panic!("round {round}: the file is gone"),
             Err(e) => panic!("round {round}: {e}"),
         }
     }
@@ -214,12 +223,9 @@ fn kill_9_mid_write_never_leaves_a_torn_file() {
         started.elapsed(),
         generations.len()
     );
-    // The writers made progress (the test did kill them while writing).
-    assert!(
-        generations.len() as u32 > rounds / 4,
-        "{}",
-        generations.len()
-    );
+    // Every round made progress; how far past its first write each writer got is
+    // reported above (on a fast machine most kills land many writes in).
+    assert_eq!(generations.len() as u32, rounds);
     fs::remove_dir_all(&dir).ok();
 }
 
