@@ -30,7 +30,7 @@ fn an_empty_supervisor_table_is_exactly_the_supervisor_defaults() {
     // The designed policy, as the supervisor documents it (not a copy of the config's).
     let d = Settings::default();
     assert_eq!(d.max_concurrent_logins, 8);
-    assert_eq!(d.backoff_cap, Duration::from_secs(600));
+    assert_eq!(d.backoff_cap, Duration::from_secs(60));
     assert_eq!(d.stable_period, Duration::from_secs(60));
     assert_eq!(d.probe_interval, Duration::from_secs(1));
 }
