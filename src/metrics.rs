@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4), hand-written, and a minimal HTTP/1.1
 //! listener for it. Off by default (`[status] metrics = "127.0.0.1:9184"` turns it on).
 //!
-//! Everything is rendered from a [`FleetStatus`] snapshot, so metrics and
+//! Everything is rendered from a [`FleetStatusReport`] snapshot, so metrics and
 //! `hikwatch status` always agree. Metric names and labels are listed in
 //! `docs/interface.md`.
 
@@ -16,7 +16,7 @@ use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::histogram::Histogram;
-use crate::status::{FleetStatus, states};
+use crate::status::{FleetStatusReport, states};
 
 /// Escapes a label value (`\`, `"`, newline).
 fn label(out: &mut String, v: &str) {
@@ -54,21 +54,22 @@ fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
 }
 
 /// Renders the snapshot as Prometheus text (format 0.0.4), relative to `now`.
-pub fn render(s: &FleetStatus, now: SystemTime) -> String {
+pub fn render(s: &FleetStatusReport, now: SystemTime) -> String {
     let mut o = String::with_capacity(2048 + 512 * s.cameras.len());
-    let per_camera = |o: &mut String,
-                      name: &str,
-                      kind: &str,
-                      help: &str,
-                      f: &dyn Fn(&crate::status::CameraStatus) -> String| {
-        header(o, name, kind, help);
-        for c in &s.cameras {
-            o.push_str(name);
-            o.push_str("{camera=\"");
-            label(o, &c.id);
-            let _ = writeln!(o, "\"}} {}", f(c));
-        }
-    };
+    let per_camera =
+        |o: &mut String,
+         name: &str,
+         kind: &str,
+         help: &str,
+         f: &dyn Fn(&crate::status::CameraStatusReport) -> String| {
+            header(o, name, kind, help);
+            for c in &s.cameras {
+                o.push_str(name);
+                o.push_str("{camera=\"");
+                label(o, &c.id);
+                let _ = writeln!(o, "\"}} {}", f(c));
+            }
+        };
 
     header(
         &mut o,
@@ -226,7 +227,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// None in practice: accept errors are logged and retried after a pause.
 pub async fn serve<F, S>(listener: Async<TcpListener>, snapshot: F, shutdown: S) -> io::Result<()>
 where
-    F: Fn() -> FleetStatus,
+    F: Fn() -> FleetStatusReport,
     S: Future<Output = ()>,
 {
     let accept_loop = async {
@@ -269,7 +270,7 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     version.starts_with("HTTP/1.").then_some((method, target))
 }
 
-async fn handle<F: Fn() -> FleetStatus>(
+async fn handle<F: Fn() -> FleetStatusReport>(
     mut stream: Async<TcpStream>,
     snapshot: &F,
 ) -> io::Result<()> {

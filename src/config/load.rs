@@ -15,8 +15,8 @@ use toml::de::{DeTable, DeValue};
 use super::board;
 use super::duration::{format_duration, parse_duration};
 use super::{
-    CameraConfig, Config, ConfigError, LoadOptions, Loaded, LogConfig, LoginMode, PasswordSource,
-    Problem, SdkConfig, Secret, Settings, Severity, StateConfig, StatusConfig, Strategy,
+    CameraConfig, Config, ConfigError, LoadOptions, LoadedConfig, LogConfig, LoginMode, Password,
+    PasswordSource, Problem, SdkConfig, Settings, Severity, StateConfig, StatusConfig, Strategy,
     StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
 };
 
@@ -112,12 +112,12 @@ struct Ctx<'o> {
 
 /// A value and the file it came from.
 #[derive(Clone, Copy)]
-struct Item<'a, 'i> {
+struct SourcedValue<'a, 'i> {
     src: usize,
     value: &'a Spanned<DeValue<'i>>,
 }
 
-impl Item<'_, '_> {
+impl SourcedValue<'_, '_> {
     fn offset(&self) -> usize {
         self.value.span().start
     }
@@ -128,7 +128,7 @@ impl Item<'_, '_> {
 struct Section<'a, 'i> {
     /// Field path prefix: `supervisor`, `camera[2]`.
     path: String,
-    items: BTreeMap<String, Item<'a, 'i>>,
+    items: BTreeMap<String, SourcedValue<'a, 'i>>,
     /// Where to point problems about missing keys: `(source, offset)`.
     header: Option<(usize, usize)>,
 }
@@ -142,7 +142,7 @@ impl<'a, 'i> Section<'a, 'i> {
         }
     }
 
-    fn get(&self, key: &str) -> Option<Item<'a, 'i>> {
+    fn get(&self, key: &str) -> Option<SourcedValue<'a, 'i>> {
         self.items.get(key).copied()
     }
 
@@ -217,11 +217,11 @@ impl<'o> Ctx<'o> {
         self.push(severity, at, CONFIG, field, msg.into());
     }
 
-    fn error_at_item(&mut self, item: Item<'_, '_>, field: &str, msg: impl Into<String>) {
+    fn error_at_item(&mut self, item: SourcedValue<'_, '_>, field: &str, msg: impl Into<String>) {
         self.error(item.src, item.offset(), field, msg);
     }
 
-    fn record(&mut self, field: &str, item: Item<'_, '_>) {
+    fn record(&mut self, field: &str, item: SourcedValue<'_, '_>) {
         self.locations
             .insert(field.to_string(), (item.src, item.offset()));
     }
@@ -248,7 +248,8 @@ impl<'o> Ctx<'o> {
         for (key, v) in table.iter() {
             let k: &str = key.get_ref();
             if known.contains(&k) {
-                sec.items.insert(k.to_string(), Item { src, value: v });
+                sec.items
+                    .insert(k.to_string(), SourcedValue { src, value: v });
             } else {
                 let field = format!("{path}.{k}");
                 let msg = unknown_key_message(k, known);
@@ -260,7 +261,7 @@ impl<'o> Ctx<'o> {
 
     // ---- typed getters: on a problem they record it and return the default ----------
 
-    fn string<'a>(&mut self, item: Item<'a, '_>, field: &str) -> Option<&'a str> {
+    fn string<'a>(&mut self, item: SourcedValue<'a, '_>, field: &str) -> Option<&'a str> {
         match item.value.get_ref() {
             DeValue::String(s) => Some(s.as_ref()),
             other => {
@@ -274,7 +275,7 @@ impl<'o> Ctx<'o> {
         }
     }
 
-    fn integer(&mut self, item: Item<'_, '_>, field: &str) -> Option<i128> {
+    fn integer(&mut self, item: SourcedValue<'_, '_>, field: &str) -> Option<i128> {
         match item.value.get_ref() {
             DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
@@ -427,7 +428,12 @@ impl<'o> Ctx<'o> {
 
     /// A path; relative paths resolve against the folder of the file that wrote them.
     /// `Ok(None)` for an empty string when `empty_is_none`.
-    fn path(&mut self, item: Item<'_, '_>, field: &str, empty_is_none: bool) -> Option<PathBuf> {
+    fn path(
+        &mut self,
+        item: SourcedValue<'_, '_>,
+        field: &str,
+        empty_is_none: bool,
+    ) -> Option<PathBuf> {
         let s = self.string(item, field)?;
         if s.is_empty() {
             if !empty_is_none {
@@ -484,7 +490,7 @@ impl<'o> Ctx<'o> {
         &mut self,
         sec: &Section<'a, 'i>,
         key: &str,
-    ) -> Option<(&'a str, Item<'a, 'i>)> {
+    ) -> Option<(&'a str, SourcedValue<'a, 'i>)> {
         let field = sec.field(key);
         match sec.get(key) {
             Some(item) => {
@@ -551,7 +557,7 @@ pub(super) fn load_text(
     text: &str,
     path: &Path,
     opts: &LoadOptions,
-) -> Result<Loaded, ConfigError> {
+) -> Result<LoadedConfig, ConfigError> {
     let mut ctx = Ctx {
         sources: Vec::new(),
         problems: Vec::new(),
@@ -601,7 +607,7 @@ pub(super) fn load_text(
     let mut profile_static: Option<&'static str> = None;
     let mut profile_src = None;
     if let Some(v) = doc.get("board") {
-        let item = Item {
+        let item = SourcedValue {
             src: CONFIG,
             value: v,
         };
@@ -820,7 +826,7 @@ pub(super) fn load_text(
     let config_name = ctx.sources[CONFIG].name.clone();
     let mut warnings = ctx.problems;
     sort_problems(&mut warnings, &config_name);
-    Ok(Loaded { config, warnings })
+    Ok(LoadedConfig { config, warnings })
 }
 
 /// Config file first, then the profile; by line, problems without a line last.
@@ -1031,7 +1037,7 @@ fn check_credential_text(what: &str, s: &str) -> Result<(), String> {
 
 /// Reads a password file: at most one trailing newline is removed. Reads into a buffer of
 /// the right size so no reallocation leaves a copy behind.
-fn read_secret_file(path: &Path) -> Result<(Secret, bool), String> {
+fn read_secret_file(path: &Path) -> Result<(Password, bool), String> {
     let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let meta = f
         .metadata()
@@ -1064,7 +1070,7 @@ fn read_secret_file(path: &Path) -> Result<(Secret, bool), String> {
             return Err(format!("{} is not UTF-8 text", path.display()));
         }
     };
-    let secret = Secret::new(text);
+    let secret = Password::new(text);
     check_credential_text("the password", secret.expose())
         .map_err(|m| format!("{}: {m}", path.display()))?;
     Ok((secret, world_readable))
@@ -1156,7 +1162,7 @@ fn camera<'a, 'i>(
     })
 }
 
-fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, PasswordSource)> {
+fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Password, PasswordSource)> {
     let sources: Vec<&str> = ["password_file", "password_credential", "password"]
         .into_iter()
         .filter(|k| sec.get(k).is_some())
@@ -1184,7 +1190,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                 "password_file" => {
                     let p = ctx.path(item, &field, false)?;
                     if ctx.opts.skip_secrets {
-                        return Some((Secret::default(), PasswordSource::File(p)));
+                        return Some((Password::default(), PasswordSource::File(p)));
                     }
                     match read_secret_file(&p) {
                         Ok((secret, world_readable)) => {
@@ -1219,7 +1225,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                     }
                     let source = PasswordSource::Credential(name.to_string());
                     if ctx.opts.skip_secrets {
-                        return Some((Secret::default(), source));
+                        return Some((Password::default(), source));
                     }
                     match ctx.opts.credentials_dir.clone() {
                         Some(dir) => match read_secret_file(&dir.join(name)) {
@@ -1243,7 +1249,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                                      only set inside the service (LoadCredential=)"
                                 ),
                             );
-                            Some((Secret::default(), source))
+                            Some((Password::default(), source))
                         }
                         None => {
                             ctx.error_at_item(
@@ -1272,7 +1278,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                         "inline password in the config file; prefer password_file or \
                          password_credential",
                     );
-                    Some((Secret::new(text.to_string()), PasswordSource::Inline))
+                    Some((Password::new(text.to_string()), PasswordSource::Inline))
                 }
             }
         }

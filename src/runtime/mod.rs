@@ -23,7 +23,7 @@
 //!   stuck at once (`CallStuck`) and its late result is delivered afterwards with the
 //!   original token (a late login is then logged out by the core). Probes are
 //!   non-blocking TCP connects (`Async<TcpStream>`) raced against the probe deadline;
-//! - **link watches** (hybrid, `Traits::link_watch`), one per live session: an idle,
+//! - **link watches** (hybrid, `StrategyTraits::link_watch`), one per live session: an idle,
 //!   unauthenticated TCP connection to the camera's port. A rebooting or crashing device
 //!   resets it at once; the watch then reports `Event::LinkLost` and the core confirms
 //!   with one heartbeat (milliseconds instead of up to a heartbeat interval). A device
@@ -120,7 +120,7 @@ use smol::LocalExecutor;
 
 use crate::config::{Config, ConfigError, LoadOptions};
 use crate::sdk::{PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
-use crate::status::FleetStatus;
+use crate::status::FleetStatusReport;
 use crate::store::{CameraKey, Origin, Store, StoreOptions};
 use crate::supervisor::{Strategy, Supervisor};
 use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Watchdog, WatchdogError};
@@ -128,7 +128,7 @@ use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Watchdog, WatchdogError
 pub use signals::Signals;
 
 use calls::Msg;
-use shell::{Clock, Parts, Shell};
+use shell::{Clock, DriverParts, SupervisorDriver};
 
 /// How long a graceful stop may take before the state is written and the run ends
 /// anyway: below the unit's `TimeoutStopSec=30s`, above the default logout deadline
@@ -185,7 +185,7 @@ impl RunOptions {
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
+pub struct RunSummary {
     /// Every camera was torn down before [`SHUTDOWN_DEADLINE`].
     pub clean: bool,
     /// Sessions the SDK still held after the teardown (`NET_DVR_GetSDKState`; `None` if
@@ -335,7 +335,7 @@ pub fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
     reload: impl Stream<Item = ()>,
-) -> Result<Summary, RunError> {
+) -> Result<RunSummary, RunError> {
     let loaded = Config::load_with(config_path, &opts.load).map_err(RunError::Config)?;
     for w in &loaded.warnings {
         log::warn!("{w}");
@@ -384,7 +384,7 @@ pub fn run_loaded(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
     reload: impl Stream<Item = ()>,
-) -> Result<Summary, RunError> {
+) -> Result<RunSummary, RunError> {
     let clock = Clock {
         start: Instant::now(),
         start_wall: SystemTime::now(),
@@ -500,7 +500,7 @@ pub fn run_loaded(
     let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
     let cameras = config.cameras.clone();
     let strategy = settings.strategy;
-    let shell = Rc::new(RefCell::new(Shell::new(Parts {
+    let shell = Rc::new(RefCell::new(SupervisorDriver::new(DriverParts {
         cfg: config,
         load_opts: opts.load,
         sup,
@@ -563,7 +563,7 @@ pub fn run_loaded(
         move || {
             weak.upgrade()
                 .and_then(|s| s.try_borrow().ok().map(|s| s.snapshot()))
-                .unwrap_or_else(|| FleetStatus::new(start_wall))
+                .unwrap_or_else(|| FleetStatusReport::new(start_wall))
         }
     };
     ex.spawn(crate::status::serve(
@@ -721,7 +721,7 @@ pub fn run_loaded(
                     false
                 }
             };
-            Summary {
+            RunSummary {
                 clean,
                 sdk_logins_left: sh.pool.sdk().state().ok().map(|s| s.logins),
                 state_saved,

@@ -29,7 +29,8 @@
 //! needs it: `ffi` (the symbol table), [`types`] (`repr(C)` structs and callback types),
 //! [`events`] (the `extern "C"` callbacks), and in this file the asynchronous-login scratch
 //! buffer and the `impl` blocks of [`Sdk`] that call through the table. [`class`],
-//! [`elf`], [`error`], [`pool`] and [`secret`] are safe code.
+//! [`elf`], [`error`], [`pool`] are safe code (the password type is
+//! [`crate::password::Password`]).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod class;
@@ -40,7 +41,6 @@ pub mod events;
 #[allow(unsafe_code)] // the raw symbol table
 mod ffi;
 pub mod pool;
-pub mod secret;
 #[allow(unsafe_code)] // repr(C) structs, callback types, zeroed defaults
 pub mod types;
 
@@ -51,15 +51,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use crate::password::Password;
 pub use class::{ErrorClass, LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
-    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, LoginEpoch, SdkEvent, StreamId,
+    AsyncLoginResult, EventCounters, EventReceiver, ExceptionCode, LoginEpoch, SdkEvent, StreamId,
     StreamStats, UserId,
 };
 pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
-pub use secret::Password;
 
 use ffi::Api;
 use types::*;
@@ -164,7 +164,7 @@ impl Default for SdkOptions {
 
 /// Login protocol (`byLoginMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LoginMode {
+pub enum SdkLoginMode {
     /// Hikvision private protocol (port 8000).
     #[default]
     Private,
@@ -174,21 +174,21 @@ pub enum LoginMode {
     Auto,
 }
 
-impl LoginMode {
+impl SdkLoginMode {
     fn byte(self) -> u8 {
         match self {
-            LoginMode::Private => 0,
-            LoginMode::Isapi => 1,
-            LoginMode::Auto => 2,
+            SdkLoginMode::Private => 0,
+            SdkLoginMode::Isapi => 1,
+            SdkLoginMode::Auto => 2,
         }
     }
 
     /// Parses `private`, `isapi` or `auto`.
-    pub fn parse(s: &str) -> Option<LoginMode> {
+    pub fn parse(s: &str) -> Option<SdkLoginMode> {
         match s {
-            "private" => Some(LoginMode::Private),
-            "isapi" => Some(LoginMode::Isapi),
-            "auto" => Some(LoginMode::Auto),
+            "private" => Some(SdkLoginMode::Private),
+            "isapi" => Some(SdkLoginMode::Isapi),
+            "auto" => Some(SdkLoginMode::Auto),
             _ => None,
         }
     }
@@ -196,9 +196,9 @@ impl LoginMode {
     /// `private`, `isapi` or `auto`.
     pub fn name(self) -> &'static str {
         match self {
-            LoginMode::Private => "private",
-            LoginMode::Isapi => "isapi",
-            LoginMode::Auto => "auto",
+            SdkLoginMode::Private => "private",
+            SdkLoginMode::Isapi => "isapi",
+            SdkLoginMode::Auto => "auto",
         }
     }
 }
@@ -215,7 +215,7 @@ pub struct LoginParams {
     /// Password, at most 63 bytes; zeroed on drop.
     pub password: Password,
     /// Protocol.
-    pub mode: LoginMode,
+    pub mode: SdkLoginMode,
 }
 
 /// A successful login.
@@ -392,7 +392,11 @@ impl LoginInfo {
         let mut li = LoginInfo(Box::new(NET_DVR_USER_LOGIN_INFO::zeroed()));
         put_str(&mut li.0.sDeviceAddress, p.host.as_bytes(), "host")?;
         put_str(&mut li.0.sUserName, p.user.as_bytes(), "user")?;
-        put_str(&mut li.0.sPassword, p.password.expose(), "password")?;
+        put_str(
+            &mut li.0.sPassword,
+            p.password.expose().as_bytes(),
+            "password",
+        )?;
         li.0.wPort = p.port;
         li.0.byLoginMode = p.mode.byte();
         // byHttps 0: plain HTTP for ISAPI; TLS would need certificates on the gateway.
@@ -400,7 +404,7 @@ impl LoginInfo {
     }
 
     fn wipe(&mut self) {
-        secret::wipe(&mut self.0.sPassword);
+        crate::password::wipe(&mut self.0.sPassword);
     }
 }
 
@@ -1157,7 +1161,7 @@ mod tests {
             port: 8000,
             user: "admin".into(),
             password: Password::new(pw.into()),
-            mode: LoginMode::Isapi,
+            mode: SdkLoginMode::Isapi,
         }
     }
 
@@ -1209,8 +1213,8 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(LoginMode::parse("isapi"), Some(LoginMode::Isapi));
-        assert_eq!(LoginMode::parse("auto").map(LoginMode::byte), Some(2));
-        assert_eq!(LoginMode::parse("x"), None);
+        assert_eq!(SdkLoginMode::parse("isapi"), Some(SdkLoginMode::Isapi));
+        assert_eq!(SdkLoginMode::parse("auto").map(SdkLoginMode::byte), Some(2));
+        assert_eq!(SdkLoginMode::parse("x"), None);
     }
 }

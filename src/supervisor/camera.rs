@@ -5,7 +5,7 @@ use crate::sdk::ErrorClass;
 
 use super::backoff::{self, Pace};
 use super::event::{
-    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastError, Session,
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, Session,
     StreamHandle, Token,
 };
 use super::settings::Policy;
@@ -140,7 +140,7 @@ enum AfterStop {
 
 /// A call in flight.
 #[derive(Clone, Copy, Debug)]
-struct Call {
+struct CallInFlight {
     token: Token,
     deadline: Millis,
 }
@@ -177,7 +177,7 @@ pub(crate) enum Input {
 }
 
 /// The context of one step: policy, randomness, time and the output buffer.
-pub(crate) struct Cx<'a> {
+pub(crate) struct StepContext<'a> {
     pub p: &'a Policy,
     pub rng: &'a mut fastrand::Rng,
     pub now: Millis,
@@ -196,10 +196,10 @@ pub(crate) struct Camera {
     next_token: u32,
 
     // ---- calls in flight (each answered by token, or ended by its deadline)
-    login: Option<Call>,
+    login: Option<CallInFlight>,
     /// The newest login that passed its deadline and may still answer.
     stuck_login: Option<Token>,
-    heartbeat: Option<Call>,
+    heartbeat: Option<CallInFlight>,
     /// When the heartbeat in flight was sent, and how many misses due slots already
     /// counted for it (one per whole interval without an answer).
     heartbeat_sent: Millis,
@@ -207,10 +207,10 @@ pub(crate) struct Camera {
     /// When the newest heartbeat that was answered was sent (or the session began): the
     /// start of the silence that `heartbeat_misses` intervals of ends the session.
     heard_at: Millis,
-    stream_call: Option<Call>,
+    stream_call: Option<CallInFlight>,
     /// The session being logged out and the logout's deadline. No login while set.
     logout: Option<(Session, Millis)>,
-    probe: Option<Call>,
+    probe: Option<CallInFlight>,
 
     // ---- the session
     session: Option<Session>,
@@ -254,7 +254,7 @@ pub(crate) struct Camera {
 
     // ---- status
     pub counters: Counters,
-    pub last_error: Option<LastError>,
+    pub last_error: Option<LastFailure>,
 }
 
 /// Whether an auth failure leaves no try to spare: `retries_left <= 1`, or unknown.
@@ -264,7 +264,12 @@ pub(crate) fn auth_needs_hold(retries_left: Option<u8>) -> bool {
 
 impl Camera {
     /// A fresh camera whose first attempt is spread over `start_spread`.
-    pub(super) fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
+    pub(super) fn new(
+        id: CamId,
+        stream_wanted: bool,
+        first_token: u32,
+        cx: &mut StepContext<'_>,
+    ) -> Camera {
         let now = cx.now;
         // The naive peer has no jitter: every camera starts at once, on one tick grid.
         let (spread, phase) = if cx.p.traits.naive() {
@@ -333,7 +338,7 @@ impl Camera {
 
     /// Applies one input. Every state change of a camera happens in this `match`.
     #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
-    pub(super) fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
+    pub(super) fn step(&mut self, cx: &mut StepContext<'_>, input: Input) {
         use Event as E;
         use Input as I;
         use State as S;
@@ -668,7 +673,7 @@ impl Camera {
             (S::Backoff | S::Stuck, I::ProbeGranted) => {
                 if self.probe.is_none() {
                     let token = self.take_token();
-                    self.probe = Some(Call {
+                    self.probe = Some(CallInFlight {
                         token,
                         deadline: cx.now.plus(cx.p.probe_deadline),
                     });
@@ -751,7 +756,7 @@ impl Camera {
     // These do the bookkeeping for the `match` above; none of them picks a target state
     // on its own except where the name says so (`hold`, `lock`, `lose_session`).
 
-    fn enter(&mut self, cx: &Cx<'_>, to: State) {
+    fn enter(&mut self, cx: &StepContext<'_>, to: State) {
         if self.state != to {
             if self.state.has_session() && !to.has_session() {
                 self.last_online = Some(cx.now);
@@ -797,17 +802,17 @@ impl Camera {
         }
     }
 
-    fn record(&mut self, cx: &Cx<'_>, class: ErrorClass, code: u32) {
-        self.last_error = Some(LastError {
+    fn record(&mut self, cx: &StepContext<'_>, class: ErrorClass, code: u32) {
+        self.last_error = Some(LastFailure {
             class,
             code,
             at: cx.now,
         });
     }
 
-    fn issue_login(&mut self, cx: &mut Cx<'_>) {
+    fn issue_login(&mut self, cx: &mut StepContext<'_>) {
         let token = self.take_token();
-        self.login = Some(Call {
+        self.login = Some(CallInFlight {
             token,
             deadline: cx.now.plus(cx.p.login_deadline),
         });
@@ -820,7 +825,7 @@ impl Camera {
         cx.emit(self.id, ActionKind::Login { token });
     }
 
-    fn mark_login_stuck(&mut self, cx: &mut Cx<'_>) {
+    fn mark_login_stuck(&mut self, cx: &mut StepContext<'_>) {
         if let Some(c) = self.login.take() {
             self.stuck_login = Some(c.token);
             self.counters.stuck_calls += 1;
@@ -833,7 +838,7 @@ impl Camera {
         }
     }
 
-    fn go_online(&mut self, cx: &mut Cx<'_>, session: Session) {
+    fn go_online(&mut self, cx: &mut StepContext<'_>, session: Session) {
         self.session = Some(session);
         self.heard_at = cx.now;
         // The reopen gap limits logins within one outage (a port flapping while the
@@ -853,7 +858,7 @@ impl Camera {
         );
         if self.stream_wanted {
             let token = self.take_token();
-            self.stream_call = Some(Call {
+            self.stream_call = Some(CallInFlight {
                 token,
                 deadline: cx.now.plus(cx.p.stream_deadline),
             });
@@ -862,10 +867,10 @@ impl Camera {
         self.enter(cx, State::Online);
     }
 
-    fn send_heartbeat(&mut self, cx: &mut Cx<'_>) {
+    fn send_heartbeat(&mut self, cx: &mut StepContext<'_>) {
         if let (None, Some(session)) = (self.heartbeat, self.session) {
             let token = self.take_token();
-            self.heartbeat = Some(Call {
+            self.heartbeat = Some(CallInFlight {
                 token,
                 deadline: cx.now.plus(cx.p.heartbeat_deadline),
             });
@@ -879,7 +884,7 @@ impl Camera {
     /// Whether the heartbeat in flight has gone unanswered for a whole interval (the
     /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
     /// which judges a heartbeat only by its result, as a plain polling loop does.
-    fn is_overdue(&self, cx: &Cx<'_>) -> bool {
+    fn is_overdue(&self, cx: &StepContext<'_>) -> bool {
         !cx.p.traits.naive()
             && cx.now.since(self.heartbeat_sent)
                 >= cx.p.heartbeat_interval.saturating_sub(HEARTBEAT_GRID_MS)
@@ -889,7 +894,7 @@ impl Camera {
     /// intervals (less one grid step: due slots sit on the fleet grid). A device that
     /// fails heartbeats quickly is judged by counting them instead. Never for the naive
     /// peer, which counts results as a plain polling loop does.
-    fn silent_too_long(&self, cx: &Cx<'_>) -> bool {
+    fn silent_too_long(&self, cx: &StepContext<'_>) -> bool {
         let window =
             cx.p.heartbeat_interval
                 .saturating_mul(u64::from(cx.p.heartbeat_misses))
@@ -902,7 +907,7 @@ impl Camera {
     /// slots counted it, the next heartbeat goes out at once, so that the next slot judges
     /// a fresh one: misses accrue one per interval, and a silent cut is found within
     /// `heartbeat_interval × heartbeat_misses` whatever the SDK's timeouts.
-    fn late_miss(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn late_miss(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         let counted = u64::from(std::mem::take(&mut self.heartbeat_overdue));
         let waited = cx.now.since(self.heartbeat_sent) / cx.p.heartbeat_interval.max(1);
         let due = if cx.p.traits.naive() {
@@ -923,7 +928,7 @@ impl Camera {
     }
 
     /// A heartbeat failed or timed out: suspect, or down after `heartbeat_misses`.
-    fn missed(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn missed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         self.counters.heartbeat_misses += 1;
         self.misses = self.misses.saturating_add(1);
         // The naive peer drops the session at the first miss.
@@ -935,7 +940,7 @@ impl Camera {
     }
 
     /// An exception reported trouble with the session.
-    fn trouble(&mut self, cx: &mut Cx<'_>, code: u32) {
+    fn trouble(&mut self, cx: &mut StepContext<'_>, code: u32) {
         if cx.p.traits.confirm_exceptions {
             // Counts as all but one missed heartbeat; one failed confirmation ends it.
             self.misses = self.misses.max(cx.p.heartbeat_misses.saturating_sub(1));
@@ -947,7 +952,7 @@ impl Camera {
     }
 
     /// The session is dead: tear it down and wait for the backoff.
-    fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn lose_session(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         if cx.p.traits.sdk_owns_session() {
             // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
             // log out or in again. Down = suspect until the SDK reports the session back.
@@ -976,7 +981,7 @@ impl Camera {
     }
 
     /// Benchmark peer `sdk`: the SDK reports the session back (0x8017, 0x8041).
-    fn sdk_back(&mut self, cx: &mut Cx<'_>) {
+    fn sdk_back(&mut self, cx: &mut StepContext<'_>) {
         if self.state == State::Suspect {
             cx.emit(
                 self.id,
@@ -989,7 +994,7 @@ impl Camera {
     }
 
     /// Stop the stream and log out, in that order; the next login waits for the logout.
-    fn teardown(&mut self, cx: &mut Cx<'_>) {
+    fn teardown(&mut self, cx: &mut StepContext<'_>) {
         if let Some(stream) = self.stream.take() {
             cx.emit(self.id, ActionKind::StopStream { stream });
         }
@@ -1006,7 +1011,7 @@ impl Camera {
     }
 
     /// Count a failure, schedule the jittered backoff, and wait in `to`.
-    fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
+    fn fail_and_wait(&mut self, cx: &mut StepContext<'_>, pace: Pace, to: State) {
         self.failures = self.failures.saturating_add(1);
         self.attempt_at = Some(if cx.p.traits.naive() {
             naive_tick(cx) // benchmark peer: no backoff, the next tick of the grid
@@ -1018,13 +1023,13 @@ impl Camera {
     }
 
     /// Attempt as soon as the queue allows (still behind the cap and any teardown).
-    fn retry_now(&mut self, cx: &mut Cx<'_>, to: State) {
+    fn retry_now(&mut self, cx: &mut StepContext<'_>, to: State) {
         self.attempt_at = Some(cx.now);
         self.force = true;
         self.wait_in(cx, to);
     }
 
-    fn wait_in(&mut self, cx: &mut Cx<'_>, to: State) {
+    fn wait_in(&mut self, cx: &mut StepContext<'_>, to: State) {
         self.enter(cx, to);
         if cx.p.traits.probe_gate && self.probe.is_none() && self.probe_at.is_none() {
             self.probe_at = Some(cx.now);
@@ -1032,7 +1037,7 @@ impl Camera {
     }
 
     /// Credentials rejected with no try to spare.
-    fn hold(&mut self, cx: &mut Cx<'_>, retries_left: Option<u8>) {
+    fn hold(&mut self, cx: &mut StepContext<'_>, retries_left: Option<u8>) {
         self.attempt_at = None;
         self.force = false;
         cx.emit(self.id, ActionKind::Alert(Alert::AuthHold { retries_left }));
@@ -1040,7 +1045,7 @@ impl Camera {
     }
 
     /// The device locked us out: wait its remaining time plus the margin.
-    fn lock(&mut self, cx: &mut Cx<'_>, secs_left: Option<u32>) {
+    fn lock(&mut self, cx: &mut StepContext<'_>, secs_left: Option<u32>) {
         let wait = secs_left.map_or(cx.p.lock_unknown, |s| {
             u64::from(s)
                 .saturating_mul(1000)
@@ -1063,7 +1068,7 @@ impl Camera {
         self.enter(cx, State::Locked);
     }
 
-    fn probe_seen(&mut self, cx: &mut Cx<'_>, open: bool) {
+    fn probe_seen(&mut self, cx: &mut StepContext<'_>, open: bool) {
         self.probe = None;
         self.probe_at = Some(cx.now.plus(cx.p.probe_interval));
         let was = self.port;
@@ -1082,7 +1087,7 @@ impl Camera {
         }
     }
 
-    fn begin_stop(&mut self, cx: &mut Cx<'_>, after: AfterStop) {
+    fn begin_stop(&mut self, cx: &mut StepContext<'_>, after: AfterStop) {
         self.teardown(cx);
         self.after_stop = after;
         self.attempt_at = None;
@@ -1092,7 +1097,7 @@ impl Camera {
         self.finish_stop_if_done(cx);
     }
 
-    fn finish_stop_if_done(&mut self, cx: &mut Cx<'_>) {
+    fn finish_stop_if_done(&mut self, cx: &mut StepContext<'_>) {
         if self.state != State::Stopping || self.logout.is_some() || self.login.is_some() {
             return;
         }
@@ -1187,7 +1192,7 @@ impl Camera {
     }
 
     /// Fires every timer that is due at `cx.now`, in a fixed order.
-    pub(super) fn on_timers(&mut self, cx: &mut Cx<'_>) {
+    pub(super) fn on_timers(&mut self, cx: &mut StepContext<'_>) {
         let now = cx.now;
         let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
         if due(self.lock_until) {
@@ -1275,12 +1280,12 @@ impl Camera {
     /// Puts a fresh camera into the persisted situation.
     pub(super) fn restore(
         &mut self,
-        cx: &mut Cx<'_>,
+        cx: &mut StepContext<'_>,
         failures: u32,
         wait: u64,
         hold: bool,
         lock_left: Option<u64>,
-        last_error: Option<LastError>,
+        last_error: Option<LastFailure>,
     ) {
         self.failures = failures;
         self.last_error = last_error;
@@ -1301,7 +1306,7 @@ impl Camera {
     }
 }
 
-impl Cx<'_> {
+impl StepContext<'_> {
     fn emit(&mut self, cam: CamId, kind: ActionKind) {
         self.out.push(Action { cam, kind });
     }
@@ -1317,7 +1322,7 @@ impl Cx<'_> {
 pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;
 
 /// When the next heartbeat of an online camera is due.
-fn next_heartbeat(cx: &Cx<'_>) -> Millis {
+fn next_heartbeat(cx: &StepContext<'_>) -> Millis {
     if cx.p.traits.naive() {
         naive_tick(cx)
     } else {
@@ -1327,7 +1332,7 @@ fn next_heartbeat(cx: &Cx<'_>) -> Millis {
 
 /// Benchmark peer `naive`: the next tick of its one fleet-wide grid (phase 0, period
 /// `heartbeat_interval`), strictly after now.
-fn naive_tick(cx: &Cx<'_>) -> Millis {
+fn naive_tick(cx: &StepContext<'_>) -> Millis {
     align_up(cx.now.plus(1), 0, cx.p.heartbeat_interval)
 }
 
