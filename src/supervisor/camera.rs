@@ -337,7 +337,7 @@ impl Camera {
     // ================================================================ the transition function
 
     /// Applies one input. Every state change of a camera happens in this `match`.
-    #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
+    #[allow(clippy::too_many_lines)] // the transition table: one row per (state, input)
     pub(super) fn step(&mut self, cx: &mut StepContext<'_>, input: Input) {
         use Event as E;
         use Input as I;
@@ -351,6 +351,12 @@ impl Camera {
             return;
         }
 
+        // This stays ONE `match (state, input)`: it is the transition table of the module
+        // docs, row for row, and the order of the rows (guarded rows before the catch-alls
+        // of the same input) is part of its meaning. Splitting it by state or by input
+        // would scatter that order over several functions. Bodies longer than a few
+        // lines are the named methods in the next section, so each row reads as
+        // "in this state, on this input, do that".
         match (self.state, input) {
             // ---------------------------------------------------------------- login
             (S::Starting | S::Backoff | S::Stuck, I::LoginGranted) => {
@@ -374,98 +380,34 @@ impl Camera {
                 // A duplicate of the result that made this session: nothing to do.
             }
             (_, I::Event(E::LoginOk { token, session })) => {
-                // Late, stale, or arriving while stopping: never keep a second session.
-                if self.is_login(token) {
-                    self.login = None;
-                }
-                if self.stuck_login == Some(token) {
-                    self.stuck_login = None;
-                }
-                self.counters.late_sessions += 1;
-                cx.emit(self.id, ActionKind::Logout { session });
-                self.finish_stop_if_done(cx);
+                self.refuse_late_session(cx, token, session);
             }
 
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
                 if cx.p.traits.naive() && self.is_login(token) =>
             {
-                // Benchmark peer: no error classes; whatever failed is retried next tick.
-                self.login = None;
-                self.record(cx, class, code);
-                self.fail_and_wait(cx, Pace::Normal, S::Backoff);
+                self.naive_login_failed(cx, class, code);
             }
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
                 if self.is_login(token) =>
             {
-                self.login = None;
-                self.record(cx, class, code);
-                let stale_creds = self.login_epoch != self.creds_epoch;
-                match class {
-                    ErrorClass::Auth { .. } if stale_creds => {
-                        // The credentials changed while this login was in flight: the
-                        // change is the release the hold would wait for. Try the new ones.
-                        self.failures = 0;
-                        self.retry_now(cx, S::Backoff);
-                    }
-                    ErrorClass::Auth { retries_left } if auth_needs_hold(retries_left) => {
-                        self.hold(cx, retries_left);
-                    }
-                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
-                    ErrorClass::Unsupported | ErrorClass::Fatal => {
-                        cx.emit(
-                            self.id,
-                            ActionKind::Alert(Alert::NeedsOperator { class, code }),
-                        );
-                        self.fail_and_wait(cx, Pace::VerySlow, S::Backoff);
-                    }
-                    ErrorClass::Resource => {
-                        self.sig_resource = true;
-                        self.fail_and_wait(cx, Pace::Slow, S::Backoff);
-                    }
-                    ErrorClass::Auth { .. }
-                    | ErrorClass::Network
-                    | ErrorClass::Timeout
-                    | ErrorClass::Unknown(_) => {
-                        self.fail_and_wait(cx, Pace::of(class), S::Backoff);
-                    }
-                }
+                self.login_failed(cx, class, code);
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
                 if cx.p.traits.naive()
                     && self.stuck_login == Some(token)
                     && self.login.is_none() =>
             {
-                // Benchmark peer: no holds or locks; the next tick is already planned.
-                self.stuck_login = None;
-                self.record(cx, class, code);
-                self.enter(cx, S::Backoff);
+                self.naive_stuck_login_failed(cx, class, code);
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
                 if self.stuck_login == Some(token) && self.login.is_none() =>
             {
-                // The stuck login finally failed. Its failure was already counted at the
-                // deadline; only hold/lock information changes the plan.
-                self.stuck_login = None;
-                self.record(cx, class, code);
-                match class {
-                    ErrorClass::Auth { retries_left }
-                        if auth_needs_hold(retries_left)
-                            && self.login_epoch == self.creds_epoch =>
-                    {
-                        self.hold(cx, retries_left);
-                    }
-                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
-                    _ => self.enter(cx, S::Backoff),
-                }
+                self.stuck_login_failed(cx, class, code);
             }
             (_, I::Event(E::LoginFailed { token, .. })) => {
                 // Stale (or while stopping): it only ends the call.
-                if self.is_login(token) {
-                    self.login = None;
-                }
-                if self.stuck_login == Some(token) {
-                    self.stuck_login = None;
-                }
+                self.forget_login(token);
                 self.finish_stop_if_done(cx);
             }
 
@@ -480,37 +422,13 @@ impl Camera {
             }
 
             // ---------------------------------------------------------------- heartbeat
-            (S::Online | S::Suspect, I::HeartbeatDue) => {
-                if cx.p.traits.heartbeat {
-                    self.heartbeat_at = Some(next_heartbeat(cx));
-                }
-                if self.heartbeat.is_some() && self.is_overdue(cx) {
-                    // No answer for a whole interval: that is a miss now, not when the
-                    // SDK finally gives up (its receive timeout, or our deadline).
-                    self.heartbeat_overdue = self.heartbeat_overdue.saturating_add(1);
-                    self.missed(cx, ErrorClass::Timeout, 0);
-                }
-                if self.state.has_session() {
-                    if self.heartbeat.is_none() {
-                        self.send_heartbeat(cx);
-                    } else if self.silent_too_long(cx) {
-                        // Silence: a heartbeat is out and nothing sent since `heard_at`
-                        // was answered for `heartbeat_misses` intervals. Found within
-                        // interval × misses of the cut, however slowly the SDK fails.
-                        self.lose_session(cx, ErrorClass::Timeout, 0);
-                    }
-                }
-            }
+            (S::Online | S::Suspect, I::HeartbeatDue) => self.heartbeat_due(cx),
             (_, I::HeartbeatDue) => self.heartbeat_at = None,
 
             (S::Online | S::Suspect, I::Event(E::HeartbeatOk { token }))
                 if self.is_heartbeat(token) =>
             {
-                self.heartbeat = None;
-                self.heartbeat_overdue = 0;
-                self.heard_at = self.heard_at.max(self.heartbeat_sent);
-                self.misses = 0;
-                self.enter(cx, S::Online);
+                self.heartbeat_ok(cx);
             }
             (S::Online | S::Suspect, I::Event(E::HeartbeatFailed { token, class, code }))
                 if self.is_heartbeat(token) =>
@@ -520,13 +438,7 @@ impl Camera {
             }
             (S::Online | S::Suspect, I::HeartbeatDeadline) => {
                 self.heartbeat = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::Heartbeat,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::Heartbeat);
                 self.late_miss(cx, ErrorClass::Timeout, 0);
             }
             (_, I::Event(E::HeartbeatOk { .. } | E::HeartbeatFailed { .. })) => {} // stale
@@ -536,52 +448,12 @@ impl Camera {
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
                 if cx.p.traits.sdk_owns_session() && self.session == Some(session) =>
             {
-                // Benchmark peer: the SDK heartbeats and re-logs in; we only follow it.
-                self.counters.exceptions += 1;
-                match kind {
-                    ExceptionKind::Exchange
-                    | ExceptionKind::Relogin
-                    | ExceptionKind::ReloginFailed => {
-                        self.lose_session(cx, ErrorClass::Network, kind.code());
-                    }
-                    ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
-                        self.lose_session(cx, ErrorClass::Network, kind.code());
-                    }
-                    ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
-                    ExceptionKind::Preview
-                    | ExceptionKind::PreviewClosed
-                    | ExceptionKind::Other(_) => {}
-                }
+                self.follow_sdk_exception(cx, kind);
             }
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
                 if cx.p.traits.exceptions && self.session == Some(session) =>
             {
-                self.counters.exceptions += 1;
-                match kind {
-                    ExceptionKind::Exchange => self.trouble(cx, 0x8000),
-                    ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
-                    ExceptionKind::ReloginFailed => {
-                        self.lose_session(cx, ErrorClass::Network, 0x8044);
-                    }
-                    ExceptionKind::PreviewClosed if self.stream_wanted => {
-                        self.lose_session(cx, ErrorClass::Network, 0x8045);
-                    }
-                    ExceptionKind::Relogin => {
-                        // The SDK re-logs in by itself; wait for its verdict (bounded).
-                        self.suspect_until = Some(cx.now.plus(cx.p.login_deadline));
-                        self.enter(cx, S::Suspect);
-                    }
-                    ExceptionKind::Resume | ExceptionKind::ReloginOk => {
-                        if self.state == S::Suspect && self.heartbeat.is_none() {
-                            self.misses = 0;
-                            self.suspect_until = None;
-                            self.enter(cx, S::Online);
-                        }
-                    }
-                    ExceptionKind::Preview
-                    | ExceptionKind::PreviewClosed
-                    | ExceptionKind::Other(_) => {}
-                }
+                self.exception(cx, kind);
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
             (S::Online | S::Suspect, I::Event(E::LinkLost { session }))
@@ -621,13 +493,7 @@ impl Camera {
             (_, I::Event(E::StreamFailed { .. })) => {}
             (S::Online | S::Suspect, I::StreamDeadline) => {
                 self.stream_call = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::StartStream,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::StartStream);
                 self.lose_session(cx, ErrorClass::Timeout, 0);
             }
             (_, I::StreamDeadline) => self.stream_call = None,
@@ -659,29 +525,12 @@ impl Camera {
                 // The SDK frees the handle even when the device is gone (docs/hcnetsdk.md §6); a
                 // logout that hangs is abandoned so the camera can log in again.
                 self.logout = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::Logout,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::Logout);
                 self.finish_stop_if_done(cx);
             }
 
             // ---------------------------------------------------------------- probes
-            (S::Backoff | S::Stuck, I::ProbeGranted) => {
-                if self.probe.is_none() {
-                    let token = self.take_token();
-                    self.probe = Some(CallInFlight {
-                        token,
-                        deadline: cx.now.plus(cx.p.probe_deadline),
-                    });
-                    self.probe_at = None;
-                    self.counters.probes += 1;
-                    cx.emit(self.id, ActionKind::Probe { token });
-                }
-            }
+            (S::Backoff | S::Stuck, I::ProbeGranted) => self.issue_probe(cx),
             (_, I::ProbeGranted) => {}
             (S::Backoff | S::Stuck, I::Event(E::ProbeResult { token, open }))
                 if self.probe.is_some_and(|c| c.token == token) =>
@@ -713,15 +562,7 @@ impl Camera {
                 self.retry_now(cx, S::Backoff);
             }
             (S::Starting | S::Backoff | S::Stuck, I::Event(E::CredentialsChanged)) => {
-                self.creds_epoch = self.creds_epoch.wrapping_add(1);
-                if self
-                    .last_error
-                    .is_some_and(|e| matches!(e.class, ErrorClass::Auth { .. }))
-                {
-                    self.failures = 0;
-                    let to = self.state;
-                    self.retry_now(cx, to);
-                }
+                self.credentials_changed_while_waiting(cx);
             }
             (_, I::Event(E::CredentialsChanged)) => {
                 // Online keeps its session; Locked stays locked (the lock is per client IP);
@@ -749,6 +590,207 @@ impl Camera {
             (_, I::Event(E::RetryNow | E::ReleaseHold)) => {} // a lock needs an explicit release
 
             (_, I::Event(E::CallStuck { .. })) => {} // translated above
+        }
+    }
+
+    // ================================================================ rows of the table
+    // The bodies of the longer rows of `step`, named for the row they implement.
+
+    /// A login answered with a session nobody wants any more (late, stale, or while
+    /// stopping): never keep a second session.
+    fn refuse_late_session(&mut self, cx: &mut StepContext<'_>, token: Token, session: Session) {
+        self.forget_login(token);
+        self.counters.late_sessions += 1;
+        cx.emit(self.id, ActionKind::Logout { session });
+        self.finish_stop_if_done(cx);
+    }
+
+    /// The call `token` is over: it is neither the login in flight nor the stuck one.
+    fn forget_login(&mut self, token: Token) {
+        if self.is_login(token) {
+            self.login = None;
+        }
+        if self.stuck_login == Some(token) {
+            self.stuck_login = None;
+        }
+    }
+
+    /// Benchmark peer `naive`: no error classes; whatever failed is retried next tick.
+    fn naive_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.login = None;
+        self.record(cx, class, code);
+        self.fail_and_wait(cx, Pace::Normal, State::Backoff);
+    }
+
+    /// The login in flight failed: the error class picks the wait (hold, lock, operator
+    /// alert, slower or normal backoff).
+    fn login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.login = None;
+        self.record(cx, class, code);
+        let stale_creds = self.login_epoch != self.creds_epoch;
+        match class {
+            ErrorClass::Auth { .. } if stale_creds => {
+                // The credentials changed while this login was in flight: the change is
+                // the release the hold would wait for. Try the new ones.
+                self.failures = 0;
+                self.retry_now(cx, State::Backoff);
+            }
+            ErrorClass::Auth { retries_left } if auth_needs_hold(retries_left) => {
+                self.hold(cx, retries_left);
+            }
+            ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+            ErrorClass::Unsupported | ErrorClass::Fatal => {
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::NeedsOperator { class, code }),
+                );
+                self.fail_and_wait(cx, Pace::VerySlow, State::Backoff);
+            }
+            ErrorClass::Resource => {
+                self.sig_resource = true;
+                self.fail_and_wait(cx, Pace::Slow, State::Backoff);
+            }
+            ErrorClass::Auth { .. }
+            | ErrorClass::Network
+            | ErrorClass::Timeout
+            | ErrorClass::Unknown(_) => {
+                self.fail_and_wait(cx, Pace::of(class), State::Backoff);
+            }
+        }
+    }
+
+    /// Benchmark peer `naive`: the stuck login failed; no holds or locks, the next tick
+    /// is already planned.
+    fn naive_stuck_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.stuck_login = None;
+        self.record(cx, class, code);
+        self.enter(cx, State::Backoff);
+    }
+
+    /// The stuck login finally failed. Its failure was already counted at the deadline;
+    /// only hold/lock information changes the plan.
+    fn stuck_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.stuck_login = None;
+        self.record(cx, class, code);
+        match class {
+            ErrorClass::Auth { retries_left }
+                if auth_needs_hold(retries_left) && self.login_epoch == self.creds_epoch =>
+            {
+                self.hold(cx, retries_left);
+            }
+            ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+            _ => self.enter(cx, State::Backoff),
+        }
+    }
+
+    /// Time for a heartbeat while a session is up: count an unanswered one as a miss,
+    /// send the next, or give the session up after too long a silence.
+    fn heartbeat_due(&mut self, cx: &mut StepContext<'_>) {
+        if cx.p.traits.heartbeat {
+            self.heartbeat_at = Some(next_heartbeat(cx));
+        }
+        if self.heartbeat.is_some() && self.is_overdue(cx) {
+            // No answer for a whole interval: that is a miss now, not when the SDK
+            // finally gives up (its receive timeout, or our deadline).
+            self.heartbeat_overdue = self.heartbeat_overdue.saturating_add(1);
+            self.missed(cx, ErrorClass::Timeout, 0);
+        }
+        if self.state.has_session() {
+            if self.heartbeat.is_none() {
+                self.send_heartbeat(cx);
+            } else if self.silent_too_long(cx) {
+                // Silence: a heartbeat is out and nothing sent since `heard_at` was
+                // answered for `heartbeat_misses` intervals. Found within interval ×
+                // misses of the cut, however slowly the SDK fails.
+                self.lose_session(cx, ErrorClass::Timeout, 0);
+            }
+        }
+    }
+
+    /// The heartbeat in flight was answered: the session is fine.
+    fn heartbeat_ok(&mut self, cx: &mut StepContext<'_>) {
+        self.heartbeat = None;
+        self.heartbeat_overdue = 0;
+        self.heard_at = self.heard_at.max(self.heartbeat_sent);
+        self.misses = 0;
+        self.enter(cx, State::Online);
+    }
+
+    /// A call passed its deadline: count it and tell the operator.
+    fn report_stuck(&mut self, cx: &mut StepContext<'_>, call: CallKind) {
+        self.counters.stuck_calls += 1;
+        cx.emit(self.id, ActionKind::Alert(Alert::Stuck { call }));
+    }
+
+    /// Benchmark peer `sdk`: the SDK heartbeats and re-logs in; we only follow it.
+    fn follow_sdk_exception(&mut self, cx: &mut StepContext<'_>, kind: ExceptionKind) {
+        self.counters.exceptions += 1;
+        match kind {
+            ExceptionKind::Exchange | ExceptionKind::Relogin | ExceptionKind::ReloginFailed => {
+                self.lose_session(cx, ErrorClass::Network, kind.code());
+            }
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
+                self.lose_session(cx, ErrorClass::Network, kind.code());
+            }
+            ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed | ExceptionKind::Other(_) => {}
+        }
+    }
+
+    /// An SDK exception for the live session (strategies that listen to them).
+    fn exception(&mut self, cx: &mut StepContext<'_>, kind: ExceptionKind) {
+        self.counters.exceptions += 1;
+        match kind {
+            ExceptionKind::Exchange => self.trouble(cx, 0x8000),
+            ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
+            ExceptionKind::ReloginFailed => {
+                self.lose_session(cx, ErrorClass::Network, 0x8044);
+            }
+            ExceptionKind::PreviewClosed if self.stream_wanted => {
+                self.lose_session(cx, ErrorClass::Network, 0x8045);
+            }
+            ExceptionKind::Relogin => {
+                // The SDK re-logs in by itself; wait for its verdict (bounded).
+                self.suspect_until = Some(cx.now.plus(cx.p.login_deadline));
+                self.enter(cx, State::Suspect);
+            }
+            ExceptionKind::Resume | ExceptionKind::ReloginOk => {
+                if self.state == State::Suspect && self.heartbeat.is_none() {
+                    self.misses = 0;
+                    self.suspect_until = None;
+                    self.enter(cx, State::Online);
+                }
+            }
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed | ExceptionKind::Other(_) => {}
+        }
+    }
+
+    /// The fleet granted a probe: send one unless one is out already.
+    fn issue_probe(&mut self, cx: &mut StepContext<'_>) {
+        if self.probe.is_some() {
+            return;
+        }
+        let token = self.take_token();
+        self.probe = Some(CallInFlight {
+            token,
+            deadline: cx.now.plus(cx.p.probe_deadline),
+        });
+        self.probe_at = None;
+        self.counters.probes += 1;
+        cx.emit(self.id, ActionKind::Probe { token });
+    }
+
+    /// New credentials while waiting to log in: if the last failure was about
+    /// credentials, try the new ones now.
+    fn credentials_changed_while_waiting(&mut self, cx: &mut StepContext<'_>) {
+        self.creds_epoch = self.creds_epoch.wrapping_add(1);
+        if self
+            .last_error
+            .is_some_and(|e| matches!(e.class, ErrorClass::Auth { .. }))
+        {
+            self.failures = 0;
+            let to = self.state;
+            self.retry_now(cx, to);
         }
     }
 
