@@ -17,7 +17,7 @@ use lexopt::prelude::*;
 
 use crate::config::LoadOptions;
 use crate::probe::ProbeArgs;
-use crate::sdk::LoginMode;
+use crate::sdk::SdkLoginMode;
 use crate::status::{Format, StatusSource};
 
 /// The config file `run`, `check-config` and `status` read when no `-c FILE` is given.
@@ -378,7 +378,7 @@ fn state(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
 /// `probe --sdk DIR --host H --port P --user U --password-file F [--mode M] [--json]`.
 fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     let (mut sdk, mut host, mut port, mut user, mut pwf) = (None, None, None, None, None);
-    let (mut mode, mut json) = (LoginMode::Private, false);
+    let (mut mode, mut json) = (SdkLoginMode::Private, false);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Long("sdk") => sdk = Some(path_value(p)?),
@@ -393,7 +393,7 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
             }
             Long("mode") => {
                 let t = text_value(p)?;
-                mode = LoginMode::parse(&t)
+                mode = SdkLoginMode::parse(&t)
                     .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?;
             }
             Long("json") => json = true,
@@ -634,7 +634,7 @@ mod tests {
         ]) else {
             panic!("not a probe");
         };
-        assert_eq!((a.port, a.mode, a.json), (80, LoginMode::Isapi, true));
+        assert_eq!((a.port, a.mode, a.json), (80, SdkLoginMode::Isapi, true));
         assert_eq!(a.password_file, PathBuf::from("/p"));
         let e = err(&["probe", "--sdk", "/s"]);
         assert!(e.message.contains("--host is required"), "{e}");

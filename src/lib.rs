@@ -31,6 +31,7 @@ pub mod histogram;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod password;
 pub mod probe;
 pub mod runtime;
 pub mod sdk;

@@ -221,7 +221,7 @@ pub enum Verdict {
 /// A summary due for a camera and key whose occurrences stopped while some were
 /// suppressed ([`RateLimiter::flush`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
+pub struct RepeatSummary {
     /// The camera id.
     pub camera: String,
     /// The key.
@@ -232,7 +232,7 @@ pub struct Summary {
     pub suppressed: u64,
 }
 
-impl fmt::Display for Summary {
+impl fmt::Display for RepeatSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -243,7 +243,7 @@ impl fmt::Display for Summary {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct LimiterEntry {
     /// When the last line for this camera and key was logged.
     logged_at: Instant,
     /// Occurrences swallowed since.
@@ -263,7 +263,7 @@ struct Entry {
 pub struct RateLimiter {
     window: Duration,
     capacity: usize,
-    entries: HashMap<(String, &'static str), Entry>,
+    entries: HashMap<(String, &'static str), LimiterEntry>,
 }
 
 impl RateLimiter {
@@ -320,7 +320,7 @@ impl RateLimiter {
         }
         self.entries.insert(
             (camera.to_string(), key),
-            Entry {
+            LimiterEntry {
                 logged_at: now,
                 suppressed: 0,
                 last: String::new(),
@@ -331,13 +331,13 @@ impl RateLimiter {
 
     /// Summaries for pairs whose window ended with swallowed occurrences (each is then
     /// reset), and forgets pairs idle for two windows. Call it every few seconds.
-    pub fn flush(&mut self, now: Instant) -> Vec<Summary> {
+    pub fn flush(&mut self, now: Instant) -> Vec<RepeatSummary> {
         let window = self.window;
         let mut out = Vec::new();
         self.entries.retain(|(cam, key), e| {
             let age = now.saturating_duration_since(e.logged_at);
             if e.suppressed > 0 && age >= window {
-                out.push(Summary {
+                out.push(RepeatSummary {
                     camera: cam.clone(),
                     key,
                     message: std::mem::take(&mut e.last),
@@ -354,14 +354,14 @@ impl RateLimiter {
 
     /// Forgets everything about `camera` (it recovered: its next failure should be
     /// logged at once) and returns the summaries still pending for it.
-    pub fn clear_camera(&mut self, camera: &str) -> Vec<Summary> {
+    pub fn clear_camera(&mut self, camera: &str) -> Vec<RepeatSummary> {
         let mut out = Vec::new();
         self.entries.retain(|(cam, key), e| {
             if cam != camera {
                 return true;
             }
             if e.suppressed > 0 {
-                out.push(Summary {
+                out.push(RepeatSummary {
                     camera: cam.clone(),
                     key,
                     message: std::mem::take(&mut e.last),

@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4), hand-written, and a minimal HTTP/1.1
 //! listener for it. Off by default (`[status] metrics = "127.0.0.1:9184"` turns it on).
 //!
-//! Everything is rendered from a [`FleetStatus`] snapshot, so metrics and
+//! Everything is rendered from a [`FleetStatusReport`] snapshot, so metrics and
 //! `hikwatch status` always agree. Metric names and labels are listed in
 //! `docs/interface.md`.
 
@@ -16,7 +16,7 @@ use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::histogram::Histogram;
-use crate::status::{FleetStatus, states};
+use crate::status::{CameraStatusReport, FleetStatusReport, states};
 
 /// Escapes a label value (`\`, `"`, newline).
 fn label(out: &mut String, v: &str) {
@@ -54,34 +54,47 @@ fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
 }
 
 /// Renders the snapshot as Prometheus text (format 0.0.4), relative to `now`.
-pub fn render(s: &FleetStatus, now: SystemTime) -> String {
+pub fn render(s: &FleetStatusReport, now: SystemTime) -> String {
     let mut o = String::with_capacity(2048 + 512 * s.cameras.len());
-    let per_camera = |o: &mut String,
-                      name: &str,
-                      kind: &str,
-                      help: &str,
-                      f: &dyn Fn(&crate::status::CameraStatus) -> String| {
-        header(o, name, kind, help);
-        for c in &s.cameras {
-            o.push_str(name);
-            o.push_str("{camera=\"");
-            label(o, &c.id);
-            let _ = writeln!(o, "\"}} {}", f(c));
-        }
-    };
+    daemon_metrics(&mut o, s, now);
+    camera_metrics(&mut o, &s.cameras);
+    latency_metrics(&mut o, s);
+    internal_metrics(&mut o, s);
+    o
+}
 
+/// One series per camera: `name{camera="ID"} VALUE`.
+fn per_camera(
+    o: &mut String,
+    cameras: &[CameraStatusReport],
+    name: &str,
+    kind: &str,
+    help: &str,
+    f: &dyn Fn(&CameraStatusReport) -> String,
+) {
+    header(o, name, kind, help);
+    for c in cameras {
+        o.push_str(name);
+        o.push_str("{camera=\"");
+        label(o, &c.id);
+        let _ = writeln!(o, "\"}} {}", f(c));
+    }
+}
+
+/// The daemon itself: build, uptime, camera count.
+fn daemon_metrics(o: &mut String, s: &FleetStatusReport, now: SystemTime) {
     header(
-        &mut o,
+        o,
         "hikwatch_build_info",
         "gauge",
         "hikwatch version, always 1.",
     );
     o.push_str("hikwatch_build_info{version=\"");
-    label(&mut o, &s.version);
+    label(o, &s.version);
     o.push_str("\"} 1\n");
 
     header(
-        &mut o,
+        o,
         "hikwatch_uptime_seconds",
         "gauge",
         "Seconds since the daemon started.",
@@ -89,29 +102,34 @@ pub fn render(s: &FleetStatus, now: SystemTime) -> String {
     let up = now.duration_since(s.started).unwrap_or_default().as_secs();
     let _ = writeln!(o, "hikwatch_uptime_seconds {up}");
 
-    header(&mut o, "hikwatch_cameras", "gauge", "Cameras configured.");
+    header(o, "hikwatch_cameras", "gauge", "Cameras configured.");
     let _ = writeln!(o, "hikwatch_cameras {}", s.cameras.len());
+}
 
+/// Per camera: the state set, when it was entered, login and reconnect counters, the last
+/// error code.
+fn camera_metrics(o: &mut String, cameras: &[CameraStatusReport]) {
     // State set: one series per documented state, 1 for the current one; an
     // undocumented state gets its own series so it is never lost.
     header(
-        &mut o,
+        o,
         "hikwatch_camera_state",
         "gauge",
         "1 for the state the camera is in, 0 for the others.",
     );
-    for c in &s.cameras {
+    for c in cameras {
         let extra = (!states::ALL.contains(&c.state.as_str())).then_some(c.state.as_str());
         for st in states::ALL.iter().copied().chain(extra) {
             o.push_str("hikwatch_camera_state{camera=\"");
-            label(&mut o, &c.id);
+            label(o, &c.id);
             o.push_str("\",state=\"");
-            label(&mut o, st);
+            label(o, st);
             let _ = writeln!(o, "\"}} {}", u8::from(c.state == st));
         }
     }
     per_camera(
-        &mut o,
+        o,
+        cameras,
         "hikwatch_camera_state_since_timestamp_seconds",
         "gauge",
         "Unix time the camera entered its current state.",
@@ -124,21 +142,24 @@ pub fn render(s: &FleetStatus, now: SystemTime) -> String {
         },
     );
     per_camera(
-        &mut o,
+        o,
+        cameras,
         "hikwatch_camera_login_attempts_total",
         "counter",
         "Login attempts since start.",
         &|c| c.login_attempts.to_string(),
     );
     per_camera(
-        &mut o,
+        o,
+        cameras,
         "hikwatch_camera_reconnects_total",
         "counter",
         "Sessions re-established after a loss since start.",
         &|c| c.reconnects.to_string(),
     );
     per_camera(
-        &mut o,
+        o,
+        cameras,
         "hikwatch_camera_last_error_code",
         "gauge",
         "Vendor error code of the last error (0: none or no code).",
@@ -150,50 +171,56 @@ pub fn render(s: &FleetStatus, now: SystemTime) -> String {
                 .to_string()
         },
     );
+}
 
+/// The detection and recovery latency histograms.
+fn latency_metrics(o: &mut String, s: &FleetStatusReport) {
     histogram(
-        &mut o,
+        o,
         "hikwatch_detection_latency_seconds",
         "Time from a session breaking to the supervisor noticing.",
         &s.detection_latency,
     );
     histogram(
-        &mut o,
+        o,
         "hikwatch_recovery_latency_seconds",
         "Time from noticing a broken session to being online again.",
         &s.recovery_latency,
     );
+}
 
+/// The job queue, state writes and missed SDK deadlines.
+fn internal_metrics(o: &mut String, s: &FleetStatusReport) {
     header(
-        &mut o,
+        o,
         "hikwatch_queue_depth",
         "gauge",
         "Jobs waiting in the queue.",
     );
     let _ = writeln!(o, "hikwatch_queue_depth {}", s.queue.depth);
     header(
-        &mut o,
+        o,
         "hikwatch_queue_capacity",
         "gauge",
         "Capacity of the job queue.",
     );
     let _ = writeln!(o, "hikwatch_queue_capacity {}", s.queue.capacity);
     header(
-        &mut o,
+        o,
         "hikwatch_queue_overflows_total",
         "counter",
         "Jobs refused because the queue was full.",
     );
     let _ = writeln!(o, "hikwatch_queue_overflows_total {}", s.queue.overflows);
     header(
-        &mut o,
+        o,
         "hikwatch_state_writes_total",
         "counter",
         "State file writes.",
     );
     let _ = writeln!(o, "hikwatch_state_writes_total {}", s.state_writes);
     header(
-        &mut o,
+        o,
         "hikwatch_sdk_deadlines_missed_total",
         "counter",
         "SDK calls that missed their deadline.",
@@ -203,7 +230,6 @@ pub fn render(s: &FleetStatus, now: SystemTime) -> String {
         "hikwatch_sdk_deadlines_missed_total {}",
         s.sdk_deadlines_missed
     );
-    o
 }
 
 /// Binds the metrics listener.
@@ -226,7 +252,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// None in practice: accept errors are logged and retried after a pause.
 pub async fn serve<F, S>(listener: Async<TcpListener>, snapshot: F, shutdown: S) -> io::Result<()>
 where
-    F: Fn() -> FleetStatus,
+    F: Fn() -> FleetStatusReport,
     S: Future<Output = ()>,
 {
     let accept_loop = async {
@@ -269,7 +295,7 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     version.starts_with("HTTP/1.").then_some((method, target))
 }
 
-async fn handle<F: Fn() -> FleetStatus>(
+async fn handle<F: Fn() -> FleetStatusReport>(
     mut stream: Async<TcpStream>,
     snapshot: &F,
 ) -> io::Result<()> {

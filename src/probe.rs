@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::sdk::{
-    CallError, DeviceInfo, ErrorClass, Login, LoginMode, LoginParams, Password, PoolOptions, Sdk,
-    SdkError, SdkOptions, SdkPool, SdkVersion,
+    CallError, DeviceInfo, ErrorClass, Login, LoginParams, Password, PoolOptions, Sdk, SdkError,
+    SdkLoginMode, SdkOptions, SdkPool, SdkVersion,
 };
 
 /// What `hikwatch probe` was asked to do (parsed with the rest of the command line).
@@ -29,7 +29,7 @@ pub struct ProbeArgs {
     /// A file holding the password (`--password-file`).
     pub password_file: PathBuf,
     /// Login mode (`--mode`, default `private`).
-    pub mode: LoginMode,
+    pub mode: SdkLoginMode,
     /// JSON output instead of the summary for people (`--json`).
     pub json: bool,
 }
@@ -91,7 +91,7 @@ impl Failure {
 
 /// What the probe found.
 #[derive(Debug, Default)]
-struct Report {
+struct ProbeReport {
     sdk_version: Option<SdkVersion>,
     login: Option<Login>,
     heartbeat: Option<Duration>,
@@ -99,8 +99,8 @@ struct Report {
     failure: Option<Failure>,
 }
 
-fn run(a: &ProbeArgs) -> Report {
-    let mut r = Report::default();
+fn run(a: &ProbeArgs) -> ProbeReport {
+    let mut r = ProbeReport::default();
     let password = match Password::from_file(&a.password_file) {
         Ok(p) => p,
         Err(e) => {
@@ -181,7 +181,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn human(a: &ProbeArgs, r: &Report) -> String {
+fn human(a: &ProbeArgs, r: &ProbeReport) -> String {
     let mut s = String::new();
     let status = match &r.failure {
         None => "OK".to_string(),
@@ -231,7 +231,7 @@ fn opt_num<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
-fn json(a: &ProbeArgs, r: &Report) -> String {
+fn json(a: &ProbeArgs, r: &ProbeReport) -> String {
     let mut s = String::from("{");
     let _ = write!(
         s,

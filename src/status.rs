@@ -1,9 +1,9 @@
 //! The status snapshot, the unix-socket server that answers with it, and the client
 //! behind `hikwatch status`.
 //!
-//! - [`FleetStatus`]/[`CameraStatus`]: plain data the daemon fills from its supervisor
-//!   (no supervisor types here). [`FleetStatus::to_json`] is the stable interface
-//!   documented in `docs/interface.md`; [`FleetStatus::to_table`] is for people.
+//! - [`FleetStatusReport`]/[`CameraStatusReport`]: plain data the daemon fills from its supervisor
+//!   (no supervisor types here). [`FleetStatusReport::to_json`] is the stable interface
+//!   documented in `docs/interface.md`; [`FleetStatusReport::to_table`] is for people.
 //! - [`serve`]: an async server on an `Async<UnixListener>`, generic over a snapshot
 //!   function and a shutdown future. Protocol: connect, optionally send one line
 //!   (`json` or `text`), read the answer until EOF. Sending nothing (or closing the write
@@ -59,7 +59,7 @@ pub mod states {
 
 /// The last error a camera had.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastError {
+pub struct LastErrorReport {
     /// The vendor error code (`NET_DVR_GetLastError`), when there is one.
     pub code: Option<u32>,
     /// What happened, one line, never containing a password.
@@ -70,7 +70,7 @@ pub struct LastError {
 
 /// One camera.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CameraStatus {
+pub struct CameraStatusReport {
     /// The configured id.
     pub id: String,
     /// One of [`states`] (`"online"` means a live session).
@@ -78,7 +78,7 @@ pub struct CameraStatus {
     /// When the camera entered `state`.
     pub since: SystemTime,
     /// The last error, if any since start.
-    pub last_error: Option<LastError>,
+    pub last_error: Option<LastErrorReport>,
     /// Login attempts since start.
     pub login_attempts: u64,
     /// Sessions re-established after a loss, since start.
@@ -100,13 +100,13 @@ pub struct QueueStatus {
 
 /// Everything `hikwatch status` and the metrics show.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FleetStatus {
+pub struct FleetStatusReport {
     /// hikwatch version.
     pub version: String,
     /// When the daemon started.
     pub started: SystemTime,
     /// Every configured camera, in config order.
-    pub cameras: Vec<CameraStatus>,
+    pub cameras: Vec<CameraStatusReport>,
     /// The job queue.
     pub queue: QueueStatus,
     /// State-file writes since start.
@@ -131,10 +131,10 @@ pub struct SdkHandles {
     pub real_plays: u32,
 }
 
-impl FleetStatus {
+impl FleetStatusReport {
     /// An empty snapshot for this version, started `started`.
-    pub fn new(started: SystemTime) -> FleetStatus {
-        FleetStatus {
+    pub fn new(started: SystemTime) -> FleetStatusReport {
+        FleetStatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started,
             cameras: Vec::new(),
@@ -313,9 +313,9 @@ fn ago(a: SystemTime, b: SystemTime) -> String {
 /// What a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// [`FleetStatus::to_json`].
+    /// [`FleetStatusReport::to_json`].
     Json,
-    /// [`FleetStatus::to_table`].
+    /// [`FleetStatusReport::to_table`].
     Text,
 }
 
@@ -369,7 +369,7 @@ pub fn bind(path: &Path) -> io::Result<Async<UnixListener>> {
 /// None in practice: accept errors (e.g. `EMFILE`) are logged and retried after a pause.
 pub async fn serve<F, S>(listener: Async<UnixListener>, snapshot: F, shutdown: S) -> io::Result<()>
 where
-    F: Fn() -> FleetStatus,
+    F: Fn() -> FleetStatusReport,
     S: Future<Output = ()>,
 {
     let accept_loop = async {
@@ -401,7 +401,7 @@ where
     .await
 }
 
-async fn handle<F: Fn() -> FleetStatus>(
+async fn handle<F: Fn() -> FleetStatusReport>(
     mut stream: Async<UnixStream>,
     snapshot: &F,
 ) -> io::Result<()> {

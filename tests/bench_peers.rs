@@ -33,7 +33,7 @@ fn config_text(dir: &Path, strategy: &str, cams: usize) -> String {
     text
 }
 
-fn load(dir: &Path, strategy: &str, scripts: &[&str]) -> hikwatch::config::Loaded {
+fn load(dir: &Path, strategy: &str, scripts: &[&str]) -> hikwatch::config::LoadedConfig {
     let text = config_text(dir, strategy, scripts.len());
     let path = dir.join("hikwatch.toml");
     std::fs::write(&path, &text).expect("write config");

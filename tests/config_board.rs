@@ -11,7 +11,7 @@ use hikwatch::config::{
     BUILTIN_BOARDS, Config, ConfigError, LoadOptions, StatusConfig, SupervisorConfig, builtin_board,
 };
 
-fn load(dir: &TempDir, text: &str) -> Result<hikwatch::config::Loaded, ConfigError> {
+fn load(dir: &TempDir, text: &str) -> Result<hikwatch::config::LoadedConfig, ConfigError> {
     let path = dir.write("hikwatch.toml", text);
     Config::load_with(&path, &LoadOptions::default())
 }

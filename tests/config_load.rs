@@ -23,7 +23,7 @@ fn load(
     dir: &TempDir,
     text: &str,
     opts: &LoadOptions,
-) -> Result<hikwatch::config::Loaded, ConfigError> {
+) -> Result<hikwatch::config::LoadedConfig, ConfigError> {
     let path = dir.write("hikwatch.toml", text);
     Config::load_with(&path, opts)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use hikwatch::logging::{RateLimiter, RepeatLog, Style, Summary, Verdict, build_logger};
+use hikwatch::logging::{RateLimiter, RepeatLog, RepeatSummary, Style, Verdict, build_logger};
 use log::{Level, LevelFilter, Log, Record};
 
 #[derive(Clone, Default)]
@@ -127,7 +127,7 @@ fn limiter_logs_first_then_one_line_per_window() {
     // The flood stopped: flush gives the summary once.
     assert_eq!(
         rl.flush(s(120)),
-        vec![Summary {
+        vec![RepeatSummary {
             camera: "gate-1".into(),
             key: "connect",
             message: "connect failed: error 7".into(),
@@ -142,7 +142,7 @@ fn limiter_logs_first_then_one_line_per_window() {
         Vec::<String>::new()
     );
     assert_eq!(
-        Summary {
+        RepeatSummary {
             camera: "gate-1".into(),
             key: "connect",
             message: "connect failed".into(),
@@ -172,7 +172,7 @@ fn limiter_clear_camera_and_capacity() {
     // Recovery: pending summary out, next failure logged at once.
     assert_eq!(
         rl.clear_camera("a"),
-        vec![Summary {
+        vec![RepeatSummary {
             camera: "a".into(),
             key: "connect",
             message: "x2".into(),

@@ -8,19 +8,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hikwatch::histogram::Histogram;
 use hikwatch::metrics::{bind, render, serve};
-use hikwatch::status::{CameraStatus, FleetStatus, LastError, QueueStatus, states};
+use hikwatch::status::{
+    CameraStatusReport, FleetStatusReport, LastErrorReport, QueueStatus, states,
+};
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn sample() -> FleetStatus {
-    let mut s = FleetStatus::new(at(1_700_000_000));
-    let cam = |id: &str, state: &str, code: Option<u32>| CameraStatus {
+fn sample() -> FleetStatusReport {
+    let mut s = FleetStatusReport::new(at(1_700_000_000));
+    let cam = |id: &str, state: &str, code: Option<u32>| CameraStatusReport {
         id: id.into(),
         state: state.into(),
         since: at(1_700_000_100),
-        last_error: code.map(|c| LastError {
+        last_error: code.map(|c| LastErrorReport {
             code: Some(c),
             message: "x".into(),
             at: at(1_700_000_100),
@@ -85,7 +87,7 @@ fn exposition_passes_promtool_without_lint_findings() {
         "promtool lint findings:\n{msg}\n---\n{text}"
     );
     // An empty fleet is valid too.
-    let (ok, msg) = promtool(&render(&FleetStatus::new(at(0)), at(5)));
+    let (ok, msg) = promtool(&render(&FleetStatusReport::new(at(0)), at(5)));
     assert!(ok && msg.trim().is_empty(), "{msg}");
     // And promtool really checks: a broken exposition fails.
     let (ok, _) = promtool("# TYPE x counter\nx{a=\"1\" 2\n");
@@ -134,7 +136,7 @@ fn exposition_content() {
         n * 3 + 1
     );
     // Label values are escaped.
-    let mut s = FleetStatus::new(at(0));
+    let mut s = FleetStatusReport::new(at(0));
     s.version = "1.0 \"quoted\" \\ back\nslash".into();
     let t = render(&s, at(0));
     assert!(

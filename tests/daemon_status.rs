@@ -9,18 +9,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daemon_support::TempDir;
 use hikwatch::status::{
-    CameraStatus, FleetStatus, Format, LastError, QueueStatus, StatusSource, bind, query, serve,
-    states, status_command,
+    CameraStatusReport, FleetStatusReport, Format, LastErrorReport, QueueStatus, StatusSource,
+    bind, query, serve, states, status_command,
 };
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn sample() -> FleetStatus {
-    let mut s = FleetStatus::new(at(1_700_000_000));
+fn sample() -> FleetStatusReport {
+    let mut s = FleetStatusReport::new(at(1_700_000_000));
     s.cameras = vec![
-        CameraStatus {
+        CameraStatusReport {
             id: "gate-1".into(),
             state: states::ONLINE.into(),
             since: at(1_700_000_100),
@@ -29,11 +29,11 @@ fn sample() -> FleetStatus {
             reconnects: 0,
             next_attempt: None,
         },
-        CameraStatus {
+        CameraStatusReport {
             id: "lobby".into(),
             state: states::BACKOFF.into(),
             since: at(1_700_000_500),
-            last_error: Some(LastError {
+            last_error: Some(LastErrorReport {
                 code: Some(7),
                 message: "connect failed: \"device offline\"".into(),
                 at: at(1_700_000_500),
@@ -42,11 +42,11 @@ fn sample() -> FleetStatus {
             reconnects: 3,
             next_attempt: Some(at(1_700_000_620)),
         },
-        CameraStatus {
+        CameraStatusReport {
             id: "yard".into(),
             state: states::AUTH_HOLD.into(),
             since: at(1_700_000_300),
-            last_error: Some(LastError {
+            last_error: Some(LastErrorReport {
                 code: None,
                 message: "wrong password".into(),
                 at: at(1_700_000_300),
@@ -95,7 +95,7 @@ fn json_is_valid_and_stable() {
     assert_eq!(v["state_writes"], 9);
     assert_eq!(v["sdk_deadlines_missed"], 0);
     // Byte-exact for one camera: the documented interface.
-    let mut one = FleetStatus::new(at(100));
+    let mut one = FleetStatusReport::new(at(100));
     one.cameras.push(sample().cameras[0].clone());
     assert_eq!(
         one.to_json(at(160)),

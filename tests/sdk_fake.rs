@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hikwatch::sdk::{
-    AsyncLoginResult, CallError, ErrorClass, ExceptionKind, LoginMode, LoginParams, Password,
-    PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool, StreamParams, UserId,
+    AsyncLoginResult, CallError, ErrorClass, ExceptionCode, LoginParams, Password, PoolOptions,
+    Sdk, SdkError, SdkEvent, SdkLoginMode, SdkOptions, SdkPool, StreamParams, UserId,
 };
 
 struct Shared {
@@ -89,7 +89,7 @@ fn params(script: &str) -> LoginParams {
         port: 8000,
         user: "admin".into(),
         password: Password::new("pw".into()),
-        mode: LoginMode::Private,
+        mode: SdkLoginMode::Private,
     }
 }
 
@@ -251,7 +251,7 @@ fn exception_callback_reaches_the_queue() {
     let uid = login.uid;
     let ev = wait_event(
         Duration::from_secs(10),
-        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
+        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionCode::EXCHANGE),
     );
     assert!(ev.is_some(), "no EXCEPTION_EXCHANGE for {uid}");
     s.sdk.logout(uid).expect("logout");
@@ -265,7 +265,7 @@ fn power_off_gives_error_7_and_an_exception() {
     s.sdk.heartbeat(uid).expect("alive at first");
     let ev = wait_event(
         Duration::from_secs(10),
-        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
+        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionCode::EXCHANGE),
     );
     assert!(ev.is_some(), "no exception after power-off");
     // The event may be a stale one for an earlier session that had the same (reused) uid,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hikwatch::sdk::elf::{Machine, fake_header};
 use hikwatch::sdk::{
-    ExceptionKind, LoginMode, LoginParams, Password, Sdk, SdkError, SdkEvent, SdkOptions, UserId,
+    ExceptionCode, LoginParams, Password, Sdk, SdkError, SdkEvent, SdkLoginMode, SdkOptions, UserId,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -46,7 +46,7 @@ fn any_login() -> LoginParams {
         port: 8000,
         user: "u".into(),
         password: Password::new("p".into()),
-        mode: LoginMode::Isapi,
+        mode: SdkLoginMode::Isapi,
     }
 }
 
@@ -189,7 +189,7 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
         port: 8000,
         user: "u".into(),
         password: Password::new("p".into()),
-        mode: LoginMode::Private,
+        mode: SdkLoginMode::Private,
     };
     let before = sdk.event_counters().dropped;
     // 5000 preview exceptions for one uid and one 0x8000 for another, while nobody reads.
@@ -214,17 +214,17 @@ fn queue_overflow_is_counted_and_coalesced_per_uid() {
         .filter(|e| matches!(e, SdkEvent::Exception { uid, coalesced: false, .. } if *uid == a))
         .count();
     assert_eq!(queued_a, 1024, "the queue holds exactly its capacity");
-    let coalesced = |uid: UserId, kind: ExceptionKind| {
+    let coalesced = |uid: UserId, kind: ExceptionCode| {
         events.iter().any(|e| {
             matches!(e, SdkEvent::Exception { uid: u, kind: k, coalesced: true, .. } if *u == uid && *k == kind)
         })
     };
     assert!(
-        coalesced(a, ExceptionKind::PREVIEW),
+        coalesced(a, ExceptionCode::PREVIEW),
         "a's overflow folded into one event"
     );
     assert!(
-        coalesced(b, ExceptionKind::EXCHANGE),
+        coalesced(b, ExceptionCode::EXCHANGE),
         "b's exception not lost"
     );
     let overflow: u64 = events

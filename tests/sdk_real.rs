@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use harness::RealSdk;
 use hikwatch::sdk::{
-    AsyncLoginResult, ErrorClass, EventReceiver, ExceptionKind, LoginMode, LoginParams, Password,
-    PoolOptions, Sdk, SdkEvent, SdkOptions, SdkPool, UserId,
+    AsyncLoginResult, ErrorClass, EventReceiver, ExceptionCode, LoginParams, Password, PoolOptions,
+    Sdk, SdkEvent, SdkLoginMode, SdkOptions, SdkPool, UserId,
 };
 use simcam::{Fleet, FleetConfig};
 
@@ -66,7 +66,7 @@ fn params(fleet: &Fleet, i: usize, password: &str) -> LoginParams {
         port: addr.port(),
         user: fleet.config().user.clone(),
         password: Password::new(password.into()),
-        mode: LoginMode::Isapi,
+        mode: SdkLoginMode::Isapi,
     }
 }
 
@@ -172,7 +172,7 @@ fn power_off_gives_error_7_and_exception_0x8000() {
     let uid = login.uid;
     let ev = wait_event(
         Duration::from_secs(30),
-        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionKind::EXCHANGE),
+        |e| matches!(e, SdkEvent::Exception { uid: u, kind, .. } if *u == uid && *kind == ExceptionCode::EXCHANGE),
     );
     assert!(ev.is_some(), "no EXCEPTION_EXCHANGE through the queue");
     // Logout with the device down frees the handle (docs/hcnetsdk.md §6).
@@ -193,7 +193,7 @@ fn an_exception_of_a_logged_out_session_is_not_the_next_logins() {
     let _ = s.sdk.heartbeat(a.uid).expect_err("a is off");
     let stale = wait_event(
         Duration::from_secs(30),
-        |e| matches!(e, SdkEvent::Exception { uid, kind, .. } if *uid == a.uid && *kind == ExceptionKind::EXCHANGE),
+        |e| matches!(e, SdkEvent::Exception { uid, kind, .. } if *uid == a.uid && *kind == ExceptionCode::EXCHANGE),
     )
     .expect("EXCEPTION_EXCHANGE for a");
     // The consumer is behind: a is logged out and b logs in before it looks at `stale`.
@@ -394,7 +394,7 @@ fn last_error_is_per_thread() {
             port: 0,
             user: String::new(),
             password: Password::new(String::new()),
-            mode: LoginMode::Isapi,
+            mode: SdkLoginMode::Isapi,
         });
         if e.as_ref().err().and_then(|e| e.code()) != Some(17) {
             mismatches += 1;

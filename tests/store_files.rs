@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hikwatch::sdk::ErrorClass;
 use hikwatch::store::format::{self, Record};
-use hikwatch::store::{CameraKey, CameraState, LastError, Origin, Store, StoreWarning};
+use hikwatch::store::{CameraKey, CameraState, Origin, Store, StoreWarning, StoredError};
 use store_support::{T2025, hikwatch, opts, run_self, set_wall, tempdir};
 
 const CAMS: [CameraKey<'static>; 2] = [
@@ -33,7 +33,7 @@ fn good_file() -> Vec<u8> {
     r.attempts = 4;
     r.next_due_ms = Some(252_000);
     r.lock_left_ms = Some(27 * 60_000);
-    r.last_error = Some(LastError::new(
+    r.last_error = Some(StoredError::new(
         ErrorClass::Locked {
             secs_left: Some(1620),
         },
@@ -363,7 +363,7 @@ fn daemon_state_reads_back_through_the_cli() {
     let st = CameraState {
         attempts: 2,
         auth_hold: true,
-        last_error: Some(LastError::new(
+        last_error: Some(StoredError::new(
             ErrorClass::Auth {
                 retries_left: Some(3),
             },

@@ -10,7 +10,7 @@ mod store_support;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use hikwatch::store::format::{self, LastError, MAX_CAMERAS, MAX_ID_LEN, Record, StoredClass};
+use hikwatch::store::format::{self, MAX_CAMERAS, MAX_ID_LEN, Record, StoredClass, StoredError};
 use hikwatch::store::{CameraKey, CameraState, Store, StoreWarning};
 use proptest::prelude::*;
 use serde::Serialize;
@@ -45,9 +45,9 @@ fn arb_class() -> impl Strategy<Value = StoredClass> {
     ]
 }
 
-fn arb_error() -> impl Strategy<Value = Option<LastError>> {
+fn arb_error() -> impl Strategy<Value = Option<StoredError>> {
     proptest::option::of(
-        (arb_class(), any::<u32>()).prop_map(|(class, code)| LastError { class, code }),
+        (arb_class(), any::<u32>()).prop_map(|(class, code)| StoredError { class, code }),
     )
 }
 
@@ -264,7 +264,7 @@ fn migrated(r: &RecordV1) -> Record {
         attempts: r.attempts,
         consecutive_failures: r.consecutive_failures,
         next_due_ms: r.next_due_s.map(|s| u64::from(s) * 1000),
-        last_error: r.last_error.as_ref().map(|(c, code)| LastError {
+        last_error: r.last_error.as_ref().map(|(c, code)| StoredError {
             class: match c {
                 ClassV1::Network => StoredClass::Network,
                 ClassV1::Timeout => StoredClass::Timeout,

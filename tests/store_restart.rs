@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use hikwatch::sdk::ErrorClass;
 use hikwatch::store::format::{self, Record};
 use hikwatch::store::{
-    CameraKey, CameraState, LastError, MAX_CAMERAS, MAX_RESTORED_WAIT, Origin, Store, StoreError,
-    StoreWarning,
+    CameraKey, CameraState, MAX_CAMERAS, MAX_RESTORED_WAIT, Origin, Store, StoreError,
+    StoreWarning, StoredError,
 };
 use store_support::{T2025, opts, set_wall, tempdir};
 
@@ -25,7 +25,10 @@ fn key<'a>(id: &'a str, password: &'a str) -> CameraKey<'a> {
     }
 }
 
-fn start<'a>(loaded: &'a hikwatch::store::Loaded, id: &str) -> &'a hikwatch::store::StartState {
+fn start<'a>(
+    loaded: &'a hikwatch::store::LoadedState,
+    id: &str,
+) -> &'a hikwatch::store::StartState {
     loaded
         .cameras
         .iter()
@@ -38,7 +41,7 @@ fn backoff() -> CameraState {
         attempts: 5,
         consecutive_failures: 5,
         next_due_in: Some(10 * MIN),
-        last_error: Some(LastError::new(ErrorClass::Network, 7)),
+        last_error: Some(StoredError::new(ErrorClass::Network, 7)),
         reconnects: 2,
         login_attempts: 11,
         last_online_ago: Some(MIN),
@@ -51,7 +54,7 @@ fn held() -> CameraState {
         attempts: 2,
         consecutive_failures: 2,
         next_due_in: Some(MIN),
-        last_error: Some(LastError::new(
+        last_error: Some(StoredError::new(
             ErrorClass::Auth {
                 retries_left: Some(1),
             },
@@ -68,7 +71,7 @@ fn locked() -> CameraState {
         attempts: 1,
         consecutive_failures: 1,
         next_due_in: Some(30 * MIN),
-        last_error: Some(LastError::new(
+        last_error: Some(StoredError::new(
             ErrorClass::Locked {
                 secs_left: Some(1800),
             },

@@ -220,7 +220,7 @@ mod tests {
 
     use super::*;
     use crate::config::{
-        LogConfig, LoginMode, PasswordSource, SdkConfig, Secret, StateConfig, StatusConfig,
+        LogConfig, LoginMode, Password, PasswordSource, SdkConfig, StateConfig, StatusConfig,
         StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
     };
 
@@ -230,7 +230,7 @@ mod tests {
             host: "192.0.2.10".into(),
             port: 8000,
             user: "admin".into(),
-            password: Secret::new(pw.into()),
+            password: Password::new(pw.into()),
             password_source: PasswordSource::Inline,
             login_mode: LoginMode::Private,
             stream: None,
@@ -300,7 +300,7 @@ mod tests {
         b.port = 8001;
         b.login_mode = LoginMode::Isapi;
         assert!(!credentials_changed(&a, &b));
-        b.password = Secret::new("x2".into());
+        b.password = Password::new("x2".into());
         assert!(credentials_changed(&a, &b));
         let mut c = a.clone();
         c.user = "operator".into();

@@ -1,6 +1,7 @@
 //! Walks the span-preserving TOML tree, applies the board profile and the defaults, and
 //! collects every problem with its file, line and field.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
@@ -15,8 +16,8 @@ use toml::de::{DeTable, DeValue};
 use super::board;
 use super::duration::{format_duration, parse_duration};
 use super::{
-    CameraConfig, Config, ConfigError, LoadOptions, Loaded, LogConfig, LoginMode, PasswordSource,
-    Problem, SdkConfig, Secret, Settings, Severity, StateConfig, StatusConfig, Strategy,
+    CameraConfig, Config, ConfigError, LoadOptions, LoadedConfig, LogConfig, LoginMode, Password,
+    PasswordSource, Problem, SdkConfig, Settings, Severity, StateConfig, StatusConfig, Strategy,
     StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
 };
 
@@ -112,12 +113,12 @@ struct Ctx<'o> {
 
 /// A value and the file it came from.
 #[derive(Clone, Copy)]
-struct Item<'a, 'i> {
+struct SourcedValue<'a, 'i> {
     src: usize,
     value: &'a Spanned<DeValue<'i>>,
 }
 
-impl Item<'_, '_> {
+impl SourcedValue<'_, '_> {
     fn offset(&self) -> usize {
         self.value.span().start
     }
@@ -128,7 +129,7 @@ impl Item<'_, '_> {
 struct Section<'a, 'i> {
     /// Field path prefix: `supervisor`, `camera[2]`.
     path: String,
-    items: BTreeMap<String, Item<'a, 'i>>,
+    items: BTreeMap<String, SourcedValue<'a, 'i>>,
     /// Where to point problems about missing keys: `(source, offset)`.
     header: Option<(usize, usize)>,
 }
@@ -142,7 +143,7 @@ impl<'a, 'i> Section<'a, 'i> {
         }
     }
 
-    fn get(&self, key: &str) -> Option<Item<'a, 'i>> {
+    fn get(&self, key: &str) -> Option<SourcedValue<'a, 'i>> {
         self.items.get(key).copied()
     }
 
@@ -217,11 +218,11 @@ impl<'o> Ctx<'o> {
         self.push(severity, at, CONFIG, field, msg.into());
     }
 
-    fn error_at_item(&mut self, item: Item<'_, '_>, field: &str, msg: impl Into<String>) {
+    fn error_at_item(&mut self, item: SourcedValue<'_, '_>, field: &str, msg: impl Into<String>) {
         self.error(item.src, item.offset(), field, msg);
     }
 
-    fn record(&mut self, field: &str, item: Item<'_, '_>) {
+    fn record(&mut self, field: &str, item: SourcedValue<'_, '_>) {
         self.locations
             .insert(field.to_string(), (item.src, item.offset()));
     }
@@ -248,7 +249,8 @@ impl<'o> Ctx<'o> {
         for (key, v) in table.iter() {
             let k: &str = key.get_ref();
             if known.contains(&k) {
-                sec.items.insert(k.to_string(), Item { src, value: v });
+                sec.items
+                    .insert(k.to_string(), SourcedValue { src, value: v });
             } else {
                 let field = format!("{path}.{k}");
                 let msg = unknown_key_message(k, known);
@@ -260,7 +262,7 @@ impl<'o> Ctx<'o> {
 
     // ---- typed getters: on a problem they record it and return the default ----------
 
-    fn string<'a>(&mut self, item: Item<'a, '_>, field: &str) -> Option<&'a str> {
+    fn string<'a>(&mut self, item: SourcedValue<'a, '_>, field: &str) -> Option<&'a str> {
         match item.value.get_ref() {
             DeValue::String(s) => Some(s.as_ref()),
             other => {
@@ -274,7 +276,7 @@ impl<'o> Ctx<'o> {
         }
     }
 
-    fn integer(&mut self, item: Item<'_, '_>, field: &str) -> Option<i128> {
+    fn integer(&mut self, item: SourcedValue<'_, '_>, field: &str) -> Option<i128> {
         match item.value.get_ref() {
             DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
@@ -427,7 +429,12 @@ impl<'o> Ctx<'o> {
 
     /// A path; relative paths resolve against the folder of the file that wrote them.
     /// `Ok(None)` for an empty string when `empty_is_none`.
-    fn path(&mut self, item: Item<'_, '_>, field: &str, empty_is_none: bool) -> Option<PathBuf> {
+    fn path(
+        &mut self,
+        item: SourcedValue<'_, '_>,
+        field: &str,
+        empty_is_none: bool,
+    ) -> Option<PathBuf> {
         let s = self.string(item, field)?;
         if s.is_empty() {
             if !empty_is_none {
@@ -484,7 +491,7 @@ impl<'o> Ctx<'o> {
         &mut self,
         sec: &Section<'a, 'i>,
         key: &str,
-    ) -> Option<(&'a str, Item<'a, 'i>)> {
+    ) -> Option<(&'a str, SourcedValue<'a, 'i>)> {
         let field = sec.field(key);
         match sec.get(key) {
             Some(item) => {
@@ -546,12 +553,13 @@ fn unknown_key_message(key: &str, known: &[&str]) -> String {
     msg
 }
 
-/// Loads config `text` read from `path`.
+/// Loads config `text` read from `path`: the board profile, the global sections (profile
+/// first, config file on top), the cameras, then the checks across them.
 pub(super) fn load_text(
     text: &str,
     path: &Path,
     opts: &LoadOptions,
-) -> Result<Loaded, ConfigError> {
+) -> Result<LoadedConfig, ConfigError> {
     let mut ctx = Ctx {
         sources: Vec::new(),
         problems: Vec::new(),
@@ -574,15 +582,56 @@ pub(super) fn load_text(
     if !syntax.is_empty() {
         // A recovered tree after a syntax error would produce misleading follow-up
         // problems; report every syntax error and stop there.
-        for e in syntax {
-            let off = e.span().map_or(0, |s| s.start);
-            ctx.error(CONFIG, off, "", format!("syntax error: {}", e.message()));
-        }
+        report_syntax_errors(&mut ctx, CONFIG, syntax);
         return Err(finish_err(ctx));
     }
     let doc = doc.into_inner();
+    check_top_keys(&mut ctx, &doc);
 
-    // Top-level keys.
+    let board = board_profile(&mut ctx, &doc);
+    let profile_doc = parse_board_profile(&mut ctx, &board);
+    let sections = global_sections(&mut ctx, profile_doc.as_ref(), &doc);
+    let sec = |n: &str| &sections[n];
+    let sdk = sdk_section(&mut ctx, sec("sdk"));
+    let state = state_section(&mut ctx, sec("state"));
+    let status = status_section(&mut ctx, sec("status"));
+    let supervisor = supervisor_section(&mut ctx, sec("supervisor"));
+    let log = log_section(&mut ctx, sec("log"));
+    let watchdog = watchdog_section(&mut ctx, sec("watchdog"));
+    let cameras = camera_tables(&mut ctx, &doc);
+
+    let config = Config {
+        path: path.to_path_buf(),
+        board: board.label,
+        sdk,
+        state,
+        status,
+        supervisor,
+        log,
+        watchdog,
+        cameras: cameras.cameras,
+    };
+    cross_checks(&mut ctx, &config, &cameras.offsets, &cameras.ids);
+
+    if ctx.problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(finish_err(ctx));
+    }
+    let config_name = ctx.sources[CONFIG].name.clone();
+    let mut warnings = ctx.problems;
+    sort_problems(&mut warnings, &config_name);
+    Ok(LoadedConfig { config, warnings })
+}
+
+/// Reports every syntax error of source `src`.
+fn report_syntax_errors(ctx: &mut Ctx<'_>, src: usize, errors: Vec<toml::de::Error>) {
+    for e in errors {
+        let off = e.span().map_or(0, |s| s.start);
+        ctx.error(src, off, "", format!("syntax error: {}", e.message()));
+    }
+}
+
+/// Unknown top-level keys of the config file.
+fn check_top_keys(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) {
     for (key, _) in doc.iter() {
         let k: &str = key.get_ref();
         if !TOP_KEYS.contains(&k) {
@@ -594,87 +643,106 @@ pub(super) fn load_text(
             );
         }
     }
+}
 
-    // The board profile, if any.
-    let mut board_label = None;
-    let mut profile_text: Option<String> = None;
-    let mut profile_static: Option<&'static str> = None;
-    let mut profile_src = None;
-    if let Some(v) = doc.get("board") {
-        let item = Item {
-            src: CONFIG,
-            value: v,
-        };
-        if let Some(name) = ctx.string(item, "board") {
-            if board::is_path(name) {
-                if let Some(p) = ctx.path(item, "board", false) {
-                    match std::fs::read_to_string(&p) {
-                        Ok(t) => {
-                            let dir = p.parent().map(Path::to_path_buf);
-                            profile_src = Some(ctx.add_source(p.display().to_string(), &t, dir));
-                            profile_text = Some(t);
-                            board_label = Some(p.display().to_string());
-                        }
-                        Err(e) => ctx.error_at_item(
-                            item,
-                            "board",
-                            format!("cannot read board profile {}: {e}", p.display()),
-                        ),
-                    }
-                }
-            } else if let Some(t) = board::builtin_board(name) {
-                profile_src = Some(ctx.add_source(format!("<built-in board {name}>"), t, None));
-                profile_static = Some(t);
-                board_label = Some(name.to_string());
-            } else {
-                let names: Vec<&str> = board::BUILTIN_BOARDS.iter().map(|(n, _)| *n).collect();
-                let mut msg = format!(
-                    "unknown board {name:?} (built-in: {}; or a path to a .toml profile)",
-                    names.join(", ")
-                );
-                if let Some(best) = suggest(name, &names) {
-                    msg.push_str(&format!("; did you mean {best:?}?"));
-                }
-                ctx.error_at_item(item, "board", msg);
-            }
-        }
-    }
-    let profile_body: Option<&str> = profile_text.as_deref().or(profile_static);
-    let profile_doc = match (profile_body, profile_src) {
-        (Some(body), Some(src)) => {
-            let (pdoc, perr) = DeTable::parse_recoverable(body);
-            if perr.is_empty() {
-                Some((src, pdoc.into_inner()))
-            } else {
-                for e in perr {
-                    let off = e.span().map_or(0, |s| s.start);
-                    ctx.error(src, off, "", format!("syntax error: {}", e.message()));
-                }
-                None
-            }
-        }
-        _ => None,
+/// The board profile `board = ...` selects: a built-in one or a file.
+#[derive(Default)]
+struct BoardProfile {
+    /// What `Config::board` shows: the built-in name or the file's path.
+    label: Option<String>,
+    /// The profile's TOML text.
+    text: Option<Cow<'static, str>>,
+    /// Its index in [`Ctx::sources`].
+    src: Option<usize>,
+}
+
+/// Finds and reads the board profile, if the config selects one.
+fn board_profile(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) -> BoardProfile {
+    let mut profile = BoardProfile::default();
+    let Some(v) = doc.get("board") else {
+        return profile;
     };
-    if let Some((src, pdoc)) = &profile_doc {
-        for (key, _) in pdoc.iter() {
-            let k: &str = key.get_ref();
-            if SECTIONS.iter().any(|(s, _)| *s == k) {
-                continue;
+    let item = SourcedValue {
+        src: CONFIG,
+        value: v,
+    };
+    let Some(name) = ctx.string(item, "board") else {
+        return profile;
+    };
+    if board::is_path(name) {
+        if let Some(p) = ctx.path(item, "board", false) {
+            match std::fs::read_to_string(&p) {
+                Ok(t) => {
+                    let dir = p.parent().map(Path::to_path_buf);
+                    profile.src = Some(ctx.add_source(p.display().to_string(), &t, dir));
+                    profile.text = Some(Cow::Owned(t));
+                    profile.label = Some(p.display().to_string());
+                }
+                Err(e) => ctx.error_at_item(
+                    item,
+                    "board",
+                    format!("cannot read board profile {}: {e}", p.display()),
+                ),
             }
-            let msg = match k {
-                "camera" => "board profiles cannot define cameras".to_string(),
-                "board" => "a board profile cannot select another board".to_string(),
-                _ => unknown_key_message(k, TOP_KEYS),
-            };
-            ctx.error(*src, key.span().start, k, msg);
         }
+    } else if let Some(t) = board::builtin_board(name) {
+        profile.src = Some(ctx.add_source(format!("<built-in board {name}>"), t, None));
+        profile.text = Some(Cow::Borrowed(t));
+        profile.label = Some(name.to_string());
+    } else {
+        let names: Vec<&str> = board::BUILTIN_BOARDS.iter().map(|(n, _)| *n).collect();
+        let mut msg = format!(
+            "unknown board {name:?} (built-in: {}; or a path to a .toml profile)",
+            names.join(", ")
+        );
+        if let Some(best) = suggest(name, &names) {
+            msg.push_str(&format!("; did you mean {best:?}?"));
+        }
+        ctx.error_at_item(item, "board", msg);
     }
+    profile
+}
 
-    // Global sections: profile first, config file on top.
-    let mut sections: HashMap<&str, Section<'_, '_>> = HashMap::new();
+/// Parses the board profile and reports what a profile may not contain; `None` without
+/// a (syntactically valid) profile.
+fn parse_board_profile<'p>(
+    ctx: &mut Ctx<'_>,
+    board: &'p BoardProfile,
+) -> Option<(usize, DeTable<'p>)> {
+    let (Some(body), Some(src)) = (board.text.as_deref(), board.src) else {
+        return None;
+    };
+    let (pdoc, perr) = DeTable::parse_recoverable(body);
+    if !perr.is_empty() {
+        report_syntax_errors(ctx, src, perr);
+        return None;
+    }
+    let pdoc = pdoc.into_inner();
+    for (key, _) in pdoc.iter() {
+        let k: &str = key.get_ref();
+        if SECTIONS.iter().any(|(s, _)| *s == k) {
+            continue;
+        }
+        let msg = match k {
+            "camera" => "board profiles cannot define cameras".to_string(),
+            "board" => "a board profile cannot select another board".to_string(),
+            _ => unknown_key_message(k, TOP_KEYS),
+        };
+        ctx.error(src, key.span().start, k, msg);
+    }
+    Some((src, pdoc))
+}
+
+/// The global sections: the profile's keys first, the config file's on top.
+fn global_sections<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    profile_doc: Option<&'a (usize, DeTable<'i>)>,
+    doc: &'a DeTable<'i>,
+) -> HashMap<&'static str, Section<'a, 'i>> {
+    let mut sections = HashMap::new();
     for (name, keys) in SECTIONS {
         let mut merged = Section::empty(name);
-        if let Some((src, pdoc)) = &profile_doc {
+        if let Some((src, pdoc)) = profile_doc {
             if let Some(v) = pdoc.get(*name) {
                 if let Some(s) = ctx.section(*src, name, v, keys) {
                     merged.overlay(s);
@@ -686,31 +754,40 @@ pub(super) fn load_text(
                 merged.overlay(s);
             }
         }
-        sections.insert(name, merged);
+        sections.insert(*name, merged);
     }
-    let sec = |n: &str| &sections[n];
+    sections
+}
 
+/// `[sdk]`.
+fn sdk_section(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> SdkConfig {
     let d = SdkConfig::default();
-    let sdk = SdkConfig {
-        dir: ctx.req_path(sec("sdk"), "dir", d.dir),
-        threads: ctx.uint(sec("sdk"), "threads", d.threads.into(), 1, 64) as u32,
-    };
+    SdkConfig {
+        dir: ctx.req_path(sec, "dir", d.dir),
+        threads: ctx.uint(sec, "threads", d.threads.into(), 1, 64) as u32,
+    }
+}
 
+/// `[state]`.
+fn state_section(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> StateConfig {
     let d = StateConfig::default();
-    let state = StateConfig {
-        path: ctx.req_path(sec("state"), "path", d.path),
+    StateConfig {
+        path: ctx.req_path(sec, "path", d.path),
         flush_interval: ctx.duration(
-            sec("state"),
+            sec,
             "flush_interval",
             d.flush_interval,
             Duration::from_secs(1),
             Duration::from_secs(3600),
         ),
-    };
+    }
+}
 
+/// `[status]`.
+fn status_section(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> StatusConfig {
     let d = StatusConfig::default();
-    let socket = ctx.req_path(sec("status"), "socket", d.socket);
-    let metrics = match sec("status").get("metrics") {
+    let socket = ctx.req_path(sec, "socket", d.socket);
+    let metrics = match sec.get("metrics") {
         None => None,
         Some(item) => {
             ctx.record("status.metrics", item);
@@ -730,14 +807,15 @@ pub(super) fn load_text(
             }
         }
     };
-    let status = StatusConfig { socket, metrics };
+    StatusConfig { socket, metrics }
+}
 
-    let supervisor = supervisor_section(&mut ctx, sec("supervisor"));
-
+/// `[log]`.
+fn log_section(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> LogConfig {
     let d = LogConfig::default();
-    let log = LogConfig {
+    LogConfig {
         level: ctx.choice(
-            sec("log"),
+            sec,
             "level",
             d.level,
             &[
@@ -750,77 +828,73 @@ pub(super) fn load_text(
             ],
         ),
         repeat_window: ctx.duration(
-            sec("log"),
+            sec,
             "repeat_window",
             d.repeat_window,
             Duration::from_secs(1),
             Duration::from_secs(3600),
         ),
-    };
+    }
+}
 
+/// `[watchdog]`.
+fn watchdog_section(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> WatchdogConfig {
     let d = WatchdogConfig::default();
-    let watchdog = WatchdogConfig {
-        device: ctx.opt_path(sec("watchdog"), "device", d.device),
+    WatchdogConfig {
+        device: ctx.opt_path(sec, "device", d.device),
         keepalive: ctx.duration(
-            sec("watchdog"),
+            sec,
             "keepalive",
             d.keepalive,
             Duration::from_secs(1),
             Duration::from_secs(600),
         ),
-    };
+    }
+}
 
-    // Cameras.
-    let mut cameras = Vec::new();
-    let mut camera_offsets = Vec::new();
-    // (index, id, offset of the id) for every camera with a readable id, valid or not
-    // otherwise, so duplicates are found even among broken cameras.
-    let mut ids: Vec<(usize, String, usize)> = Vec::new();
-    match doc.get("camera") {
-        None => {}
-        Some(v) => match v.get_ref() {
-            DeValue::Array(arr) => {
-                for (i, elem) in arr.iter().enumerate() {
-                    if let Some(id) = elem.get_ref().get("id") {
-                        if let Some(s) = id.get_ref().as_str() {
-                            ids.push((i, s.to_string(), id.span().start));
-                        }
-                    }
-                    if let Some(c) = camera(&mut ctx, i, elem) {
-                        cameras.push(c);
-                        camera_offsets.push((i, elem.span().start));
+/// The `[[camera]]` tables, and what the cross-checks need to place their problems.
+struct CameraTables {
+    /// The cameras that loaded.
+    cameras: Vec<CameraConfig>,
+    /// `(index, offset of the table)` of each of `cameras`.
+    offsets: Vec<(usize, usize)>,
+    /// `(index, id, offset of the id)` for every camera with a readable id, valid or not
+    /// otherwise, so duplicates are found even among broken cameras.
+    ids: Vec<(usize, String, usize)>,
+}
+
+/// Loads every `[[camera]]` table.
+fn camera_tables(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) -> CameraTables {
+    let mut t = CameraTables {
+        cameras: Vec::new(),
+        offsets: Vec::new(),
+        ids: Vec::new(),
+    };
+    let Some(v) = doc.get("camera") else {
+        return t;
+    };
+    match v.get_ref() {
+        DeValue::Array(arr) => {
+            for (i, elem) in arr.iter().enumerate() {
+                if let Some(id) = elem.get_ref().get("id") {
+                    if let Some(s) = id.get_ref().as_str() {
+                        t.ids.push((i, s.to_string(), id.span().start));
                     }
                 }
+                if let Some(c) = camera(ctx, i, elem) {
+                    t.cameras.push(c);
+                    t.offsets.push((i, elem.span().start));
+                }
             }
-            other => ctx.error(
-                CONFIG,
-                v.span().start,
-                "camera",
-                format!("expected [[camera]] tables, found {}", other.type_str()),
-            ),
-        },
+        }
+        other => ctx.error(
+            CONFIG,
+            v.span().start,
+            "camera",
+            format!("expected [[camera]] tables, found {}", other.type_str()),
+        ),
     }
-
-    let config = Config {
-        path: path.to_path_buf(),
-        board: board_label,
-        sdk,
-        state,
-        status,
-        supervisor,
-        log,
-        watchdog,
-        cameras,
-    };
-    cross_checks(&mut ctx, &config, &camera_offsets, &ids);
-
-    if ctx.problems.iter().any(|p| p.severity == Severity::Error) {
-        return Err(finish_err(ctx));
-    }
-    let config_name = ctx.sources[CONFIG].name.clone();
-    let mut warnings = ctx.problems;
-    sort_problems(&mut warnings, &config_name);
-    Ok(Loaded { config, warnings })
+    t
 }
 
 /// Config file first, then the profile; by line, problems without a line last.
@@ -1031,7 +1105,7 @@ fn check_credential_text(what: &str, s: &str) -> Result<(), String> {
 
 /// Reads a password file: at most one trailing newline is removed. Reads into a buffer of
 /// the right size so no reallocation leaves a copy behind.
-fn read_secret_file(path: &Path) -> Result<(Secret, bool), String> {
+fn read_secret_file(path: &Path) -> Result<(Password, bool), String> {
     let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let meta = f
         .metadata()
@@ -1064,7 +1138,7 @@ fn read_secret_file(path: &Path) -> Result<(Secret, bool), String> {
             return Err(format!("{} is not UTF-8 text", path.display()));
         }
     };
-    let secret = Secret::new(text);
+    let secret = Password::new(text);
     check_credential_text("the password", secret.expose())
         .map_err(|m| format!("{}: {m}", path.display()))?;
     Ok((secret, world_readable))
@@ -1156,7 +1230,7 @@ fn camera<'a, 'i>(
     })
 }
 
-fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, PasswordSource)> {
+fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Password, PasswordSource)> {
     let sources: Vec<&str> = ["password_file", "password_credential", "password"]
         .into_iter()
         .filter(|k| sec.get(k).is_some())
@@ -1184,7 +1258,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                 "password_file" => {
                     let p = ctx.path(item, &field, false)?;
                     if ctx.opts.skip_secrets {
-                        return Some((Secret::default(), PasswordSource::File(p)));
+                        return Some((Password::default(), PasswordSource::File(p)));
                     }
                     match read_secret_file(&p) {
                         Ok((secret, world_readable)) => {
@@ -1219,7 +1293,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                     }
                     let source = PasswordSource::Credential(name.to_string());
                     if ctx.opts.skip_secrets {
-                        return Some((Secret::default(), source));
+                        return Some((Password::default(), source));
                     }
                     match ctx.opts.credentials_dir.clone() {
                         Some(dir) => match read_secret_file(&dir.join(name)) {
@@ -1243,7 +1317,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                                      only set inside the service (LoadCredential=)"
                                 ),
                             );
-                            Some((Secret::default(), source))
+                            Some((Password::default(), source))
                         }
                         None => {
                             ctx.error_at_item(
@@ -1272,7 +1346,7 @@ fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Secret, Passwor
                         "inline password in the config file; prefer password_file or \
                          password_credential",
                     );
-                    Some((Secret::new(text.to_string()), PasswordSource::Inline))
+                    Some((Password::new(text.to_string()), PasswordSource::Inline))
                 }
             }
         }

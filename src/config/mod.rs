@@ -7,7 +7,7 @@
 //! - Precedence, lowest first: built-in defaults (documented on each field and in
 //!   `examples/hikwatch.toml`), then the board profile (`board = "armv7-generic"` or a path,
 //!   see `board/README.md`), then the config file itself.
-//! - Passwords are [`Secret`]s: never printed, zeroed on drop.
+//! - Passwords are [`Password`]s: never printed, zeroed on drop.
 //! - [`diff`] and [`credentials_changed`] tell a SIGHUP reload what changed.
 //!
 //! This module depends on no other hikwatch module except the pure
@@ -18,7 +18,6 @@ mod board;
 mod diff;
 mod duration;
 mod load;
-mod secret;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -26,10 +25,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::password::Password;
 pub use board::{BUILTIN_BOARDS, builtin_board};
 pub use diff::{CameraChange, ConfigDiff, credentials_changed, diff};
 pub use duration::{format_duration, parse_duration};
-pub use secret::Secret;
 
 /// The whole daemon configuration, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -236,7 +235,7 @@ pub struct CameraConfig {
     /// The password (1 to 63 bytes); empty only when loaded with
     /// [`LoadOptions::skip_secrets`] or in a `check-config` run that could not read a
     /// systemd credential.
-    pub password: Secret,
+    pub password: Password,
     /// Where the password came from.
     pub password_source: PasswordSource,
     /// Login protocol. Default private.
@@ -306,7 +305,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`] with
     /// every problem found otherwise.
-    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         Config::load_with(path, &LoadOptions::from_env())
     }
 
@@ -314,7 +313,7 @@ impl Config {
     ///
     /// # Errors
     /// As [`Config::load`].
-    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<LoadedConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -327,7 +326,11 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] with every problem found.
-    pub fn from_text(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    pub fn from_text(
+        text: &str,
+        path: &Path,
+        opts: &LoadOptions,
+    ) -> Result<LoadedConfig, ConfigError> {
         load::load_text(text, path, opts)
     }
 
@@ -339,7 +342,7 @@ impl Config {
 
 /// A successfully loaded configuration and the warnings it produced.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct LoadedConfig {
     /// The configuration.
     pub config: Config,
     /// Problems that do not stop the daemon (inline password, world-readable password

@@ -452,7 +452,7 @@ pub(crate) enum WatchEnd {
     Lost,
 }
 
-/// The link watch (hybrid, `Traits::link_watch`): holds one idle, unauthenticated TCP
+/// The link watch (hybrid, `StrategyTraits::link_watch`): holds one idle, unauthenticated TCP
 /// connection to the camera's port while a session is live and returns when the device
 /// resets it (a reboot or a crash resets every connection), or closes it and refuses a
 /// new one. A device that closes an idle connection (FIN) and accepts the next one is

@@ -23,7 +23,7 @@
 //!   stuck at once (`CallStuck`) and its late result is delivered afterwards with the
 //!   original token (a late login is then logged out by the core). Probes are
 //!   non-blocking TCP connects (`Async<TcpStream>`) raced against the probe deadline;
-//! - **link watches** (hybrid, `Traits::link_watch`), one per live session: an idle,
+//! - **link watches** (hybrid, `StrategyTraits::link_watch`), one per live session: an idle,
 //!   unauthenticated TCP connection to the camera's port. A rebooting or crashing device
 //!   resets it at once; the watch then reports `Event::LinkLost` and the core confirms
 //!   with one heartbeat (milliseconds instead of up to a heartbeat interval). A device
@@ -108,27 +108,30 @@ use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_io::Timer;
+use async_io::{Async, Timer};
 use futures_lite::{Stream, StreamExt, future};
 use smol::LocalExecutor;
 
-use crate::config::{Config, ConfigError, LoadOptions};
-use crate::sdk::{PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
-use crate::status::FleetStatus;
-use crate::store::{CameraKey, Origin, Store, StoreOptions};
-use crate::supervisor::{Strategy, Supervisor};
-use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Watchdog, WatchdogError};
+use crate::config::{CameraConfig, Config, ConfigError, LoadOptions};
+use crate::sdk::{EventReceiver, PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
+use crate::status::FleetStatusReport;
+use crate::store::{CameraKey, LoadedState, Origin, Store, StoreOptions};
+use crate::supervisor::{Settings, Strategy, Supervisor};
+use crate::watchdog::{HwWatchdog, Notifier, NotifyState, Progress, Watchdog, WatchdogError};
 
 pub use signals::Signals;
 
 use calls::Msg;
-use shell::{Clock, Parts, Shell};
+use shell::{Clock, DriverParts, SupervisorDriver};
 
 /// How long a graceful stop may take before the state is written and the run ends
 /// anyway: below the unit's `TimeoutStopSec=30s`, above the default logout deadline
@@ -185,7 +188,7 @@ impl RunOptions {
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
+pub struct RunSummary {
     /// Every camera was torn down before [`SHUTDOWN_DEADLINE`].
     pub clean: bool,
     /// Sessions the SDK still held after the teardown (`NET_DVR_GetSDKState`; `None` if
@@ -335,7 +338,7 @@ pub fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
     reload: impl Stream<Item = ()>,
-) -> Result<Summary, RunError> {
+) -> Result<RunSummary, RunError> {
     let loaded = Config::load_with(config_path, &opts.load).map_err(RunError::Config)?;
     for w in &loaded.warnings {
         log::warn!("{w}");
@@ -384,24 +387,221 @@ pub fn run_loaded(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
     reload: impl Stream<Item = ()>,
-) -> Result<Summary, RunError> {
-    let clock = Clock {
-        start: Instant::now(),
-        start_wall: SystemTime::now(),
-    };
-    let settings = config.supervisor.settings();
+) -> Result<RunSummary, RunError> {
+    Ok(Daemon::start(config, opts)?.run(shutdown, reload))
+}
 
-    // The SDK.
+/// A started daemon: SDK open, state restored, cameras added, listeners bound, READY
+/// sent. [`Daemon::run`] drives it until the shutdown signal.
+struct Daemon {
+    /// Dropped last, after the pool and the executor's tasks: the SDK's cleanup.
+    sdk: Arc<Sdk>,
+    ex: Rc<LocalExecutor<'static>>,
+    driver: Rc<RefCell<SupervisorDriver>>,
+    /// Answers of the call tasks.
+    rx: async_channel::Receiver<Msg>,
+    events: EventReceiver,
+    wd: Watchdog,
+    /// The longest pause between two housekeeping rounds.
+    housekeeping: Duration,
+    status_listener: Async<UnixListener>,
+    metrics_listener: Option<Async<TcpListener>>,
+    /// Removed when the run ends.
+    socket_path: PathBuf,
+    start_wall: SystemTime,
+    #[cfg(debug_assertions)]
+    stall: Option<hook::Stall>,
+}
+
+impl Daemon {
+    /// Everything up to READY, in an order that fails early on what is most likely
+    /// wrong: the SDK, the state file, the core, the listeners, systemd.
+    fn start(config: Config, opts: RunOptions) -> Result<Daemon, RunError> {
+        let clock = Clock {
+            start: Instant::now(),
+            start_wall: SystemTime::now(),
+        };
+        let settings = config.supervisor.settings();
+        let (sdk, pool, events) = open_sdk(&config, settings.strategy, &opts.sdk)?;
+        let (store, loaded) = open_store(&config, &settings, opts.seed, clock.start);
+
+        let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
+        let sup = Supervisor::new(&settings, seed).map_err(RunError::Supervisor)?;
+
+        let status_listener =
+            crate::status::bind(&config.status.socket).map_err(|source| RunError::Status {
+                path: config.status.socket.clone(),
+                source,
+            })?;
+        let socket_path = config.status.socket.clone();
+        let metrics_listener = match config.status.metrics {
+            Some(addr) => Some(
+                crate::metrics::bind(addr).map_err(|source| RunError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
+        let notifier = Notifier::new(opts.notify_socket.as_deref()).map_err(RunError::Notify)?;
+        let mut wd = open_watchdog(&config, &opts)?;
+        let housekeeping = wd.period().map_or(HOUSEKEEPING, |p| {
+            (p / 4).clamp(Duration::from_millis(10), HOUSEKEEPING)
+        });
+
+        let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
+        let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
+        let cameras = config.cameras.clone();
+        let strategy = settings.strategy;
+        let driver = Rc::new(RefCell::new(SupervisorDriver::new(DriverParts {
+            cfg: config,
+            load_opts: opts.load,
+            sup,
+            pool,
+            store,
+            clock,
+            tx,
+            ex: ex.clone(),
+            notifier,
+        })));
+        {
+            let mut d = driver.borrow_mut();
+            add_cameras(&mut d, &cameras, &loaded);
+            log::info!(
+                "hikwatch {}: {} camera(s), strategy {strategy}, HCNetSDK {} from {}",
+                env!("CARGO_PKG_VERSION"),
+                cameras.len(),
+                d.pool.sdk().version(),
+                d.pool.sdk().dir().display()
+            );
+        }
+        drop(cameras);
+
+        let ready_line = driver.borrow().status_line();
+        if let Err(e) = wd.ready(Instant::now(), &ready_line) {
+            log::warn!("systemd: {e}");
+        }
+        driver.borrow_mut().status_sent = ready_line;
+
+        Ok(Daemon {
+            sdk,
+            ex,
+            driver,
+            rx,
+            events,
+            wd,
+            housekeeping,
+            status_listener,
+            metrics_listener,
+            socket_path,
+            start_wall: clock.start_wall,
+            #[cfg(debug_assertions)]
+            stall: opts.stall,
+        })
+    }
+
+    /// Serves status, metrics and the watchdog in the background and runs the supervisor
+    /// loop until `shutdown` resolves and the graceful stop is over; then writes the
+    /// state and tells systemd.
+    fn run(self, shutdown: impl Future<Output = ()>, reload: impl Stream<Item = ()>) -> RunSummary {
+        let Daemon {
+            sdk,
+            ex,
+            driver,
+            rx,
+            mut events,
+            mut wd,
+            housekeeping,
+            status_listener,
+            metrics_listener,
+            socket_path,
+            start_wall,
+            #[cfg(debug_assertions)]
+            stall,
+        } = self;
+
+        // Background tasks end when `stop_tx` is dropped.
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        let stopped = move || {
+            let rx = stop_rx.clone();
+            async move {
+                let _ = rx.recv().await;
+            }
+        };
+        let snapshot = {
+            let weak = Rc::downgrade(&driver);
+            move || {
+                weak.upgrade()
+                    .and_then(|s| s.try_borrow().ok().map(|s| s.snapshot()))
+                    .unwrap_or_else(|| FleetStatusReport::new(start_wall))
+            }
+        };
+        ex.spawn(crate::status::serve(
+            status_listener,
+            snapshot.clone(),
+            stopped(),
+        ))
+        .detach();
+        if let Some(l) = metrics_listener {
+            ex.spawn(crate::metrics::serve(l, snapshot, stopped()))
+                .detach();
+        }
+        let progress = wd.progress();
+        let wd_stopped = stopped();
+        let wd_task = ex.spawn(async move {
+            crate::watchdog::run(&mut wd, wd_stopped).await;
+            wd
+        });
+
+        let supervisor_loop = SupervisorLoop {
+            driver: &driver,
+            rx: &rx,
+            events: &mut events,
+            progress,
+            housekeeping,
+            next_housekeeping: Instant::now(),
+            stop_by: None,
+            // Counted from READY (the real SDK's init alone takes seconds).
+            #[cfg(debug_assertions)]
+            stall: stall.map(|s| (s, Instant::now() + s.after)),
+        };
+        let main = async {
+            let clean = supervisor_loop.run(shutdown, reload).await;
+            let summary = final_summary(&mut driver.borrow_mut(), clean);
+            drop(stop_tx);
+            let wd = wd_task.await;
+            let line = driver.borrow().status_line();
+            if let Err(e) = wd.stop(&line) {
+                log::warn!("watchdog: {e}");
+            }
+            summary
+        };
+        let summary = future::block_on(ex.run(main));
+        // Tasks still pending (late answers nobody waits for) are dropped with the executor;
+        // the pool logs out a late login on its own thread.
+        drop(driver);
+        drop(ex);
+        // Our socket (bound in `start`; a stale one is also removed at the next start).
+        let _ = std::fs::remove_file(&socket_path);
+        drop(events);
+        drop(sdk);
+        summary
+    }
+}
+
+/// Loads and initialises the SDK for `config` and starts the call pool: the one place a
+/// run opens the SDK.
+fn open_sdk(
+    config: &Config,
+    strategy: Strategy,
+    base: &SdkOptions,
+) -> Result<(Arc<Sdk>, SdkPool, EventReceiver), RunError> {
     #[cfg(feature = "bench-peers")]
-    if settings.strategy.is_benchmark_peer() {
+    if strategy.is_benchmark_peer() {
         log::warn!(
-            "strategy {} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
-            settings.strategy
+            "strategy {strategy} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
         );
     }
-    let sdk_opts = sdk_options(settings.strategy, &opts.sdk);
+    let sdk_opts = sdk_options(strategy, base);
     let sdk = Sdk::load(&config.sdk.dir, &sdk_opts).map_err(RunError::Sdk)?;
-    let mut events = sdk.events().ok_or(RunError::Sdk(SdkError::AlreadyLoaded))?;
+    let events = sdk.events().ok_or(RunError::Sdk(SdkError::AlreadyLoaded))?;
     let threads = usize::try_from(config.sdk.threads).unwrap_or(8).max(1);
     let pool = SdkPool::new(
         sdk.clone(),
@@ -413,8 +613,16 @@ pub fn run_loaded(
         },
     )
     .map_err(RunError::Sdk)?;
+    Ok((sdk, pool, events))
+}
 
-    // The state file.
+/// Opens the state file for the configured cameras and logs what it found.
+fn open_store(
+    config: &Config,
+    settings: &Settings,
+    seed: Option<u64>,
+    start: Instant,
+) -> (Store, LoadedState) {
     let keys: Vec<CameraKey<'_>> = config
         .cameras
         .iter()
@@ -429,11 +637,11 @@ pub fn run_loaded(
         StoreOptions {
             flush_interval: config.state.flush_interval,
             start_spread: settings.start_spread,
-            jitter_seed: opts.seed,
+            jitter_seed: seed,
             wall_clock: SystemTime::now,
         },
         &keys,
-        clock.start,
+        start,
     );
     drop(keys);
     for w in &loaded.warnings {
@@ -449,26 +657,13 @@ pub fn run_loaded(
             loaded.dropped.join(", ")
         );
     }
+    (store, loaded)
+}
 
-    // The core.
-    let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
-    let sup = Supervisor::new(&settings, seed).map_err(RunError::Supervisor)?;
-
-    // Listeners and systemd.
-    let status_listener =
-        crate::status::bind(&config.status.socket).map_err(|source| RunError::Status {
-            path: config.status.socket.clone(),
-            source,
-        })?;
-    let socket_path = config.status.socket.clone();
-    let metrics_listener = match config.status.metrics {
-        Some(addr) => {
-            Some(crate::metrics::bind(addr).map_err(|source| RunError::Metrics { addr, source })?)
-        }
-        None => None,
-    };
+/// The systemd watchdog (from `$WATCHDOG_USEC`/`$WATCHDOG_PID`) and the optional hardware
+/// one; either is left out, with an error in the log, when it cannot be used.
+fn open_watchdog(config: &Config, opts: &RunOptions) -> Result<Watchdog, RunError> {
     let notifier = Notifier::new(opts.notify_socket.as_deref()).map_err(RunError::Notify)?;
-    let wd_notifier = Notifier::new(opts.notify_socket.as_deref()).map_err(RunError::Notify)?;
     let timeout = match crate::watchdog::watchdog_timeout(
         opts.watchdog_usec.as_deref(),
         opts.watchdog_pid.as_deref(),
@@ -491,256 +686,220 @@ pub fn run_loaded(
                 None
             }
         });
-    let mut wd = Watchdog::new(wd_notifier, timeout, hw, config.watchdog.keepalive);
-    let housekeeping = wd.period().map_or(HOUSEKEEPING, |p| {
-        (p / 4).clamp(Duration::from_millis(10), HOUSEKEEPING)
-    });
-
-    let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
-    let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
-    let cameras = config.cameras.clone();
-    let strategy = settings.strategy;
-    let shell = Rc::new(RefCell::new(Shell::new(Parts {
-        cfg: config,
-        load_opts: opts.load,
-        sup,
-        pool,
-        store,
-        clock,
-        tx,
-        ex: ex.clone(),
+    Ok(Watchdog::new(
         notifier,
-    })));
-    {
-        let mut sh = shell.borrow_mut();
-        for (conf, start) in cameras.iter().zip(&loaded.cameras) {
-            let cam = sh.add_camera(conf.clone());
-            let restored = matches!(start.origin, Origin::Restored | Origin::CredentialsChanged);
-            if restored && shell::needs_restore(&start.state) {
-                sh.restore(cam, &start.state);
-                let st = &start.state;
-                let what = if st.lock_left.is_some() {
-                    "device lock"
-                } else if st.auth_hold {
-                    "auth-hold"
-                } else {
-                    "backoff"
-                };
-                crate::cam_info!(conf.id, "restored {what} from the state file");
-            }
-            if start.origin == Origin::CredentialsChanged {
-                crate::cam_info!(conf.id, "credentials changed since the last run");
-            }
-        }
-        log::info!(
-            "hikwatch {}: {} camera(s), strategy {strategy}, HCNetSDK {} from {}",
-            env!("CARGO_PKG_VERSION"),
-            cameras.len(),
-            sh.pool.sdk().version(),
-            sh.pool.sdk().dir().display()
-        );
-    }
-    drop(cameras);
-
-    let progress = wd.progress();
-    let ready_line = shell.borrow().status_line();
-    if let Err(e) = wd.ready(Instant::now(), &ready_line) {
-        log::warn!("systemd: {e}");
-    }
-    shell.borrow_mut().status_sent = ready_line;
-
-    // Background tasks end when `stop_tx` is dropped.
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let stopped = move || {
-        let rx = stop_rx.clone();
-        async move {
-            let _ = rx.recv().await;
-        }
-    };
-    let snapshot = {
-        let weak = Rc::downgrade(&shell);
-        let start_wall = clock.start_wall;
-        move || {
-            weak.upgrade()
-                .and_then(|s| s.try_borrow().ok().map(|s| s.snapshot()))
-                .unwrap_or_else(|| FleetStatus::new(start_wall))
-        }
-    };
-    ex.spawn(crate::status::serve(
-        status_listener,
-        snapshot.clone(),
-        stopped(),
+        timeout,
+        hw,
+        config.watchdog.keepalive,
     ))
-    .detach();
-    if let Some(l) = metrics_listener {
-        ex.spawn(crate::metrics::serve(l, snapshot, stopped()))
-            .detach();
+}
+
+/// Adds the configured cameras to the driver, each with the state the store restored.
+fn add_cameras(driver: &mut SupervisorDriver, cameras: &[CameraConfig], loaded: &LoadedState) {
+    for (conf, start) in cameras.iter().zip(&loaded.cameras) {
+        let cam = driver.add_camera(conf.clone());
+        let restored = matches!(start.origin, Origin::Restored | Origin::CredentialsChanged);
+        if restored && shell::needs_restore(&start.state) {
+            driver.restore(cam, &start.state);
+            let st = &start.state;
+            let what = if st.lock_left.is_some() {
+                "device lock"
+            } else if st.auth_hold {
+                "auth-hold"
+            } else {
+                "backoff"
+            };
+            crate::cam_info!(conf.id, "restored {what} from the state file");
+        }
+        if start.origin == Origin::CredentialsChanged {
+            crate::cam_info!(conf.id, "credentials changed since the last run");
+        }
     }
-    let wd_stopped = stopped();
-    let wd_task = ex.spawn(async move {
-        crate::watchdog::run(&mut wd, wd_stopped).await;
-        wd
-    });
+}
 
-    // Counted from READY (the real SDK's init alone takes seconds).
+/// The final state write and what the SDK still holds, after the loop ended (`clean`:
+/// every camera was torn down in time).
+fn final_summary(driver: &mut SupervisorDriver, clean: bool) -> RunSummary {
+    let state_saved = match driver.store.flush(Instant::now()) {
+        Ok(wrote) => {
+            if wrote {
+                log::info!("state: saved {}", driver.store.path().display());
+            }
+            true
+        }
+        Err(e) => {
+            log::error!("state: {e}");
+            false
+        }
+    };
+    RunSummary {
+        clean,
+        sdk_logins_left: driver.pool.sdk().state().ok().map(|s| s.logins),
+        state_saved,
+    }
+}
+
+/// The supervisor loop: one turn per wake-up (signal, reload, timer, call answer, SDK
+/// event), then a bounded batch of whatever else is waiting, then the core's timers.
+struct SupervisorLoop<'d> {
+    driver: &'d RefCell<SupervisorDriver>,
+    rx: &'d async_channel::Receiver<Msg>,
+    events: &'d mut EventReceiver,
+    /// Bumped every turn; the watchdog pings only while it moves.
+    progress: Progress,
+    housekeeping: Duration,
+    next_housekeeping: Instant,
+    /// Set by the shutdown signal: the graceful stop ends by then at the latest.
+    stop_by: Option<Instant>,
     #[cfg(debug_assertions)]
-    let stall = opts.stall.map(|s| (s, Instant::now() + s.after));
+    stall: Option<(hook::Stall, Instant)>,
+}
 
-    let main = async {
+impl SupervisorLoop<'_> {
+    /// Runs until the graceful stop is over; `true` if every camera was torn down before
+    /// [`SHUTDOWN_DEADLINE`].
+    async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        reload: impl Stream<Item = ()>,
+    ) -> bool {
         let mut shutdown = pin!(shutdown);
         let mut reload = pin!(reload);
-        let mut next_housekeeping = Instant::now();
-        let mut stop_by: Option<Instant> = None;
-        let clean = loop {
+        loop {
             let now = Instant::now();
             #[cfg(debug_assertions)]
-            if let Some((s, at)) = stall {
+            if let Some((s, at)) = self.stall {
                 if now >= at {
                     s.stall().await;
                 }
             }
-            if now >= next_housekeeping {
-                let mut sh = shell.borrow_mut();
-                sh.poll_streams();
-                sh.repeat.flush();
-                sh.send_status();
-                sh.maybe_flush(now);
-                next_housekeeping = now + housekeeping;
+            if now >= self.next_housekeeping {
+                let mut d = self.driver.borrow_mut();
+                d.poll_streams();
+                d.repeat.flush();
+                d.send_status();
+                d.maybe_flush(now);
+                self.next_housekeeping = now + self.housekeeping;
             }
-            if let Some(by) = stop_by {
-                if shell.borrow().all_stopped() {
-                    break true;
+            if let Some(by) = self.stop_by {
+                if self.driver.borrow().all_stopped() {
+                    return true;
                 }
                 if now >= by {
-                    break false;
+                    return false;
                 }
             }
-            let wake_at = {
-                let sh = shell.borrow();
-                let mut at = next_housekeeping;
-                for t in [sh.next_core_wake(), sh.store.next_flush_at(), stop_by]
-                    .into_iter()
-                    .flatten()
-                {
-                    at = at.min(t);
-                }
-                #[cfg(debug_assertions)]
-                if let Some((_, t)) = stall {
-                    at = at.min(t);
-                }
-                // Never a timer in the past: whatever is due was handled by this turn's
-                // tick, and a zero wait would spin.
-                at.max(now + Duration::from_millis(1))
-            };
-            let stopping = stop_by.is_some();
-            let woke = {
-                let sig = async {
-                    if stopping {
-                        future::pending::<()>().await;
-                    }
-                    shutdown.as_mut().await;
-                    Wake::Shutdown
-                };
-                let rl = async {
-                    if stopping {
-                        future::pending::<()>().await;
-                    }
-                    match reload.next().await {
-                        Some(()) => Wake::Reload,
-                        None => future::pending().await,
-                    }
-                };
-                let timer = async {
-                    Timer::at(wake_at).await;
-                    Wake::Timer
-                };
-                let msg = async {
-                    match rx.recv().await {
-                        Ok(m) => Wake::Msg(m),
-                        // The shell holds a sender: never closed while we run.
-                        Err(_) => future::pending().await,
-                    }
-                };
-                let sdk_ev = async { Wake::Sdk(events.recv().await) };
-                future::or(
-                    sig,
-                    future::or(rl, future::or(timer, future::or(msg, sdk_ev))),
-                )
-                .await
-            };
-            progress.bump();
-            let mut sh = shell.borrow_mut();
-            match woke {
-                Wake::Shutdown => {
-                    if let Err(e) = sh.notifier.notify(&[NotifyState::Stopping]) {
-                        log::warn!("systemd: {e}");
-                    }
-                    log::info!("stopping: logging out every camera");
-                    sh.begin_shutdown();
-                    stop_by = Some(Instant::now() + SHUTDOWN_DEADLINE);
-                }
-                Wake::Reload => sh.reload(),
-                Wake::Timer => {}
-                Wake::Msg(m) => sh.on_msg(m),
-                Wake::Sdk(e) => sh.on_sdk_event(e),
-            }
-            // Whatever else is already waiting, a bounded batch of each.
-            for _ in 0..BATCH {
-                match rx.try_recv() {
-                    Ok(m) => sh.on_msg(m),
-                    Err(_) => break,
-                }
-            }
-            for _ in 0..BATCH {
-                match events.try_recv() {
-                    Some(e) => sh.on_sdk_event(e),
-                    None => break,
-                }
-            }
-            sh.tick();
-            sh.reap();
-            if sh
-                .store
-                .next_flush_at()
-                .is_some_and(|t| t <= Instant::now())
-            {
-                sh.maybe_flush(Instant::now());
-            }
-        };
-        let summary = {
-            let mut sh = shell.borrow_mut();
-            let state_saved = match sh.store.flush(Instant::now()) {
-                Ok(wrote) => {
-                    if wrote {
-                        log::info!("state: saved {}", sh.store.path().display());
-                    }
-                    true
-                }
-                Err(e) => {
-                    log::error!("state: {e}");
-                    false
-                }
-            };
-            Summary {
-                clean,
-                sdk_logins_left: sh.pool.sdk().state().ok().map(|s| s.logins),
-                state_saved,
-            }
-        };
-        drop(stop_tx);
-        let wd = wd_task.await;
-        let line = shell.borrow().status_line();
-        if let Err(e) = wd.stop(&line) {
-            log::warn!("watchdog: {e}");
+            let wake_at = self.wake_at(now);
+            let woke = self.wait(wake_at, shutdown.as_mut(), reload.as_mut()).await;
+            self.progress.bump();
+            self.handle(woke);
         }
-        summary
-    };
-    let summary = future::block_on(ex.run(main));
-    // Tasks still pending (late answers nobody waits for) are dropped with the executor;
-    // the pool logs out a late login on its own thread.
-    drop(shell);
-    drop(ex);
-    // Our socket (bound above; a stale one is also removed at the next start).
-    let _ = std::fs::remove_file(&socket_path);
-    Ok(summary)
+    }
+
+    /// When the next turn is due if nothing wakes the loop earlier.
+    fn wake_at(&self, now: Instant) -> Instant {
+        let d = self.driver.borrow();
+        let mut at = self.next_housekeeping;
+        for t in [d.next_core_wake(), d.store.next_flush_at(), self.stop_by]
+            .into_iter()
+            .flatten()
+        {
+            at = at.min(t);
+        }
+        #[cfg(debug_assertions)]
+        if let Some((_, t)) = self.stall {
+            at = at.min(t);
+        }
+        // Never a timer in the past: whatever is due was handled by this turn's tick, and
+        // a zero wait would spin.
+        at.max(now + Duration::from_millis(1))
+    }
+
+    /// Waits for the first of: the shutdown signal, a reload, `wake_at`, a call answer,
+    /// an SDK event. Once stopping, signals and reloads are no longer listened to.
+    async fn wait<S, R>(
+        &mut self,
+        wake_at: Instant,
+        shutdown: Pin<&mut S>,
+        reload: Pin<&mut R>,
+    ) -> Wake
+    where
+        S: Future<Output = ()>,
+        R: Stream<Item = ()>,
+    {
+        let stopping = self.stop_by.is_some();
+        let sig = async {
+            if stopping {
+                future::pending::<()>().await;
+            }
+            shutdown.await;
+            Wake::Shutdown
+        };
+        let rl = async {
+            if stopping {
+                future::pending::<()>().await;
+            }
+            let mut reload = reload;
+            match reload.next().await {
+                Some(()) => Wake::Reload,
+                None => future::pending().await,
+            }
+        };
+        let timer = async {
+            Timer::at(wake_at).await;
+            Wake::Timer
+        };
+        let rx = self.rx;
+        let msg = async {
+            match rx.recv().await {
+                Ok(m) => Wake::Msg(m),
+                // The driver holds a sender: never closed while we run.
+                Err(_) => future::pending().await,
+            }
+        };
+        let events = &mut *self.events;
+        let sdk_ev = async { Wake::Sdk(events.recv().await) };
+        future::or(
+            sig,
+            future::or(rl, future::or(timer, future::or(msg, sdk_ev))),
+        )
+        .await
+    }
+
+    /// Acts on what woke the loop, then on a bounded batch of each kind of input already
+    /// waiting, then runs the core's timers and reaps finished teardowns.
+    fn handle(&mut self, woke: Wake) {
+        let mut d = self.driver.borrow_mut();
+        match woke {
+            Wake::Shutdown => {
+                if let Err(e) = d.notifier.notify(&[NotifyState::Stopping]) {
+                    log::warn!("systemd: {e}");
+                }
+                log::info!("stopping: logging out every camera");
+                d.begin_shutdown();
+                self.stop_by = Some(Instant::now() + SHUTDOWN_DEADLINE);
+            }
+            Wake::Reload => d.reload(),
+            Wake::Timer => {}
+            Wake::Msg(m) => d.on_msg(m),
+            Wake::Sdk(e) => d.on_sdk_event(e),
+        }
+        for _ in 0..BATCH {
+            match self.rx.try_recv() {
+                Ok(m) => d.on_msg(m),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..BATCH {
+            match self.events.try_recv() {
+                Some(e) => d.on_sdk_event(e),
+                None => break,
+            }
+        }
+        d.tick();
+        d.reap();
+        if d.store.next_flush_at().is_some_and(|t| t <= Instant::now()) {
+            d.maybe_flush(Instant::now());
+        }
+    }
 }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::format_duration;
 use crate::sdk::ErrorClass;
-use crate::status::{CameraStatus, FleetStatus, LastError, QueueStatus};
+use crate::status::{CameraStatusReport, FleetStatusReport, LastErrorReport, QueueStatus};
 use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, State};
 use crate::{cam_error, cam_info};
 
-use super::shell::{Shell, Slot};
+use super::shell::{CameraSlot, SupervisorDriver};
 
 /// A vendor code in words, for logs and status.
 pub(crate) fn describe(class: ErrorClass, code: u32) -> String {
@@ -18,7 +18,7 @@ pub(crate) fn describe(class: ErrorClass, code: u32) -> String {
             ErrorClass::Timeout => "no answer before the deadline".into(),
             other => other.name().into(),
         },
-        0x8000..=0x80ff => format!("SDK exception {}", crate::sdk::ExceptionKind(code).name()),
+        0x8000..=0x80ff => format!("SDK exception {}", crate::sdk::ExceptionCode(code).name()),
         _ => format!("{} error {code}", class.name()),
     }
 }
@@ -27,7 +27,7 @@ fn whole(d: Duration) -> String {
     format_duration(Duration::from_secs(d.as_secs().max(1)))
 }
 
-impl Shell {
+impl SupervisorDriver {
     /// An alert from the core: a log line (camera id first, repeats rate-limited) and the
     /// latency measurements.
     pub(crate) fn on_alert(&mut self, cam: CamId, alert: Alert) {
@@ -107,7 +107,7 @@ impl Shell {
     }
 
     /// The configured cameras, in config order, with their supervisor ids.
-    fn configured(&self) -> impl Iterator<Item = (CamId, &Slot)> + '_ {
+    fn configured(&self) -> impl Iterator<Item = (CamId, &CameraSlot)> + '_ {
         self.cfg.cameras.iter().filter_map(|c| {
             let cam = *self.by_id.get(&c.id)?;
             Some((cam, self.slots.get(cam.0 as usize)?))
@@ -115,8 +115,8 @@ impl Shell {
     }
 
     /// The status snapshot for `hikwatch status` and the metrics.
-    pub(crate) fn snapshot(&self) -> FleetStatus {
-        let mut st = FleetStatus::new(self.clock.start_wall);
+    pub(crate) fn snapshot(&self) -> FleetStatusReport {
+        let mut st = FleetStatusReport::new(self.clock.start_wall);
         for (cam, slot) in self.configured() {
             let Some(cs) = self.sup.status(cam) else {
                 continue;
@@ -126,11 +126,11 @@ impl Shell {
             } else {
                 cs.next_attempt
             };
-            st.cameras.push(CameraStatus {
+            st.cameras.push(CameraStatusReport {
                 id: slot.conf.id.clone(),
                 state: cs.state.name().into(),
                 since: self.clock.wall(cs.since),
-                last_error: cs.last_error.map(|e| LastError {
+                last_error: cs.last_error.map(|e| LastErrorReport {
                     code: (e.code != 0).then_some(e.code),
                     message: match &slot.last_text {
                         Some((code, text)) if *code == e.code && e.code != 0 => text.clone(),

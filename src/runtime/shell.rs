@@ -11,11 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use async_channel::Sender;
 use smol::LocalExecutor;
 
-use crate::config::{CameraConfig, Config, LoadOptions, LoginMode as CfgLoginMode};
+use crate::config::{CameraConfig, Config, LoadOptions, LoginMode};
 use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
 use crate::sdk::{
-    LoginEpoch, LoginMode, LoginParams, Password, SdkEvent, SdkPool, StreamId, StreamParams,
+    LoginEpoch, LoginParams, SdkEvent, SdkLoginMode, SdkPool, StreamId, StreamParams,
 };
 use crate::store::{self, CameraState, Store};
 use crate::supervisor::{
@@ -44,7 +44,7 @@ const WATCH_RETRY: Duration = Duration::from_secs(60);
 /// One camera slot (index = the supervisor's [`CamId`]; the supervisor reuses the slots
 /// of removed cameras, and so does this table).
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct CameraSlot {
     /// The camera's current configuration.
     pub conf: CameraConfig,
     /// Removed from the configuration; the core is tearing it down.
@@ -107,7 +107,7 @@ impl Clock {
 
 /// The supervisor task's state. See the module docs.
 #[derive(Debug)]
-pub(crate) struct Shell {
+pub(crate) struct SupervisorDriver {
     pub cfg: Config,
     pub load_opts: LoadOptions,
     pub settings: Settings,
@@ -115,7 +115,7 @@ pub(crate) struct Shell {
     pub pool: SdkPool,
     pub store: Store,
     pub clock: Clock,
-    pub slots: Vec<Slot>,
+    pub slots: Vec<CameraSlot>,
     pub by_id: HashMap<String, CamId>,
     /// `lUserID` → camera and which login of the id it holds, for exception callbacks:
     /// the SDK hands a freed id to the next login, so an exception queued for a session
@@ -137,9 +137,9 @@ pub(crate) struct Shell {
     pub status_sent: String,
 }
 
-/// What [`Shell::new`] needs.
+/// What [`SupervisorDriver::new`] needs.
 #[derive(Debug)]
-pub(crate) struct Parts {
+pub(crate) struct DriverParts {
     pub cfg: Config,
     pub load_opts: LoadOptions,
     pub sup: Supervisor,
@@ -151,12 +151,12 @@ pub(crate) struct Parts {
     pub notifier: Notifier,
 }
 
-impl Shell {
+impl SupervisorDriver {
     /// A shell with no cameras yet.
-    pub(super) fn new(p: Parts) -> Shell {
+    pub(super) fn new(p: DriverParts) -> SupervisorDriver {
         let settings = p.cfg.supervisor.settings();
         let repeat = RepeatLog::new(p.cfg.log.repeat_window);
-        Shell {
+        SupervisorDriver {
             cfg: p.cfg,
             load_opts: p.load_opts,
             settings,
@@ -194,7 +194,7 @@ impl Shell {
         let now = self.now_ms();
         let cam = self.sup.add_camera(now, conf.stream.is_some());
         let i = cam.0 as usize;
-        let slot = Slot {
+        let slot = CameraSlot {
             conf,
             retired: false,
             lane: VecDeque::new(),
@@ -307,8 +307,8 @@ impl Shell {
             match slot.conf.login_mode {
                 // An ISAPI device is alive when its web service answers, not when its
                 // kernel accepts a connection (a hung device still does).
-                CfgLoginMode::Isapi => calls::ProbeKind::Http,
-                CfgLoginMode::Private | CfgLoginMode::Auto => calls::ProbeKind::Connect,
+                LoginMode::Isapi => calls::ProbeKind::Http,
+                LoginMode::Private | LoginMode::Auto => calls::ProbeKind::Connect,
             },
             self.tx.clone(),
         );
@@ -528,7 +528,7 @@ impl Shell {
     }
 
     /// Starts the link watch of `cam`'s live session (strategies with
-    /// `Traits::link_watch`), unless one runs for it or the last one could not connect a
+    /// `StrategyTraits::link_watch`), unless one runs for it or the last one could not connect a
     /// moment ago.
     fn ensure_watch(&mut self, cam: CamId) {
         if !self.settings.strategy.traits().link_watch {
@@ -881,11 +881,11 @@ pub(crate) fn login_params(c: &CameraConfig) -> LoginParams {
         host: c.host.clone(),
         port: c.port,
         user: c.user.clone(),
-        password: Password::new(c.password.expose().to_string()),
+        password: c.password.clone(),
         mode: match c.login_mode {
-            CfgLoginMode::Private => LoginMode::Private,
-            CfgLoginMode::Isapi => LoginMode::Isapi,
-            CfgLoginMode::Auto => LoginMode::Auto,
+            LoginMode::Private => SdkLoginMode::Private,
+            LoginMode::Isapi => SdkLoginMode::Isapi,
+            LoginMode::Auto => SdkLoginMode::Auto,
         },
     }
 }
@@ -898,7 +898,7 @@ pub(crate) fn camera_state(p: &Persisted) -> CameraState {
         next_due_in: p.next_attempt_in,
         last_error: p
             .last_error
-            .map(|(class, code)| store::LastError::new(class, code)),
+            .map(|(class, code)| store::StoredError::new(class, code)),
         auth_hold: p.auth_hold,
         lock_left: p.lock_left,
         reconnects: p.reconnects,

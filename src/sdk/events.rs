@@ -100,29 +100,29 @@ pub struct StreamId {
 
 /// An exception callback type (`dwType`, docs/hcnetsdk.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ExceptionKind(pub u32);
+pub struct ExceptionCode(pub u32);
 
-impl ExceptionKind {
+impl ExceptionCode {
     /// 0x8000: session/heartbeat exception (device unreachable).
-    pub const EXCHANGE: ExceptionKind = ExceptionKind(0x8000);
+    pub const EXCHANGE: ExceptionCode = ExceptionCode(0x8000);
     /// 0x8003: live view exception.
-    pub const PREVIEW: ExceptionKind = ExceptionKind(0x8003);
+    pub const PREVIEW: ExceptionCode = ExceptionCode(0x8003);
     /// 0x8005: live view reconnecting (the SDK's own reconnect).
-    pub const RECONNECT: ExceptionKind = ExceptionKind(0x8005);
+    pub const RECONNECT: ExceptionCode = ExceptionCode(0x8005);
     /// 0x8015: live view reconnected.
-    pub const PREVIEW_RECONNECT_SUCCESS: ExceptionKind = ExceptionKind(0x8015);
+    pub const PREVIEW_RECONNECT_SUCCESS: ExceptionCode = ExceptionCode(0x8015);
     /// 0x8017: user interaction restored (device back, same uid).
-    pub const RESUME_EXCHANGE: ExceptionKind = ExceptionKind(0x8017);
+    pub const RESUME_EXCHANGE: ExceptionCode = ExceptionCode(0x8017);
     /// 0x8040: the SDK is logging the user in again.
-    pub const RELOGIN: ExceptionKind = ExceptionKind(0x8040);
+    pub const RELOGIN: ExceptionCode = ExceptionCode(0x8040);
     /// 0x8041: re-login succeeded, same uid.
-    pub const RELOGIN_SUCCESS: ExceptionKind = ExceptionKind(0x8041);
+    pub const RELOGIN_SUCCESS: ExceptionCode = ExceptionCode(0x8041);
     /// 0x8044: re-login failed; the SDK stops trying (session dead).
-    pub const RELOGIN_FAILED: ExceptionKind = ExceptionKind(0x8044);
+    pub const RELOGIN_FAILED: ExceptionCode = ExceptionCode(0x8044);
     /// 0x8045: the SDK stopped reconnecting the preview.
-    pub const PREVIEW_RECONNECT_CLOSED: ExceptionKind = ExceptionKind(0x8045);
+    pub const PREVIEW_RECONNECT_CLOSED: ExceptionCode = ExceptionCode(0x8045);
     /// Stands for a kind outside 0x8000..0x807f that was coalesced on overflow.
-    pub const OTHER: ExceptionKind = ExceptionKind(0xffff_ffff);
+    pub const OTHER: ExceptionCode = ExceptionCode(0xffff_ffff);
 
     /// The vendor name, when known.
     pub fn name(self) -> &'static str {
@@ -174,7 +174,7 @@ pub enum SdkEvent {
         /// newest epoch folded for `uid`.
         epoch: LoginEpoch,
         /// `dwType`.
-        kind: ExceptionKind,
+        kind: ExceptionCode,
         /// `lHandle` (a preview handle for preview exceptions); -1 when coalesced.
         handle: i32,
         /// Rebuilt from the overflow bitmask: one event stands for one or more callbacks
@@ -267,7 +267,7 @@ impl UserPending {
 }
 
 /// One tracked stream's counters.
-pub(crate) struct Slot {
+pub(crate) struct StreamSlot {
     /// Owner and generation in one word, so that claiming and releasing the slot are
     /// single compare-and-swaps: bit 0 set while a stream owns the slot, bits 1..=32 the
     /// generation, bumped by each allocation (callbacks carrying another generation are
@@ -287,9 +287,9 @@ pub(crate) struct Slot {
     pending_gap_ms: AtomicU32,
 }
 
-impl Slot {
+impl StreamSlot {
     const fn new() -> Self {
-        Slot {
+        StreamSlot {
             state: AtomicU64::new(0),
             // Never read before `alloc_slot` sets -1; zero keeps the table in .bss (a
             // non-zero initialiser would put 28 KiB into the binary's .data).
@@ -310,10 +310,10 @@ impl Slot {
     }
 }
 
-/// Bit 0 of [`Slot::state`]: a stream owns the slot.
+/// Bit 0 of [`StreamSlot::state`]: a stream owns the slot.
 const SLOT_OWNED: u64 = 1;
 
-/// [`Slot::state`] of a slot owned by the stream of `generation`; without [`SLOT_OWNED`],
+/// [`StreamSlot::state`] of a slot owned by the stream of `generation`; without [`SLOT_OWNED`],
 /// of a free slot whose last owner had it.
 fn slot_state(generation: u32) -> u64 {
     (u64::from(generation) << 1) | SLOT_OWNED
@@ -327,7 +327,7 @@ static USERS: [UserPending; MAX_USERS] = [const { UserPending::new() }; MAX_USER
 /// Per uid: the current [`LoginEpoch`] (see there).
 static USER_EPOCH: [AtomicU32; MAX_USERS] = [const { AtomicU32::new(0) }; MAX_USERS];
 static USER_DIRTY: [AtomicU64; MAX_USERS / 64] = [const { AtomicU64::new(0) }; MAX_USERS / 64];
-static SLOTS: [Slot; MAX_STREAMS] = [const { Slot::new() }; MAX_STREAMS];
+static SLOTS: [StreamSlot; MAX_STREAMS] = [const { StreamSlot::new() }; MAX_STREAMS];
 static SLOT_DIRTY: [AtomicU64; MAX_STREAMS / 64] = [const { AtomicU64::new(0) }; MAX_STREAMS / 64];
 /// Callbacks that found the queue full (cumulative).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -904,9 +904,9 @@ impl EventReceiver {
                         let k = kinds.trailing_zeros();
                         kinds &= kinds - 1;
                         let kind = if i == 1 && k == 63 {
-                            ExceptionKind::OTHER
+                            ExceptionCode::OTHER
                         } else {
-                            ExceptionKind(0x8000 + 64 * i as u32 + k)
+                            ExceptionCode(0x8000 + 64 * i as u32 + k)
                         };
                         self.backlog.push_back(SdkEvent::Exception {
                             uid,
@@ -991,7 +991,7 @@ fn convert(raw: Raw) -> SdkEvent {
         } => SdkEvent::Exception {
             uid: UserId(uid),
             epoch: LoginEpoch(epoch),
-            kind: ExceptionKind(kind),
+            kind: ExceptionCode(kind),
             handle,
             coalesced: false,
         },
@@ -1237,7 +1237,7 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(ExceptionKind::EXCHANGE.name(), "EXCEPTION_EXCHANGE");
-        assert_eq!(ExceptionKind(0x8017).name(), "RESUME_EXCHANGE");
+        assert_eq!(ExceptionCode::EXCHANGE.name(), "EXCEPTION_EXCHANGE");
+        assert_eq!(ExceptionCode(0x8017).name(), "RESUME_EXCHANGE");
     }
 }

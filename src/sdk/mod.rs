@@ -29,7 +29,8 @@
 //! needs it: `ffi` (the symbol table), [`types`] (`repr(C)` structs and callback types),
 //! [`events`] (the `extern "C"` callbacks), and in this file the asynchronous-login scratch
 //! buffer and the `impl` blocks of [`Sdk`] that call through the table. [`class`],
-//! [`elf`], [`error`], [`pool`] and [`secret`] are safe code.
+//! [`elf`], [`error`], [`pool`] are safe code (the password type is
+//! [`crate::password::Password`]).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod class;
@@ -40,7 +41,6 @@ pub mod events;
 #[allow(unsafe_code)] // the raw symbol table
 mod ffi;
 pub mod pool;
-pub mod secret;
 #[allow(unsafe_code)] // repr(C) structs, callback types, zeroed defaults
 pub mod types;
 
@@ -51,15 +51,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use crate::password::Password;
 pub use class::{ErrorClass, LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
-    AsyncLoginResult, EventCounters, EventReceiver, ExceptionKind, LoginEpoch, SdkEvent, StreamId,
+    AsyncLoginResult, EventCounters, EventReceiver, ExceptionCode, LoginEpoch, SdkEvent, StreamId,
     StreamStats, UserId,
 };
 pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
-pub use secret::Password;
 
 use ffi::Api;
 use types::*;
@@ -164,7 +164,7 @@ impl Default for SdkOptions {
 
 /// Login protocol (`byLoginMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LoginMode {
+pub enum SdkLoginMode {
     /// Hikvision private protocol (port 8000).
     #[default]
     Private,
@@ -174,21 +174,21 @@ pub enum LoginMode {
     Auto,
 }
 
-impl LoginMode {
+impl SdkLoginMode {
     fn byte(self) -> u8 {
         match self {
-            LoginMode::Private => 0,
-            LoginMode::Isapi => 1,
-            LoginMode::Auto => 2,
+            SdkLoginMode::Private => 0,
+            SdkLoginMode::Isapi => 1,
+            SdkLoginMode::Auto => 2,
         }
     }
 
     /// Parses `private`, `isapi` or `auto`.
-    pub fn parse(s: &str) -> Option<LoginMode> {
+    pub fn parse(s: &str) -> Option<SdkLoginMode> {
         match s {
-            "private" => Some(LoginMode::Private),
-            "isapi" => Some(LoginMode::Isapi),
-            "auto" => Some(LoginMode::Auto),
+            "private" => Some(SdkLoginMode::Private),
+            "isapi" => Some(SdkLoginMode::Isapi),
+            "auto" => Some(SdkLoginMode::Auto),
             _ => None,
         }
     }
@@ -196,9 +196,9 @@ impl LoginMode {
     /// `private`, `isapi` or `auto`.
     pub fn name(self) -> &'static str {
         match self {
-            LoginMode::Private => "private",
-            LoginMode::Isapi => "isapi",
-            LoginMode::Auto => "auto",
+            SdkLoginMode::Private => "private",
+            SdkLoginMode::Isapi => "isapi",
+            SdkLoginMode::Auto => "auto",
         }
     }
 }
@@ -215,7 +215,7 @@ pub struct LoginParams {
     /// Password, at most 63 bytes; zeroed on drop.
     pub password: Password,
     /// Protocol.
-    pub mode: LoginMode,
+    pub mode: SdkLoginMode,
 }
 
 /// A successful login.
@@ -307,6 +307,109 @@ impl fmt::Debug for Sdk {
 }
 
 /// Releases [`LOADED`] when a load fails half-way.
+/// The files of an SDK folder that [`Sdk::load`] needs, checked to exist.
+struct SdkFiles {
+    /// The folder, absolute.
+    dir: PathBuf,
+    /// `libhcnetsdk.so`, for this build's CPU.
+    lib: PathBuf,
+    /// The OpenSSL libraries shipped with the SDK.
+    crypto: PathBuf,
+    ssl: PathBuf,
+}
+
+impl SdkFiles {
+    /// Makes `dir` absolute and checks the library (present, ELF, this CPU), the
+    /// component folder and the OpenSSL libraries.
+    fn locate(dir: &Path) -> Result<SdkFiles, SdkError> {
+        let dir = std::fs::canonicalize(dir).map_err(|source| SdkError::DirMissing {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if !dir.is_dir() {
+            return Err(SdkError::DirMissing {
+                source: std::io::Error::other("not a directory"),
+                dir,
+            });
+        }
+        let lib = dir.join("libhcnetsdk.so");
+        if !lib.is_file() {
+            return Err(SdkError::FileMissing {
+                path: lib,
+                what: "the HCNetSDK library",
+            });
+        }
+        let machine = elf::read_machine(&lib).map_err(|source| SdkError::Read {
+            path: lib.clone(),
+            source,
+        })?;
+        let found = machine.map_err(|problem| SdkError::NotElf {
+            path: lib.clone(),
+            problem,
+        })?;
+        if found != Machine::current() {
+            return Err(SdkError::WrongArch {
+                path: lib,
+                found,
+                expected: Machine::current(),
+            });
+        }
+        let com = dir.join("HCNetSDKCom");
+        if !com.is_dir() {
+            return Err(SdkError::FileMissing {
+                path: com,
+                what: "the SDK component folder (NET_DVR_SetSDKInitCfg 2 points at its parent)",
+            });
+        }
+        let crypto = find_lib(&dir, "libcrypto").ok_or_else(|| SdkError::FileMissing {
+            path: dir.join("libcrypto.so.1.1"),
+            what: "OpenSSL libcrypto shipped with the SDK (NET_DVR_SetSDKInitCfg 3)",
+        })?;
+        let ssl = find_lib(&dir, "libssl").ok_or_else(|| SdkError::FileMissing {
+            path: dir.join("libssl.so.1.1"),
+            what: "OpenSSL libssl shipped with the SDK (NET_DVR_SetSDKInitCfg 4)",
+        })?;
+        Ok(SdkFiles {
+            dir,
+            lib,
+            crypto,
+            ssl,
+        })
+    }
+}
+
+/// The arguments of `NET_DVR_SetSDKInitCfg` and `NET_DVR_SetLogToFile`, in the C forms the
+/// SDK takes, prepared before anything is loaded so that a bad path fails early.
+struct SdkInitConfig {
+    sdk_path: NET_DVR_LOCAL_SDK_PATH,
+    crypto: CString,
+    ssl: CString,
+    log_dir: Option<CString>,
+}
+
+impl SdkInitConfig {
+    fn new(files: &SdkFiles, opts: &SdkOptions) -> Result<SdkInitConfig, SdkError> {
+        let mut sdk_path = NET_DVR_LOCAL_SDK_PATH::zeroed();
+        {
+            use std::os::unix::ffi::OsStrExt;
+            put_str(
+                &mut sdk_path.sPath,
+                files.dir.as_os_str().as_bytes(),
+                "SDK folder path",
+            )?;
+        }
+        Ok(SdkInitConfig {
+            sdk_path,
+            crypto: c_path(&files.crypto, "libcrypto path")?,
+            ssl: c_path(&files.ssl, "libssl path")?,
+            log_dir: match &opts.log_dir {
+                Some(d) => Some(c_path(d, "SDK log folder")?),
+                None => None,
+            },
+        })
+    }
+}
+
 struct LoadGuard(bool);
 impl Drop for LoadGuard {
     fn drop(&mut self) {
@@ -392,7 +495,11 @@ impl LoginInfo {
         let mut li = LoginInfo(Box::new(NET_DVR_USER_LOGIN_INFO::zeroed()));
         put_str(&mut li.0.sDeviceAddress, p.host.as_bytes(), "host")?;
         put_str(&mut li.0.sUserName, p.user.as_bytes(), "user")?;
-        put_str(&mut li.0.sPassword, p.password.expose(), "password")?;
+        put_str(
+            &mut li.0.sPassword,
+            p.password.expose().as_bytes(),
+            "password",
+        )?;
         li.0.wPort = p.port;
         li.0.byLoginMode = p.mode.byte();
         // byHttps 0: plain HTTP for ISAPI; TLS would need certificates on the gateway.
@@ -400,7 +507,7 @@ impl LoginInfo {
     }
 
     fn wipe(&mut self) {
-        secret::wipe(&mut self.0.sPassword);
+        crate::password::wipe(&mut self.0.sPassword);
     }
 }
 
@@ -480,69 +587,8 @@ impl Sdk {
     /// than [`MIN_VERSION`], another live `Sdk` ([`SdkError::AlreadyLoaded`]), or a
     /// failing init call ([`SdkError::Call`] with the vendor code).
     pub fn load(dir: &Path, opts: &SdkOptions) -> Result<Arc<Sdk>, SdkError> {
-        let dir = std::fs::canonicalize(dir).map_err(|source| SdkError::DirMissing {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        if !dir.is_dir() {
-            return Err(SdkError::DirMissing {
-                source: std::io::Error::other("not a directory"),
-                dir,
-            });
-        }
-        let lib = dir.join("libhcnetsdk.so");
-        if !lib.is_file() {
-            return Err(SdkError::FileMissing {
-                path: lib,
-                what: "the HCNetSDK library",
-            });
-        }
-        let machine = elf::read_machine(&lib).map_err(|source| SdkError::Read {
-            path: lib.clone(),
-            source,
-        })?;
-        let found = machine.map_err(|problem| SdkError::NotElf {
-            path: lib.clone(),
-            problem,
-        })?;
-        if found != Machine::current() {
-            return Err(SdkError::WrongArch {
-                path: lib,
-                found,
-                expected: Machine::current(),
-            });
-        }
-        let com = dir.join("HCNetSDKCom");
-        if !com.is_dir() {
-            return Err(SdkError::FileMissing {
-                path: com,
-                what: "the SDK component folder (NET_DVR_SetSDKInitCfg 2 points at its parent)",
-            });
-        }
-        let crypto = find_lib(&dir, "libcrypto").ok_or_else(|| SdkError::FileMissing {
-            path: dir.join("libcrypto.so.1.1"),
-            what: "OpenSSL libcrypto shipped with the SDK (NET_DVR_SetSDKInitCfg 3)",
-        })?;
-        let ssl = find_lib(&dir, "libssl").ok_or_else(|| SdkError::FileMissing {
-            path: dir.join("libssl.so.1.1"),
-            what: "OpenSSL libssl shipped with the SDK (NET_DVR_SetSDKInitCfg 4)",
-        })?;
-        let mut sdk_path = NET_DVR_LOCAL_SDK_PATH::zeroed();
-        {
-            use std::os::unix::ffi::OsStrExt;
-            put_str(
-                &mut sdk_path.sPath,
-                dir.as_os_str().as_bytes(),
-                "SDK folder path",
-            )?;
-        }
-        let crypto_c = c_path(&crypto, "libcrypto path")?;
-        let ssl_c = c_path(&ssl, "libssl path")?;
-        let log_dir_c = match &opts.log_dir {
-            Some(d) => Some(c_path(d, "SDK log folder")?),
-            None => None,
-        };
-
+        let files = SdkFiles::locate(dir)?;
+        let mut init_cfg = SdkInitConfig::new(&files, opts)?;
         if let Some(c) = opts.check_online {
             check_online_valid(c)?;
         }
@@ -556,94 +602,123 @@ impl Sdk {
             reason: e.to_string(),
         })?;
 
-        // SAFETY: `lib` is `libhcnetsdk.so` from the configured SDK folder and its ELF
-        // machine matches this build (checked above); running its initialisers is what
-        // using the vendor SDK means.
-        let api = unsafe { Api::load(&lib) }?;
+        let api = Sdk::load_symbols(&files.lib)?;
         // Until `NET_DVR_Init` succeeded there is no `Sdk` value: its `Drop` runs
         // `NET_DVR_Cleanup`, which must only ever pair with a successful Init. A failure
         // before that drops only `api` (the library stays mapped, see its invariant).
-        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
-        // NUL-terminated path (docs/hcnetsdk.md §1). All three live until the end of this function
-        // and the SDK copies them during the call (it must: callers commonly pass stack
-        // buffers, and hikwatch's are dropped after Init).
-        unsafe {
-            api_check(
-                &api,
-                (api.set_sdk_init_cfg)(
-                    INIT_CFG_SDK_PATH,
-                    (&mut sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
-                ),
-                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
-            )?;
-            api_check(
-                &api,
-                (api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, crypto_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
-            )?;
-            api_check(
-                &api,
-                (api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, ssl_c.as_ptr() as *mut c_void),
-                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
-            )?;
-        }
-        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
-        // `LOADED` flag guarantees one pair per process at a time).
-        let ok = unsafe { (api.init)() };
-        api_check(&api, ok, "NET_DVR_Init")?;
-        let mut sdk = Sdk {
-            api,
-            dir,
-            version: SdkVersion::from_build_word(0),
-            sdk_version_word: 0,
-            recv_timeout_ms: ms(opts.recv_timeout),
-        };
+        Sdk::apply_init_config(&api, &mut init_cfg)?;
+        let mut sdk = Sdk::init(api, files.dir, opts)?;
         // From here on `Drop for Sdk` runs Cleanup and releases LOADED.
         guard.0 = true;
-        // The version getters answer 0 before Init (observed with 6.1.9.48), so the
-        // version is checked now; a refused SDK is cleaned up by `Drop`.
-        // SAFETY: `Api` invariant (valid pointer, correct signature); no arguments.
-        sdk.version = SdkVersion::from_build_word(unsafe { (sdk.api.get_sdk_build_version)() });
-        // SAFETY: as above.
-        sdk.sdk_version_word = unsafe { (sdk.api.get_sdk_version)() };
-        if sdk.version < MIN_VERSION {
-            return Err(SdkError::TooOld {
-                path: lib,
-                found: sdk.version,
-                minimum: MIN_VERSION,
-            });
-        }
+        // A refused SDK is cleaned up by `Drop`.
+        sdk.check_version(files.lib)?;
         let sdk = Arc::new(sdk);
-        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (docs/hcnetsdk.md §1), a
-        // non-null `extern "C"` callback that only touches statics, and no user pointer.
-        let ok = unsafe {
-            (sdk.api.set_exception_callback_v30)(
-                0,
-                std::ptr::null_mut(),
-                Some(events::exception_trampoline),
-                std::ptr::null_mut(),
-            )
-        };
-        sdk.check(ok, "NET_DVR_SetExceptionCallBack_V30")?;
-        sdk.set_connect_timeout(opts.connect_timeout)?;
-        sdk.set_recv_timeout(opts.recv_timeout)?;
-        sdk.set_sdk_reconnect(opts.sdk_reconnect)?;
-        let log_ptr = log_dir_c
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _);
-        // SAFETY: `Api` invariant; the folder is NUL-terminated (or NULL = the SDK's
-        // default) and outlives the call.
-        let ok = unsafe { (sdk.api.set_log_to_file)(opts.log_level.min(3), log_ptr, 1) };
-        sdk.check(ok, "NET_DVR_SetLogToFile")?;
-        if let Some(c) = opts.check_online {
-            sdk.set_check_online(c)?;
-        }
+        sdk.configure(opts, init_cfg.log_dir.as_deref())?;
         log::info!(
             "sdk: loaded HCNetSDK {} from {}",
             sdk.version,
             sdk.dir.display()
         );
         Ok(sdk)
+    }
+
+    /// Maps `lib` and resolves every symbol hikwatch calls.
+    fn load_symbols(lib: &Path) -> Result<Api, SdkError> {
+        // SAFETY: `lib` is `libhcnetsdk.so` from the configured SDK folder and its ELF
+        // machine matches this build (checked by `SdkFiles::locate`); running its
+        // initialisers is what using the vendor SDK means.
+        unsafe { Api::load(lib) }
+    }
+
+    /// `NET_DVR_SetSDKInitCfg` 2/3/4: the component folder, libcrypto, libssl. Must run
+    /// before `NET_DVR_Init`.
+    fn apply_init_config(api: &Api, cfg: &mut SdkInitConfig) -> Result<(), SdkError> {
+        // SAFETY: `Api` invariant; type 2 takes a NET_DVR_LOCAL_SDK_PATH*, 3 and 4 a
+        // NUL-terminated path (docs/hcnetsdk.md §1). All three live in `cfg`, which outlives
+        // the call, and the SDK copies them during the call (it must: callers commonly
+        // pass stack buffers, and hikwatch's are dropped after Init).
+        unsafe {
+            api_check(
+                api,
+                (api.set_sdk_init_cfg)(
+                    INIT_CFG_SDK_PATH,
+                    (&mut cfg.sdk_path as *mut NET_DVR_LOCAL_SDK_PATH).cast(),
+                ),
+                "NET_DVR_SetSDKInitCfg(SDK_PATH)",
+            )?;
+            api_check(
+                api,
+                (api.set_sdk_init_cfg)(INIT_CFG_LIBEAY_PATH, cfg.crypto.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(LIBEAY_PATH)",
+            )?;
+            api_check(
+                api,
+                (api.set_sdk_init_cfg)(INIT_CFG_SSLEAY_PATH, cfg.ssl.as_ptr() as *mut c_void),
+                "NET_DVR_SetSDKInitCfg(SSLEAY_PATH)",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `NET_DVR_Init`; the `Sdk` value exists only once it succeeded. The caller holds
+    /// the process-wide `LOADED` flag.
+    fn init(api: Api, dir: PathBuf, opts: &SdkOptions) -> Result<Sdk, SdkError> {
+        // SAFETY: `Api` invariant; no arguments. Paired with Cleanup in `Drop` (the
+        // `LOADED` flag guarantees one pair per process at a time).
+        let ok = unsafe { (api.init)() };
+        api_check(&api, ok, "NET_DVR_Init")?;
+        Ok(Sdk {
+            api,
+            dir,
+            version: SdkVersion::from_build_word(0),
+            sdk_version_word: 0,
+            recv_timeout_ms: ms(opts.recv_timeout),
+        })
+    }
+
+    /// Reads the version and refuses an SDK older than [`MIN_VERSION`]. The version
+    /// getters answer 0 before Init (observed with 6.1.9.48), so this runs after it.
+    fn check_version(&mut self, lib: PathBuf) -> Result<(), SdkError> {
+        // SAFETY: `Api` invariant (valid pointer, correct signature); no arguments.
+        self.version = SdkVersion::from_build_word(unsafe { (self.api.get_sdk_build_version)() });
+        // SAFETY: as above.
+        self.sdk_version_word = unsafe { (self.api.get_sdk_version)() };
+        if self.version < MIN_VERSION {
+            return Err(SdkError::TooOld {
+                path: lib,
+                found: self.version,
+                minimum: MIN_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// After Init: the exception callback, the timeouts, the SDK's own reconnect, its log
+    /// file and the optional online check, from `opts`.
+    fn configure(&self, opts: &SdkOptions, log_dir: Option<&CStr>) -> Result<(), SdkError> {
+        // SAFETY: `Api` invariant; reserved arguments 0/NULL as on Linux (docs/hcnetsdk.md §1), a
+        // non-null `extern "C"` callback that only touches statics, and no user pointer.
+        let ok = unsafe {
+            (self.api.set_exception_callback_v30)(
+                0,
+                std::ptr::null_mut(),
+                Some(events::exception_trampoline),
+                std::ptr::null_mut(),
+            )
+        };
+        self.check(ok, "NET_DVR_SetExceptionCallBack_V30")?;
+        self.set_connect_timeout(opts.connect_timeout)?;
+        self.set_recv_timeout(opts.recv_timeout)?;
+        self.set_sdk_reconnect(opts.sdk_reconnect)?;
+        let log_ptr = log_dir.map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _);
+        // SAFETY: `Api` invariant; the folder is NUL-terminated (or NULL = the SDK's
+        // default) and outlives the call.
+        let ok = unsafe { (self.api.set_log_to_file)(opts.log_level.min(3), log_ptr, 1) };
+        self.check(ok, "NET_DVR_SetLogToFile")?;
+        if let Some(c) = opts.check_online {
+            self.set_check_online(c)?;
+        }
+        Ok(())
     }
 
     /// The SDK's build version (`NET_DVR_GetSDKBuildVersion`, e.g. 6.1.9.48).
@@ -1157,7 +1232,7 @@ mod tests {
             port: 8000,
             user: "admin".into(),
             password: Password::new(pw.into()),
-            mode: LoginMode::Isapi,
+            mode: SdkLoginMode::Isapi,
         }
     }
 
@@ -1209,8 +1284,8 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(LoginMode::parse("isapi"), Some(LoginMode::Isapi));
-        assert_eq!(LoginMode::parse("auto").map(LoginMode::byte), Some(2));
-        assert_eq!(LoginMode::parse("x"), None);
+        assert_eq!(SdkLoginMode::parse("isapi"), Some(SdkLoginMode::Isapi));
+        assert_eq!(SdkLoginMode::parse("auto").map(SdkLoginMode::byte), Some(2));
+        assert_eq!(SdkLoginMode::parse("x"), None);
     }
 }

@@ -195,13 +195,13 @@ const STUCK: u8 = 2;
 const DONE: u8 = 3;
 const CANCELLED: u8 = 4;
 
-type Job = Box<dyn FnOnce() + Send>;
+type PoolTask = Box<dyn FnOnce() + Send>;
 
 /// What to do with a late success nobody waits for (e.g. log the session out).
 pub type Orphan<T> = Box<dyn FnOnce(T) + Send>;
 
-struct State {
-    jobs: VecDeque<Job>,
+struct PoolState {
+    jobs: VecDeque<PoolTask>,
     /// Worker threads alive.
     live: usize,
     /// Of those, running a call past its deadline.
@@ -214,12 +214,12 @@ struct State {
 
 struct Inner {
     opts: PoolOptions,
-    state: Mutex<State>,
+    state: Mutex<PoolState>,
     work: Condvar,
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A worker never panics while holding the lock (jobs run unlocked), so poisoning
         // cannot carry a broken invariant; recover the guard.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -285,7 +285,7 @@ impl Pool {
         let n = opts.threads;
         let inner = Arc::new(Inner {
             opts,
-            state: Mutex::new(State {
+            state: Mutex::new(PoolState {
                 jobs: VecDeque::new(),
                 live: 0,
                 stuck: 0,
@@ -367,7 +367,7 @@ impl Pool {
         let phase = Arc::new(AtomicU8::new(QUEUED));
         let job_phase = phase.clone();
         let inner = self.inner.clone();
-        let job: Job = Box::new(move || run_job(&inner, &job_phase, f, tx, orphan));
+        let job: PoolTask = Box::new(move || run_job(&inner, &job_phase, f, tx, orphan));
         {
             let mut s = self.inner.lock();
             if !must_run && s.jobs.len() >= self.inner.opts.queue {

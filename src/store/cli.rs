@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::clock::{self, Elapsed};
-use super::format::{LastError, StateFile, StoredClass};
+use super::format::{StateFile, StoredClass, StoredError};
 use super::fsio;
 
 /// `hikwatch state show FILE`: prints the decoded file (a table, or JSON with `json`),
@@ -67,7 +67,7 @@ fn shown(rec: &super::format::Record, elapsed: Duration) -> Shown {
     }
 }
 
-fn error_text(e: &LastError) -> String {
+fn error_text(e: &StoredError) -> String {
     match e.class {
         StoredClass::Auth {
             retries_left: Some(n),
@@ -260,7 +260,7 @@ mod tests {
         locked.consecutive_failures = 4;
         locked.next_due_ms = Some(252_000 + 60_000);
         locked.lock_left_ms = Some(28 * 60_000);
-        locked.last_error = Some(LastError {
+        locked.last_error = Some(StoredError {
             class: StoredClass::Locked {
                 secs_left: Some(1742),
             },
@@ -271,7 +271,7 @@ mod tests {
         let mut held = Record::fresh("door \"east\"");
         held.auth_hold = true;
         held.next_due_ms = Some(1000);
-        held.last_error = Some(LastError {
+        held.last_error = Some(StoredError {
             class: StoredClass::Auth {
                 retries_left: Some(2),
             },

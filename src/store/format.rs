@@ -159,17 +159,17 @@ impl StoredClass {
 /// The last failure of a camera: its class and the vendor error code
 /// (`NET_DVR_GetLastError`, or the HTTP status for ISAPI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LastError {
+pub struct StoredError {
     /// What the failure means for reconnecting.
     pub class: StoredClass,
     /// The vendor code.
     pub code: u32,
 }
 
-impl LastError {
+impl StoredError {
     /// Builds the persisted form from what the SDK layer reports.
     pub fn new(class: ErrorClass, code: u32) -> Self {
-        LastError {
+        StoredError {
             class: class.into(),
             code,
         }
@@ -195,7 +195,7 @@ pub struct Record {
     /// Milliseconds until the next attempt was due, at write time; `None`: not scheduled.
     pub next_due_ms: Option<u64>,
     /// The last failure.
-    pub last_error: Option<LastError>,
+    pub last_error: Option<StoredError>,
     /// Login attempts stopped until the credentials change (wrong user or password).
     pub auth_hold: bool,
     /// Milliseconds of device lock left at write time; `None`: not locked.
@@ -569,7 +569,7 @@ fn migrate_v1(p: PayloadV1) -> StateFile {
             attempts: r.attempts,
             consecutive_failures: r.consecutive_failures,
             next_due_ms: r.next_due_s.map(|s| u64::from(s) * 1000),
-            last_error: r.last_error.map(|e| LastError {
+            last_error: r.last_error.map(|e| StoredError {
                 class: match e.class {
                     ClassV1::Network => StoredClass::Network,
                     ClassV1::Timeout => StoredClass::Timeout,
@@ -609,7 +609,7 @@ mod tests {
                 attempts: 3,
                 consecutive_failures: 2,
                 next_due_ms: Some(252_000),
-                last_error: Some(LastError::new(
+                last_error: Some(StoredError::new(
                     ErrorClass::Locked {
                         secs_left: Some(1742),
                     },
@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(cam.next_due_ms, Some(252_000));
         assert_eq!(
             cam.last_error,
-            Some(LastError {
+            Some(StoredError {
                 class: StoredClass::Auth { retries_left: None },
                 code: 1
             })
@@ -707,7 +707,7 @@ mod tests {
         assert_eq!(gate.id, "gate");
         assert_eq!(
             gate.last_error,
-            Some(LastError {
+            Some(StoredError {
                 class: StoredClass::Unknown(153),
                 code: 153
             })
@@ -739,10 +739,10 @@ mod tests {
         for c in all {
             let s = StoredClass::from(c);
             assert_eq!(ErrorClass::from(s), c);
-            let e = LastError { class: s, code: 1 };
+            let e = StoredError { class: s, code: 1 };
             let mut buf = [0u8; 16];
             let bytes = postcard::to_slice(&e, &mut buf).expect("encodes");
-            let back: LastError = postcard::from_bytes(bytes).expect("decodes");
+            let back: StoredError = postcard::from_bytes(bytes).expect("decodes");
             assert_eq!(back, e);
         }
     }
@@ -818,7 +818,7 @@ mod tests {
             attempts: u32::MAX,
             consecutive_failures: u32::MAX,
             next_due_ms: Some(u64::MAX),
-            last_error: Some(LastError {
+            last_error: Some(StoredError {
                 class: StoredClass::Locked {
                     secs_left: Some(u32::MAX),
                 },

@@ -73,7 +73,7 @@ use sha2::{Digest, Sha256};
 
 pub use cli::show;
 pub use clock::Elapsed;
-pub use format::{LastError, MAX_CAMERAS, MAX_ID_LEN, StoredClass};
+pub use format::{MAX_CAMERAS, MAX_ID_LEN, StoredClass, StoredError};
 pub use fsio::{LoadCause, LoadError, WriteError};
 
 use format::{FormatError, Record};
@@ -128,7 +128,7 @@ pub struct CameraState {
     /// `Some(ZERO)`: due now.
     pub next_due_in: Option<Duration>,
     /// The last failure: class and vendor code.
-    pub last_error: Option<LastError>,
+    pub last_error: Option<StoredError>,
     /// Login attempts are stopped until the credentials change.
     pub auth_hold: bool,
     /// Time until the device lifts its lock; `None`: not locked.
@@ -192,7 +192,7 @@ pub struct StartState {
 
 /// What [`Store::open`] found.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct LoadedState {
     /// One entry per configured camera, in the order given.
     pub cameras: Vec<StartState>,
     /// Ids that were in the file but are not configured any more (dropped).
@@ -318,12 +318,12 @@ pub struct StoreMetrics {
 /// `Instant` the store was opened), so an unchanged state given at a later `now`
 /// compares equal.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+struct CameraEntry {
     credential: Option<u64>,
     attempts: u32,
     consecutive_failures: u32,
     due: Option<u64>,
-    last_error: Option<LastError>,
+    last_error: Option<StoredError>,
     auth_hold: bool,
     lock_until: Option<u64>,
     reconnects: u64,
@@ -341,9 +341,9 @@ fn ceil_ms(ns: u64) -> u64 {
     ns.div_ceil(1_000_000)
 }
 
-impl Entry {
+impl CameraEntry {
     fn fresh(credential: Option<u64>) -> Self {
-        Entry {
+        CameraEntry {
             credential,
             attempts: 0,
             consecutive_failures: 0,
@@ -423,7 +423,12 @@ impl Entry {
 
 /// Restores a record at monotonic `now` given the time judged to have passed since the
 /// write. Waits longer than [`MAX_RESTORED_WAIT`] are cut (and reported).
-fn restore(rec: &Record, elapsed: Duration, now: u64, warnings: &mut Vec<StoreWarning>) -> Entry {
+fn restore(
+    rec: &Record,
+    elapsed: Duration,
+    now: u64,
+    warnings: &mut Vec<StoreWarning>,
+) -> CameraEntry {
     let mut wait = |what: &'static str, ms: u64| {
         let left = Duration::from_millis(ms).saturating_sub(elapsed);
         if left > MAX_RESTORED_WAIT {
@@ -449,7 +454,7 @@ fn restore(rec: &Record, elapsed: Duration, now: u64, warnings: &mut Vec<StoreWa
         let ago = nanos(Duration::from_millis(ms).saturating_add(elapsed));
         (i128::from(now) - i128::from(ago)).max(i128::from(i64::MIN)) as i64
     });
-    Entry {
+    CameraEntry {
         credential: rec.credential,
         attempts: rec.attempts,
         consecutive_failures: rec.consecutive_failures,
@@ -513,7 +518,7 @@ pub struct Store {
     /// Salt of the credential fingerprints in this file.
     salt: [u8; 16],
     /// The cameras, sorted by id so the encoding is canonical.
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<String, CameraEntry>,
     /// Something changed since the last write (or load).
     dirty: bool,
     /// When the last write was attempted (successful or not): the flush interval runs
@@ -527,7 +532,7 @@ pub struct Store {
 impl Store {
     /// Opens the state file at `path` for the configured `cameras`. Never fails: a missing
     /// file is a first start; a bad one is set aside (`<name>.corrupt-<unix time>`), reported
-    /// in [`Loaded::warnings`], and every camera starts fresh. Reads at most
+    /// in [`LoadedState::warnings`], and every camera starts fresh. Reads at most
     /// [`format::MAX_FILE_LEN`] bytes and never blocks on a FIFO.
     ///
     /// Returns the store (holding the restored records, not the start jitter) and the
@@ -537,7 +542,7 @@ impl Store {
         opts: StoreOptions,
         cameras: &[CameraKey<'_>],
         now: Instant,
-    ) -> (Store, Loaded) {
+    ) -> (Store, LoadedState) {
         let path = path.into();
         let mut opts = opts;
         opts.flush_interval = opts.flush_interval.max(MIN_FLUSH_INTERVAL);
@@ -591,7 +596,7 @@ impl Store {
                     id: cam.id.chars().take(MAX_ID_LEN + 8).collect(),
                     reason,
                 });
-                (Entry::fresh(None), Origin::Untracked)
+                (CameraEntry::fresh(None), Origin::Untracked)
             };
             let (entry, origin) = if let Err(reason) = format::check_id(cam.id) {
                 untracked(format!("bad id: {reason}"), &mut warnings)
@@ -617,7 +622,7 @@ impl Store {
                                 e.auth_hold = false;
                                 if matches!(
                                     e.last_error,
-                                    Some(LastError {
+                                    Some(StoredError {
                                         class: StoredClass::Auth { .. },
                                         ..
                                     })
@@ -639,7 +644,7 @@ impl Store {
                     }
                     None => {
                         store.dirty = true;
-                        (Entry::fresh(Some(tag)), Origin::New)
+                        (CameraEntry::fresh(Some(tag)), Origin::New)
                     }
                 };
                 store.entries.insert(cam.id.to_owned(), entry.clone());
@@ -656,7 +661,7 @@ impl Store {
             store.dirty = true;
         }
         store.spread(&mut starts);
-        let loaded = Loaded {
+        let loaded = LoadedState {
             cameras: starts,
             dropped,
             warnings,
@@ -712,7 +717,7 @@ impl Store {
         Ok(changed)
     }
 
-    fn entry_mut(&mut self, id: &str) -> Result<&mut Entry, StoreError> {
+    fn entry_mut(&mut self, id: &str) -> Result<&mut CameraEntry, StoreError> {
         if !self.entries.contains_key(id) {
             format::check_id(id).map_err(|reason| StoreError::InvalidId {
                 id: id.chars().take(MAX_ID_LEN + 8).collect(),
@@ -723,7 +728,7 @@ impl Store {
                     count: self.entries.len() + 1,
                 }));
             }
-            self.entries.insert(id.to_owned(), Entry::fresh(None));
+            self.entries.insert(id.to_owned(), CameraEntry::fresh(None));
             self.dirty = true;
         }
         let count = self.entries.len();
@@ -891,7 +896,7 @@ mod tests {
 
     #[test]
     fn waits_round_up_and_ages_round_down() {
-        let mut e = Entry::fresh(None);
+        let mut e = CameraEntry::fresh(None);
         let st = CameraState {
             next_due_in: Some(Duration::from_nanos(1_000_001)),
             lock_left: Some(Duration::from_nanos(1)),
@@ -914,7 +919,7 @@ mod tests {
 
     #[test]
     fn unchanged_state_at_a_later_now_is_equal() {
-        let mut a = Entry::fresh(None);
+        let mut a = CameraEntry::fresh(None);
         let st = CameraState {
             next_due_in: Some(Duration::from_secs(100)),
             last_online_ago: Some(Duration::from_secs(5)),
@@ -929,7 +934,7 @@ mod tests {
 
     #[test]
     fn online_before_boot_does_not_underflow() {
-        let mut e = Entry::fresh(None);
+        let mut e = CameraEntry::fresh(None);
         let st = CameraState {
             last_online_ago: Some(Duration::from_secs(10 * 365 * 86_400)),
             ..CameraState::default()

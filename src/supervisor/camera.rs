@@ -5,7 +5,7 @@ use crate::sdk::ErrorClass;
 
 use super::backoff::{self, Pace};
 use super::event::{
-    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastError, Session,
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, Session,
     StreamHandle, Token,
 };
 use super::settings::Policy;
@@ -140,7 +140,7 @@ enum AfterStop {
 
 /// A call in flight.
 #[derive(Clone, Copy, Debug)]
-struct Call {
+struct CallInFlight {
     token: Token,
     deadline: Millis,
 }
@@ -177,7 +177,7 @@ pub(crate) enum Input {
 }
 
 /// The context of one step: policy, randomness, time and the output buffer.
-pub(crate) struct Cx<'a> {
+pub(crate) struct StepContext<'a> {
     pub p: &'a Policy,
     pub rng: &'a mut fastrand::Rng,
     pub now: Millis,
@@ -196,10 +196,10 @@ pub(crate) struct Camera {
     next_token: u32,
 
     // ---- calls in flight (each answered by token, or ended by its deadline)
-    login: Option<Call>,
+    login: Option<CallInFlight>,
     /// The newest login that passed its deadline and may still answer.
     stuck_login: Option<Token>,
-    heartbeat: Option<Call>,
+    heartbeat: Option<CallInFlight>,
     /// When the heartbeat in flight was sent, and how many misses due slots already
     /// counted for it (one per whole interval without an answer).
     heartbeat_sent: Millis,
@@ -207,10 +207,10 @@ pub(crate) struct Camera {
     /// When the newest heartbeat that was answered was sent (or the session began): the
     /// start of the silence that `heartbeat_misses` intervals of ends the session.
     heard_at: Millis,
-    stream_call: Option<Call>,
+    stream_call: Option<CallInFlight>,
     /// The session being logged out and the logout's deadline. No login while set.
     logout: Option<(Session, Millis)>,
-    probe: Option<Call>,
+    probe: Option<CallInFlight>,
 
     // ---- the session
     session: Option<Session>,
@@ -254,7 +254,7 @@ pub(crate) struct Camera {
 
     // ---- status
     pub counters: Counters,
-    pub last_error: Option<LastError>,
+    pub last_error: Option<LastFailure>,
 }
 
 /// Whether an auth failure leaves no try to spare: `retries_left <= 1`, or unknown.
@@ -264,7 +264,12 @@ pub(crate) fn auth_needs_hold(retries_left: Option<u8>) -> bool {
 
 impl Camera {
     /// A fresh camera whose first attempt is spread over `start_spread`.
-    pub(super) fn new(id: CamId, stream_wanted: bool, first_token: u32, cx: &mut Cx<'_>) -> Camera {
+    pub(super) fn new(
+        id: CamId,
+        stream_wanted: bool,
+        first_token: u32,
+        cx: &mut StepContext<'_>,
+    ) -> Camera {
         let now = cx.now;
         // The naive peer has no jitter: every camera starts at once, on one tick grid.
         let (spread, phase) = if cx.p.traits.naive() {
@@ -332,8 +337,8 @@ impl Camera {
     // ================================================================ the transition function
 
     /// Applies one input. Every state change of a camera happens in this `match`.
-    #[allow(clippy::too_many_lines)] // one readable table beats a scattered one
-    pub(super) fn step(&mut self, cx: &mut Cx<'_>, input: Input) {
+    #[allow(clippy::too_many_lines)] // the transition table: one row per (state, input)
+    pub(super) fn step(&mut self, cx: &mut StepContext<'_>, input: Input) {
         use Event as E;
         use Input as I;
         use State as S;
@@ -346,6 +351,12 @@ impl Camera {
             return;
         }
 
+        // This stays ONE `match (state, input)`: it is the transition table of the module
+        // docs, row for row, and the order of the rows (guarded rows before the catch-alls
+        // of the same input) is part of its meaning. Splitting it by state or by input
+        // would scatter that order over several functions. Bodies longer than a few
+        // lines are the named methods in the next section, so each row reads as
+        // "in this state, on this input, do that".
         match (self.state, input) {
             // ---------------------------------------------------------------- login
             (S::Starting | S::Backoff | S::Stuck, I::LoginGranted) => {
@@ -369,98 +380,34 @@ impl Camera {
                 // A duplicate of the result that made this session: nothing to do.
             }
             (_, I::Event(E::LoginOk { token, session })) => {
-                // Late, stale, or arriving while stopping: never keep a second session.
-                if self.is_login(token) {
-                    self.login = None;
-                }
-                if self.stuck_login == Some(token) {
-                    self.stuck_login = None;
-                }
-                self.counters.late_sessions += 1;
-                cx.emit(self.id, ActionKind::Logout { session });
-                self.finish_stop_if_done(cx);
+                self.refuse_late_session(cx, token, session);
             }
 
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
                 if cx.p.traits.naive() && self.is_login(token) =>
             {
-                // Benchmark peer: no error classes; whatever failed is retried next tick.
-                self.login = None;
-                self.record(cx, class, code);
-                self.fail_and_wait(cx, Pace::Normal, S::Backoff);
+                self.naive_login_failed(cx, class, code);
             }
             (S::Connecting, I::Event(E::LoginFailed { token, class, code }))
                 if self.is_login(token) =>
             {
-                self.login = None;
-                self.record(cx, class, code);
-                let stale_creds = self.login_epoch != self.creds_epoch;
-                match class {
-                    ErrorClass::Auth { .. } if stale_creds => {
-                        // The credentials changed while this login was in flight: the
-                        // change is the release the hold would wait for. Try the new ones.
-                        self.failures = 0;
-                        self.retry_now(cx, S::Backoff);
-                    }
-                    ErrorClass::Auth { retries_left } if auth_needs_hold(retries_left) => {
-                        self.hold(cx, retries_left);
-                    }
-                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
-                    ErrorClass::Unsupported | ErrorClass::Fatal => {
-                        cx.emit(
-                            self.id,
-                            ActionKind::Alert(Alert::NeedsOperator { class, code }),
-                        );
-                        self.fail_and_wait(cx, Pace::VerySlow, S::Backoff);
-                    }
-                    ErrorClass::Resource => {
-                        self.sig_resource = true;
-                        self.fail_and_wait(cx, Pace::Slow, S::Backoff);
-                    }
-                    ErrorClass::Auth { .. }
-                    | ErrorClass::Network
-                    | ErrorClass::Timeout
-                    | ErrorClass::Unknown(_) => {
-                        self.fail_and_wait(cx, Pace::of(class), S::Backoff);
-                    }
-                }
+                self.login_failed(cx, class, code);
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
                 if cx.p.traits.naive()
                     && self.stuck_login == Some(token)
                     && self.login.is_none() =>
             {
-                // Benchmark peer: no holds or locks; the next tick is already planned.
-                self.stuck_login = None;
-                self.record(cx, class, code);
-                self.enter(cx, S::Backoff);
+                self.naive_stuck_login_failed(cx, class, code);
             }
             (S::Backoff | S::Stuck, I::Event(E::LoginFailed { token, class, code }))
                 if self.stuck_login == Some(token) && self.login.is_none() =>
             {
-                // The stuck login finally failed. Its failure was already counted at the
-                // deadline; only hold/lock information changes the plan.
-                self.stuck_login = None;
-                self.record(cx, class, code);
-                match class {
-                    ErrorClass::Auth { retries_left }
-                        if auth_needs_hold(retries_left)
-                            && self.login_epoch == self.creds_epoch =>
-                    {
-                        self.hold(cx, retries_left);
-                    }
-                    ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
-                    _ => self.enter(cx, S::Backoff),
-                }
+                self.stuck_login_failed(cx, class, code);
             }
             (_, I::Event(E::LoginFailed { token, .. })) => {
                 // Stale (or while stopping): it only ends the call.
-                if self.is_login(token) {
-                    self.login = None;
-                }
-                if self.stuck_login == Some(token) {
-                    self.stuck_login = None;
-                }
+                self.forget_login(token);
                 self.finish_stop_if_done(cx);
             }
 
@@ -475,37 +422,13 @@ impl Camera {
             }
 
             // ---------------------------------------------------------------- heartbeat
-            (S::Online | S::Suspect, I::HeartbeatDue) => {
-                if cx.p.traits.heartbeat {
-                    self.heartbeat_at = Some(next_heartbeat(cx));
-                }
-                if self.heartbeat.is_some() && self.is_overdue(cx) {
-                    // No answer for a whole interval: that is a miss now, not when the
-                    // SDK finally gives up (its receive timeout, or our deadline).
-                    self.heartbeat_overdue = self.heartbeat_overdue.saturating_add(1);
-                    self.missed(cx, ErrorClass::Timeout, 0);
-                }
-                if self.state.has_session() {
-                    if self.heartbeat.is_none() {
-                        self.send_heartbeat(cx);
-                    } else if self.silent_too_long(cx) {
-                        // Silence: a heartbeat is out and nothing sent since `heard_at`
-                        // was answered for `heartbeat_misses` intervals. Found within
-                        // interval × misses of the cut, however slowly the SDK fails.
-                        self.lose_session(cx, ErrorClass::Timeout, 0);
-                    }
-                }
-            }
+            (S::Online | S::Suspect, I::HeartbeatDue) => self.heartbeat_due(cx),
             (_, I::HeartbeatDue) => self.heartbeat_at = None,
 
             (S::Online | S::Suspect, I::Event(E::HeartbeatOk { token }))
                 if self.is_heartbeat(token) =>
             {
-                self.heartbeat = None;
-                self.heartbeat_overdue = 0;
-                self.heard_at = self.heard_at.max(self.heartbeat_sent);
-                self.misses = 0;
-                self.enter(cx, S::Online);
+                self.heartbeat_ok(cx);
             }
             (S::Online | S::Suspect, I::Event(E::HeartbeatFailed { token, class, code }))
                 if self.is_heartbeat(token) =>
@@ -515,13 +438,7 @@ impl Camera {
             }
             (S::Online | S::Suspect, I::HeartbeatDeadline) => {
                 self.heartbeat = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::Heartbeat,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::Heartbeat);
                 self.late_miss(cx, ErrorClass::Timeout, 0);
             }
             (_, I::Event(E::HeartbeatOk { .. } | E::HeartbeatFailed { .. })) => {} // stale
@@ -531,52 +448,12 @@ impl Camera {
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
                 if cx.p.traits.sdk_owns_session() && self.session == Some(session) =>
             {
-                // Benchmark peer: the SDK heartbeats and re-logs in; we only follow it.
-                self.counters.exceptions += 1;
-                match kind {
-                    ExceptionKind::Exchange
-                    | ExceptionKind::Relogin
-                    | ExceptionKind::ReloginFailed => {
-                        self.lose_session(cx, ErrorClass::Network, kind.code());
-                    }
-                    ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
-                        self.lose_session(cx, ErrorClass::Network, kind.code());
-                    }
-                    ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
-                    ExceptionKind::Preview
-                    | ExceptionKind::PreviewClosed
-                    | ExceptionKind::Other(_) => {}
-                }
+                self.follow_sdk_exception(cx, kind);
             }
             (S::Online | S::Suspect, I::Event(E::Exception { kind, session }))
                 if cx.p.traits.exceptions && self.session == Some(session) =>
             {
-                self.counters.exceptions += 1;
-                match kind {
-                    ExceptionKind::Exchange => self.trouble(cx, 0x8000),
-                    ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
-                    ExceptionKind::ReloginFailed => {
-                        self.lose_session(cx, ErrorClass::Network, 0x8044);
-                    }
-                    ExceptionKind::PreviewClosed if self.stream_wanted => {
-                        self.lose_session(cx, ErrorClass::Network, 0x8045);
-                    }
-                    ExceptionKind::Relogin => {
-                        // The SDK re-logs in by itself; wait for its verdict (bounded).
-                        self.suspect_until = Some(cx.now.plus(cx.p.login_deadline));
-                        self.enter(cx, S::Suspect);
-                    }
-                    ExceptionKind::Resume | ExceptionKind::ReloginOk => {
-                        if self.state == S::Suspect && self.heartbeat.is_none() {
-                            self.misses = 0;
-                            self.suspect_until = None;
-                            self.enter(cx, S::Online);
-                        }
-                    }
-                    ExceptionKind::Preview
-                    | ExceptionKind::PreviewClosed
-                    | ExceptionKind::Other(_) => {}
-                }
+                self.exception(cx, kind);
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
             (S::Online | S::Suspect, I::Event(E::LinkLost { session }))
@@ -616,13 +493,7 @@ impl Camera {
             (_, I::Event(E::StreamFailed { .. })) => {}
             (S::Online | S::Suspect, I::StreamDeadline) => {
                 self.stream_call = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::StartStream,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::StartStream);
                 self.lose_session(cx, ErrorClass::Timeout, 0);
             }
             (_, I::StreamDeadline) => self.stream_call = None,
@@ -654,29 +525,12 @@ impl Camera {
                 // The SDK frees the handle even when the device is gone (docs/hcnetsdk.md §6); a
                 // logout that hangs is abandoned so the camera can log in again.
                 self.logout = None;
-                self.counters.stuck_calls += 1;
-                cx.emit(
-                    self.id,
-                    ActionKind::Alert(Alert::Stuck {
-                        call: CallKind::Logout,
-                    }),
-                );
+                self.report_stuck(cx, CallKind::Logout);
                 self.finish_stop_if_done(cx);
             }
 
             // ---------------------------------------------------------------- probes
-            (S::Backoff | S::Stuck, I::ProbeGranted) => {
-                if self.probe.is_none() {
-                    let token = self.take_token();
-                    self.probe = Some(Call {
-                        token,
-                        deadline: cx.now.plus(cx.p.probe_deadline),
-                    });
-                    self.probe_at = None;
-                    self.counters.probes += 1;
-                    cx.emit(self.id, ActionKind::Probe { token });
-                }
-            }
+            (S::Backoff | S::Stuck, I::ProbeGranted) => self.issue_probe(cx),
             (_, I::ProbeGranted) => {}
             (S::Backoff | S::Stuck, I::Event(E::ProbeResult { token, open }))
                 if self.probe.is_some_and(|c| c.token == token) =>
@@ -708,15 +562,7 @@ impl Camera {
                 self.retry_now(cx, S::Backoff);
             }
             (S::Starting | S::Backoff | S::Stuck, I::Event(E::CredentialsChanged)) => {
-                self.creds_epoch = self.creds_epoch.wrapping_add(1);
-                if self
-                    .last_error
-                    .is_some_and(|e| matches!(e.class, ErrorClass::Auth { .. }))
-                {
-                    self.failures = 0;
-                    let to = self.state;
-                    self.retry_now(cx, to);
-                }
+                self.credentials_changed_while_waiting(cx);
             }
             (_, I::Event(E::CredentialsChanged)) => {
                 // Online keeps its session; Locked stays locked (the lock is per client IP);
@@ -747,11 +593,212 @@ impl Camera {
         }
     }
 
+    // ================================================================ rows of the table
+    // The bodies of the longer rows of `step`, named for the row they implement.
+
+    /// A login answered with a session nobody wants any more (late, stale, or while
+    /// stopping): never keep a second session.
+    fn refuse_late_session(&mut self, cx: &mut StepContext<'_>, token: Token, session: Session) {
+        self.forget_login(token);
+        self.counters.late_sessions += 1;
+        cx.emit(self.id, ActionKind::Logout { session });
+        self.finish_stop_if_done(cx);
+    }
+
+    /// The call `token` is over: it is neither the login in flight nor the stuck one.
+    fn forget_login(&mut self, token: Token) {
+        if self.is_login(token) {
+            self.login = None;
+        }
+        if self.stuck_login == Some(token) {
+            self.stuck_login = None;
+        }
+    }
+
+    /// Benchmark peer `naive`: no error classes; whatever failed is retried next tick.
+    fn naive_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.login = None;
+        self.record(cx, class, code);
+        self.fail_and_wait(cx, Pace::Normal, State::Backoff);
+    }
+
+    /// The login in flight failed: the error class picks the wait (hold, lock, operator
+    /// alert, slower or normal backoff).
+    fn login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.login = None;
+        self.record(cx, class, code);
+        let stale_creds = self.login_epoch != self.creds_epoch;
+        match class {
+            ErrorClass::Auth { .. } if stale_creds => {
+                // The credentials changed while this login was in flight: the change is
+                // the release the hold would wait for. Try the new ones.
+                self.failures = 0;
+                self.retry_now(cx, State::Backoff);
+            }
+            ErrorClass::Auth { retries_left } if auth_needs_hold(retries_left) => {
+                self.hold(cx, retries_left);
+            }
+            ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+            ErrorClass::Unsupported | ErrorClass::Fatal => {
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::NeedsOperator { class, code }),
+                );
+                self.fail_and_wait(cx, Pace::VerySlow, State::Backoff);
+            }
+            ErrorClass::Resource => {
+                self.sig_resource = true;
+                self.fail_and_wait(cx, Pace::Slow, State::Backoff);
+            }
+            ErrorClass::Auth { .. }
+            | ErrorClass::Network
+            | ErrorClass::Timeout
+            | ErrorClass::Unknown(_) => {
+                self.fail_and_wait(cx, Pace::of(class), State::Backoff);
+            }
+        }
+    }
+
+    /// Benchmark peer `naive`: the stuck login failed; no holds or locks, the next tick
+    /// is already planned.
+    fn naive_stuck_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.stuck_login = None;
+        self.record(cx, class, code);
+        self.enter(cx, State::Backoff);
+    }
+
+    /// The stuck login finally failed. Its failure was already counted at the deadline;
+    /// only hold/lock information changes the plan.
+    fn stuck_login_failed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+        self.stuck_login = None;
+        self.record(cx, class, code);
+        match class {
+            ErrorClass::Auth { retries_left }
+                if auth_needs_hold(retries_left) && self.login_epoch == self.creds_epoch =>
+            {
+                self.hold(cx, retries_left);
+            }
+            ErrorClass::Locked { secs_left } => self.lock(cx, secs_left),
+            _ => self.enter(cx, State::Backoff),
+        }
+    }
+
+    /// Time for a heartbeat while a session is up: count an unanswered one as a miss,
+    /// send the next, or give the session up after too long a silence.
+    fn heartbeat_due(&mut self, cx: &mut StepContext<'_>) {
+        if cx.p.traits.heartbeat {
+            self.heartbeat_at = Some(next_heartbeat(cx));
+        }
+        if self.heartbeat.is_some() && self.is_overdue(cx) {
+            // No answer for a whole interval: that is a miss now, not when the SDK
+            // finally gives up (its receive timeout, or our deadline).
+            self.heartbeat_overdue = self.heartbeat_overdue.saturating_add(1);
+            self.missed(cx, ErrorClass::Timeout, 0);
+        }
+        if self.state.has_session() {
+            if self.heartbeat.is_none() {
+                self.send_heartbeat(cx);
+            } else if self.silent_too_long(cx) {
+                // Silence: a heartbeat is out and nothing sent since `heard_at` was
+                // answered for `heartbeat_misses` intervals. Found within interval ×
+                // misses of the cut, however slowly the SDK fails.
+                self.lose_session(cx, ErrorClass::Timeout, 0);
+            }
+        }
+    }
+
+    /// The heartbeat in flight was answered: the session is fine.
+    fn heartbeat_ok(&mut self, cx: &mut StepContext<'_>) {
+        self.heartbeat = None;
+        self.heartbeat_overdue = 0;
+        self.heard_at = self.heard_at.max(self.heartbeat_sent);
+        self.misses = 0;
+        self.enter(cx, State::Online);
+    }
+
+    /// A call passed its deadline: count it and tell the operator.
+    fn report_stuck(&mut self, cx: &mut StepContext<'_>, call: CallKind) {
+        self.counters.stuck_calls += 1;
+        cx.emit(self.id, ActionKind::Alert(Alert::Stuck { call }));
+    }
+
+    /// Benchmark peer `sdk`: the SDK heartbeats and re-logs in; we only follow it.
+    fn follow_sdk_exception(&mut self, cx: &mut StepContext<'_>, kind: ExceptionKind) {
+        self.counters.exceptions += 1;
+        match kind {
+            ExceptionKind::Exchange | ExceptionKind::Relogin | ExceptionKind::ReloginFailed => {
+                self.lose_session(cx, ErrorClass::Network, kind.code());
+            }
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
+                self.lose_session(cx, ErrorClass::Network, kind.code());
+            }
+            ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed | ExceptionKind::Other(_) => {}
+        }
+    }
+
+    /// An SDK exception for the live session (strategies that listen to them).
+    fn exception(&mut self, cx: &mut StepContext<'_>, kind: ExceptionKind) {
+        self.counters.exceptions += 1;
+        match kind {
+            ExceptionKind::Exchange => self.trouble(cx, 0x8000),
+            ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
+            ExceptionKind::ReloginFailed => {
+                self.lose_session(cx, ErrorClass::Network, 0x8044);
+            }
+            ExceptionKind::PreviewClosed if self.stream_wanted => {
+                self.lose_session(cx, ErrorClass::Network, 0x8045);
+            }
+            ExceptionKind::Relogin => {
+                // The SDK re-logs in by itself; wait for its verdict (bounded).
+                self.suspect_until = Some(cx.now.plus(cx.p.login_deadline));
+                self.enter(cx, State::Suspect);
+            }
+            ExceptionKind::Resume | ExceptionKind::ReloginOk => {
+                if self.state == State::Suspect && self.heartbeat.is_none() {
+                    self.misses = 0;
+                    self.suspect_until = None;
+                    self.enter(cx, State::Online);
+                }
+            }
+            ExceptionKind::Preview | ExceptionKind::PreviewClosed | ExceptionKind::Other(_) => {}
+        }
+    }
+
+    /// The fleet granted a probe: send one unless one is out already.
+    fn issue_probe(&mut self, cx: &mut StepContext<'_>) {
+        if self.probe.is_some() {
+            return;
+        }
+        let token = self.take_token();
+        self.probe = Some(CallInFlight {
+            token,
+            deadline: cx.now.plus(cx.p.probe_deadline),
+        });
+        self.probe_at = None;
+        self.counters.probes += 1;
+        cx.emit(self.id, ActionKind::Probe { token });
+    }
+
+    /// New credentials while waiting to log in: if the last failure was about
+    /// credentials, try the new ones now.
+    fn credentials_changed_while_waiting(&mut self, cx: &mut StepContext<'_>) {
+        self.creds_epoch = self.creds_epoch.wrapping_add(1);
+        if self
+            .last_error
+            .is_some_and(|e| matches!(e.class, ErrorClass::Auth { .. }))
+        {
+            self.failures = 0;
+            let to = self.state;
+            self.retry_now(cx, to);
+        }
+    }
+
     // ================================================================ transition helpers
     // These do the bookkeeping for the `match` above; none of them picks a target state
     // on its own except where the name says so (`hold`, `lock`, `lose_session`).
 
-    fn enter(&mut self, cx: &Cx<'_>, to: State) {
+    fn enter(&mut self, cx: &StepContext<'_>, to: State) {
         if self.state != to {
             if self.state.has_session() && !to.has_session() {
                 self.last_online = Some(cx.now);
@@ -797,17 +844,17 @@ impl Camera {
         }
     }
 
-    fn record(&mut self, cx: &Cx<'_>, class: ErrorClass, code: u32) {
-        self.last_error = Some(LastError {
+    fn record(&mut self, cx: &StepContext<'_>, class: ErrorClass, code: u32) {
+        self.last_error = Some(LastFailure {
             class,
             code,
             at: cx.now,
         });
     }
 
-    fn issue_login(&mut self, cx: &mut Cx<'_>) {
+    fn issue_login(&mut self, cx: &mut StepContext<'_>) {
         let token = self.take_token();
-        self.login = Some(Call {
+        self.login = Some(CallInFlight {
             token,
             deadline: cx.now.plus(cx.p.login_deadline),
         });
@@ -820,7 +867,7 @@ impl Camera {
         cx.emit(self.id, ActionKind::Login { token });
     }
 
-    fn mark_login_stuck(&mut self, cx: &mut Cx<'_>) {
+    fn mark_login_stuck(&mut self, cx: &mut StepContext<'_>) {
         if let Some(c) = self.login.take() {
             self.stuck_login = Some(c.token);
             self.counters.stuck_calls += 1;
@@ -833,7 +880,7 @@ impl Camera {
         }
     }
 
-    fn go_online(&mut self, cx: &mut Cx<'_>, session: Session) {
+    fn go_online(&mut self, cx: &mut StepContext<'_>, session: Session) {
         self.session = Some(session);
         self.heard_at = cx.now;
         // The reopen gap limits logins within one outage (a port flapping while the
@@ -853,7 +900,7 @@ impl Camera {
         );
         if self.stream_wanted {
             let token = self.take_token();
-            self.stream_call = Some(Call {
+            self.stream_call = Some(CallInFlight {
                 token,
                 deadline: cx.now.plus(cx.p.stream_deadline),
             });
@@ -862,10 +909,10 @@ impl Camera {
         self.enter(cx, State::Online);
     }
 
-    fn send_heartbeat(&mut self, cx: &mut Cx<'_>) {
+    fn send_heartbeat(&mut self, cx: &mut StepContext<'_>) {
         if let (None, Some(session)) = (self.heartbeat, self.session) {
             let token = self.take_token();
-            self.heartbeat = Some(Call {
+            self.heartbeat = Some(CallInFlight {
                 token,
                 deadline: cx.now.plus(cx.p.heartbeat_deadline),
             });
@@ -879,7 +926,7 @@ impl Camera {
     /// Whether the heartbeat in flight has gone unanswered for a whole interval (the
     /// fleet grid may shorten an interval by up to one grid step). Never for the naive peer,
     /// which judges a heartbeat only by its result, as a plain polling loop does.
-    fn is_overdue(&self, cx: &Cx<'_>) -> bool {
+    fn is_overdue(&self, cx: &StepContext<'_>) -> bool {
         !cx.p.traits.naive()
             && cx.now.since(self.heartbeat_sent)
                 >= cx.p.heartbeat_interval.saturating_sub(HEARTBEAT_GRID_MS)
@@ -889,7 +936,7 @@ impl Camera {
     /// intervals (less one grid step: due slots sit on the fleet grid). A device that
     /// fails heartbeats quickly is judged by counting them instead. Never for the naive
     /// peer, which counts results as a plain polling loop does.
-    fn silent_too_long(&self, cx: &Cx<'_>) -> bool {
+    fn silent_too_long(&self, cx: &StepContext<'_>) -> bool {
         let window =
             cx.p.heartbeat_interval
                 .saturating_mul(u64::from(cx.p.heartbeat_misses))
@@ -902,7 +949,7 @@ impl Camera {
     /// slots counted it, the next heartbeat goes out at once, so that the next slot judges
     /// a fresh one: misses accrue one per interval, and a silent cut is found within
     /// `heartbeat_interval × heartbeat_misses` whatever the SDK's timeouts.
-    fn late_miss(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn late_miss(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         let counted = u64::from(std::mem::take(&mut self.heartbeat_overdue));
         let waited = cx.now.since(self.heartbeat_sent) / cx.p.heartbeat_interval.max(1);
         let due = if cx.p.traits.naive() {
@@ -923,7 +970,7 @@ impl Camera {
     }
 
     /// A heartbeat failed or timed out: suspect, or down after `heartbeat_misses`.
-    fn missed(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn missed(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         self.counters.heartbeat_misses += 1;
         self.misses = self.misses.saturating_add(1);
         // The naive peer drops the session at the first miss.
@@ -935,7 +982,7 @@ impl Camera {
     }
 
     /// An exception reported trouble with the session.
-    fn trouble(&mut self, cx: &mut Cx<'_>, code: u32) {
+    fn trouble(&mut self, cx: &mut StepContext<'_>, code: u32) {
         if cx.p.traits.confirm_exceptions {
             // Counts as all but one missed heartbeat; one failed confirmation ends it.
             self.misses = self.misses.max(cx.p.heartbeat_misses.saturating_sub(1));
@@ -947,7 +994,7 @@ impl Camera {
     }
 
     /// The session is dead: tear it down and wait for the backoff.
-    fn lose_session(&mut self, cx: &mut Cx<'_>, class: ErrorClass, code: u32) {
+    fn lose_session(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
         if cx.p.traits.sdk_owns_session() {
             // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
             // log out or in again. Down = suspect until the SDK reports the session back.
@@ -976,7 +1023,7 @@ impl Camera {
     }
 
     /// Benchmark peer `sdk`: the SDK reports the session back (0x8017, 0x8041).
-    fn sdk_back(&mut self, cx: &mut Cx<'_>) {
+    fn sdk_back(&mut self, cx: &mut StepContext<'_>) {
         if self.state == State::Suspect {
             cx.emit(
                 self.id,
@@ -989,7 +1036,7 @@ impl Camera {
     }
 
     /// Stop the stream and log out, in that order; the next login waits for the logout.
-    fn teardown(&mut self, cx: &mut Cx<'_>) {
+    fn teardown(&mut self, cx: &mut StepContext<'_>) {
         if let Some(stream) = self.stream.take() {
             cx.emit(self.id, ActionKind::StopStream { stream });
         }
@@ -1006,7 +1053,7 @@ impl Camera {
     }
 
     /// Count a failure, schedule the jittered backoff, and wait in `to`.
-    fn fail_and_wait(&mut self, cx: &mut Cx<'_>, pace: Pace, to: State) {
+    fn fail_and_wait(&mut self, cx: &mut StepContext<'_>, pace: Pace, to: State) {
         self.failures = self.failures.saturating_add(1);
         self.attempt_at = Some(if cx.p.traits.naive() {
             naive_tick(cx) // benchmark peer: no backoff, the next tick of the grid
@@ -1018,13 +1065,13 @@ impl Camera {
     }
 
     /// Attempt as soon as the queue allows (still behind the cap and any teardown).
-    fn retry_now(&mut self, cx: &mut Cx<'_>, to: State) {
+    fn retry_now(&mut self, cx: &mut StepContext<'_>, to: State) {
         self.attempt_at = Some(cx.now);
         self.force = true;
         self.wait_in(cx, to);
     }
 
-    fn wait_in(&mut self, cx: &mut Cx<'_>, to: State) {
+    fn wait_in(&mut self, cx: &mut StepContext<'_>, to: State) {
         self.enter(cx, to);
         if cx.p.traits.probe_gate && self.probe.is_none() && self.probe_at.is_none() {
             self.probe_at = Some(cx.now);
@@ -1032,7 +1079,7 @@ impl Camera {
     }
 
     /// Credentials rejected with no try to spare.
-    fn hold(&mut self, cx: &mut Cx<'_>, retries_left: Option<u8>) {
+    fn hold(&mut self, cx: &mut StepContext<'_>, retries_left: Option<u8>) {
         self.attempt_at = None;
         self.force = false;
         cx.emit(self.id, ActionKind::Alert(Alert::AuthHold { retries_left }));
@@ -1040,7 +1087,7 @@ impl Camera {
     }
 
     /// The device locked us out: wait its remaining time plus the margin.
-    fn lock(&mut self, cx: &mut Cx<'_>, secs_left: Option<u32>) {
+    fn lock(&mut self, cx: &mut StepContext<'_>, secs_left: Option<u32>) {
         let wait = secs_left.map_or(cx.p.lock_unknown, |s| {
             u64::from(s)
                 .saturating_mul(1000)
@@ -1063,7 +1110,7 @@ impl Camera {
         self.enter(cx, State::Locked);
     }
 
-    fn probe_seen(&mut self, cx: &mut Cx<'_>, open: bool) {
+    fn probe_seen(&mut self, cx: &mut StepContext<'_>, open: bool) {
         self.probe = None;
         self.probe_at = Some(cx.now.plus(cx.p.probe_interval));
         let was = self.port;
@@ -1082,7 +1129,7 @@ impl Camera {
         }
     }
 
-    fn begin_stop(&mut self, cx: &mut Cx<'_>, after: AfterStop) {
+    fn begin_stop(&mut self, cx: &mut StepContext<'_>, after: AfterStop) {
         self.teardown(cx);
         self.after_stop = after;
         self.attempt_at = None;
@@ -1092,7 +1139,7 @@ impl Camera {
         self.finish_stop_if_done(cx);
     }
 
-    fn finish_stop_if_done(&mut self, cx: &mut Cx<'_>) {
+    fn finish_stop_if_done(&mut self, cx: &mut StepContext<'_>) {
         if self.state != State::Stopping || self.logout.is_some() || self.login.is_some() {
             return;
         }
@@ -1187,7 +1234,7 @@ impl Camera {
     }
 
     /// Fires every timer that is due at `cx.now`, in a fixed order.
-    pub(super) fn on_timers(&mut self, cx: &mut Cx<'_>) {
+    pub(super) fn on_timers(&mut self, cx: &mut StepContext<'_>) {
         let now = cx.now;
         let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
         if due(self.lock_until) {
@@ -1275,12 +1322,12 @@ impl Camera {
     /// Puts a fresh camera into the persisted situation.
     pub(super) fn restore(
         &mut self,
-        cx: &mut Cx<'_>,
+        cx: &mut StepContext<'_>,
         failures: u32,
         wait: u64,
         hold: bool,
         lock_left: Option<u64>,
-        last_error: Option<LastError>,
+        last_error: Option<LastFailure>,
     ) {
         self.failures = failures;
         self.last_error = last_error;
@@ -1301,7 +1348,7 @@ impl Camera {
     }
 }
 
-impl Cx<'_> {
+impl StepContext<'_> {
     fn emit(&mut self, cam: CamId, kind: ActionKind) {
         self.out.push(Action { cam, kind });
     }
@@ -1317,7 +1364,7 @@ impl Cx<'_> {
 pub(crate) const HEARTBEAT_GRID_MS: u64 = 250;
 
 /// When the next heartbeat of an online camera is due.
-fn next_heartbeat(cx: &Cx<'_>) -> Millis {
+fn next_heartbeat(cx: &StepContext<'_>) -> Millis {
     if cx.p.traits.naive() {
         naive_tick(cx)
     } else {
@@ -1327,7 +1374,7 @@ fn next_heartbeat(cx: &Cx<'_>) -> Millis {
 
 /// Benchmark peer `naive`: the next tick of its one fleet-wide grid (phase 0, period
 /// `heartbeat_interval`), strictly after now.
-fn naive_tick(cx: &Cx<'_>) -> Millis {
+fn naive_tick(cx: &StepContext<'_>) -> Millis {
     align_up(cx.now.plus(1), 0, cx.p.heartbeat_interval)
 }
 

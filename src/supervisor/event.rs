@@ -149,11 +149,11 @@ pub enum Event {
         /// `lUserID` from the callback; exceptions for other sessions are ignored.
         session: Session,
     },
-    /// The link watch ([`Traits::link_watch`]): the runtime's idle TCP connection to the
+    /// The link watch ([`StrategyTraits::link_watch`]): the runtime's idle TCP connection to the
     /// camera's port was reset, or was closed and could not be opened again, while this
     /// session was live. Handled like an SDK exception (one confirming heartbeat).
     ///
-    /// [`Traits::link_watch`]: super::Traits::link_watch
+    /// [`StrategyTraits::link_watch`]: super::StrategyTraits::link_watch
     LinkLost {
         /// The session that was live when the watch started.
         session: Session,
@@ -290,7 +290,7 @@ pub struct Action {
 
 /// A failure as the status shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LastError {
+pub struct LastFailure {
     /// Class of the failure.
     pub class: ErrorClass,
     /// Vendor code (0 for failures the core detected itself, e.g. a stream gap).

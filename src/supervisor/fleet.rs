@@ -4,8 +4,8 @@ use core::cmp::Reverse;
 use core::time::Duration;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::camera::{Camera, Counters, Cx, Input, JobMark, PortState, State};
-use super::event::{Action, ActionKind, CamId, Event, LastError, Session};
+use super::camera::{Camera, Counters, Input, JobMark, PortState, State, StepContext};
+use super::event::{Action, ActionKind, CamId, Event, LastFailure, Session};
 use super::settings::{Error, Policy, Settings, Strategy};
 use super::time::{Millis, ms};
 
@@ -56,7 +56,7 @@ pub struct Persisted {
 
 /// One camera's status for `hikwatch status` and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CameraStatus {
+pub struct CameraSnapshot {
     /// The state (see [`State::name`] for the stable spelling).
     pub state: State,
     /// When the state was entered.
@@ -68,7 +68,7 @@ pub struct CameraStatus {
     /// Consecutive failures (backoff exponent).
     pub consecutive_failures: u32,
     /// The last failure.
-    pub last_error: Option<LastError>,
+    pub last_error: Option<LastFailure>,
     /// When the next login may be issued (after backoff, probe gate, ticker), if waiting.
     pub next_attempt: Option<Millis>,
     /// The raw backoff due time, before probe gating.
@@ -85,7 +85,7 @@ pub struct CameraStatus {
 
 /// Fleet-wide numbers for status and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FleetStatus {
+pub struct FleetSnapshot {
     /// Cameras per state, indexed by [`State::index`].
     pub states: [u32; State::COUNT],
     /// Jobs in the queue.
@@ -193,7 +193,7 @@ impl Supervisor {
         };
         let id = CamId(u32::try_from(index).unwrap_or(u32::MAX));
         let mut scratch = Vec::new();
-        let mut cx = Cx {
+        let mut cx = StepContext {
             p: &self.p,
             rng: &mut self.rng,
             now,
@@ -234,13 +234,13 @@ impl Supervisor {
         if c.state != State::Starting || c.counters.login_attempts != 0 || c.job != JobMark::None {
             return Err(Error::NotFresh(cam.0));
         }
-        let last_error = p.last_error.map(|(class, code)| LastError {
+        let last_error = p.last_error.map(|(class, code)| LastFailure {
             class,
             code,
             at: now,
         });
         let mut scratch = Vec::new();
-        let mut cx = Cx {
+        let mut cx = StepContext {
             p: &self.p,
             rng: &mut self.rng,
             now,
@@ -305,9 +305,9 @@ impl Supervisor {
 
     /// Status of one camera (`None` for an unknown id).
     #[must_use]
-    pub fn status(&self, cam: CamId) -> Option<CameraStatus> {
+    pub fn status(&self, cam: CamId) -> Option<CameraSnapshot> {
         let c = self.cams.get(cam.0 as usize)?;
-        Some(CameraStatus {
+        Some(CameraSnapshot {
             state: c.state,
             since: c.since,
             session: c.session(),
@@ -325,12 +325,12 @@ impl Supervisor {
 
     /// Fleet-wide numbers.
     #[must_use]
-    pub fn fleet_status(&self) -> FleetStatus {
+    pub fn fleet_status(&self) -> FleetSnapshot {
         let mut states = [0u32; State::COUNT];
         for c in &self.cams {
             states[c.state.index()] += 1;
         }
-        FleetStatus {
+        FleetSnapshot {
             states,
             queue_depth: u32::try_from(self.jobs.len()).unwrap_or(u32::MAX),
             overflow_pending: self.overflowed,
@@ -400,12 +400,12 @@ impl Supervisor {
         i: usize,
         now: Millis,
         out: &mut Vec<Action>,
-        f: impl FnOnce(&mut Camera, &mut Cx<'_>),
+        f: impl FnOnce(&mut Camera, &mut StepContext<'_>),
     ) {
         let before_key = self.cams[i].persist_key();
         let had_login = self.cams[i].login_in_flight();
         {
-            let mut cx = Cx {
+            let mut cx = StepContext {
                 p: &self.p,
                 rng: &mut self.rng,
                 now,

@@ -73,15 +73,15 @@
 //! | any | anything else | same | ignored (stale tokens, other sessions) |
 //!
 //! # Strategies
-//! See [`Strategy`] and [`Traits`]: `poll` heartbeats and reconnects on its ticker,
+//! See [`Strategy`] and [`StrategyTraits`]: `poll` heartbeats and reconnects on its ticker,
 //! `event` reacts to SDK callbacks, `queue` adds the worker pool, `hybrid` (default)
 //! combines callbacks, heartbeats, workers and probe-gated login.
 //!
 //! Two **benchmark-only peers** (`scripts/bench.sh`, never for production; the config
 //! warns) are rows of the same table with two extra switches, so the comparison runs the
-//! same daemon: `naive` ([`Traits::naive`]: the textbook fixed 5 s ticker, one miss is a
+//! same daemon: `naive` ([`StrategyTraits::naive`]: the textbook fixed 5 s ticker, one miss is a
 //! loss, immediate re-login, no jitter, no error classes: it locks accounts) and `sdk`
-//! ([`Traits::sdk_owns_session`]: hikwatch logs in once, then the SDK's own heartbeat and
+//! ([`StrategyTraits::sdk_owns_session`]: hikwatch logs in once, then the SDK's own heartbeat and
 //! re-login keep the session; a loss is `suspect` with the handle kept). The simulation's
 //! invariants are claimed for the four real strategies ([`Strategy::ALL`]) only.
 //!
@@ -126,11 +126,11 @@ mod time;
 pub use backoff::Pace;
 pub use camera::{Counters, PortState, State};
 pub use event::{
-    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastError, Session,
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, Session,
     StreamHandle, Token,
 };
-pub use fleet::{CameraStatus, FleetStatus, JOB_QUEUE_CAPACITY, Persisted, Supervisor};
-pub use settings::{Error, Settings, Strategy, Traits};
+pub use fleet::{CameraSnapshot, FleetSnapshot, JOB_QUEUE_CAPACITY, Persisted, Supervisor};
+pub use settings::{Error, Settings, Strategy, StrategyTraits};
 pub use time::{Millis, ms};
 
 #[cfg(test)]

@@ -101,8 +101,8 @@ impl Strategy {
 
     /// What this strategy switches on.
     #[must_use]
-    pub const fn traits(self) -> Traits {
-        const OFF: Traits = Traits {
+    pub const fn traits(self) -> StrategyTraits {
+        const OFF: StrategyTraits = StrategyTraits {
             heartbeat: false,
             exceptions: false,
             confirm_exceptions: false,
@@ -116,21 +116,21 @@ impl Strategy {
             link_watch: false,
         };
         match self {
-            Strategy::Poll => Traits {
+            Strategy::Poll => StrategyTraits {
                 heartbeat: true,
                 ticker_cadence: true,
                 ..OFF
             },
-            Strategy::Event => Traits {
+            Strategy::Event => StrategyTraits {
                 exceptions: true,
                 ..OFF
             },
-            Strategy::Queue => Traits {
+            Strategy::Queue => StrategyTraits {
                 exceptions: true,
                 worker_slots: true,
                 ..OFF
             },
-            Strategy::Hybrid => Traits {
+            Strategy::Hybrid => StrategyTraits {
                 heartbeat: true,
                 exceptions: true,
                 confirm_exceptions: true,
@@ -142,13 +142,13 @@ impl Strategy {
             // Benchmark-only peers, kept to two switches the core checks in a handful of
             // places (`Camera::step` and its helpers).
             #[cfg(feature = "bench-peers")]
-            Strategy::Naive => Traits {
+            Strategy::Naive => StrategyTraits {
                 heartbeat: true,
                 naive: true,
                 ..OFF
             },
             #[cfg(feature = "bench-peers")]
-            Strategy::Sdk => Traits {
+            Strategy::Sdk => StrategyTraits {
                 exceptions: true,
                 sdk_owns_session: true,
                 ..OFF
@@ -165,7 +165,7 @@ impl fmt::Display for Strategy {
 
 /// The switches that make up a [`Strategy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Traits {
+pub struct StrategyTraits {
     /// Send our own heartbeat every `heartbeat_interval`; down after `heartbeat_misses`.
     pub heartbeat: bool,
     /// Act on SDK exception callbacks.
@@ -191,18 +191,18 @@ pub struct Traits {
     /// `heartbeat_interval` (no per-camera phase, no start spread), one miss is a loss,
     /// re-login at once after a loss and on the next tick after a failed login, whatever
     /// the error. Error classes, backoff, auth-hold, lock waits and the resource throttle
-    /// are all off. Only with the `bench-peers` feature; read it through [`Traits::naive`].
+    /// are all off. Only with the `bench-peers` feature; read it through [`StrategyTraits::naive`].
     #[cfg(feature = "bench-peers")]
     pub naive: bool,
     /// Benchmark-only ([`Strategy::Sdk`]): once logged in, the SDK owns the session. A
     /// loss never tears it down; the camera waits in `suspect` (handle kept) until the
     /// SDK reports it back (0x8017 or 0x8041). Only with the `bench-peers` feature; read
-    /// it through [`Traits::sdk_owns_session`].
+    /// it through [`StrategyTraits::sdk_owns_session`].
     #[cfg(feature = "bench-peers")]
     pub sdk_owns_session: bool,
 }
 
-impl Traits {
+impl StrategyTraits {
     /// Whether this is the `naive` peer; always `false` without the `bench-peers`
     /// feature, so the shipped binary compiles the peer's branches away.
     #[must_use]
@@ -376,7 +376,7 @@ impl std::error::Error for Error {}
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policy {
     pub strategy: Strategy,
-    pub traits: Traits,
+    pub traits: StrategyTraits,
     pub heartbeat_interval: u64,
     pub heartbeat_misses: u8,
     pub max_logins: u32,

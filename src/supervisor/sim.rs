@@ -21,7 +21,7 @@
 //!   preview exceptions, stream data every 2 s.
 //!
 //! Invariants are checked on every step (see [`Sim::violations`]); a run returns a
-//! [`Report`]. Everything is a pure function of [`SimConfig`]: the same seed gives the same
+//! [`SimReport`]. Everything is a pure function of [`SimConfig`]: the same seed gives the same
 //! run on every target.
 
 use core::cmp::{Ordering, Reverse};
@@ -226,7 +226,7 @@ impl Stats {
 
 /// The result of a run.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub struct SimReport {
     /// Invariant violations, in order (empty = pass). Capped at 50.
     pub violations: Vec<String>,
     /// Measurements.
@@ -254,7 +254,7 @@ struct WSession {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Call {
+enum SimCall {
     Login(Token),
     Heartbeat(Session, Token),
     Logout(Session),
@@ -285,7 +285,7 @@ struct WCam {
     sdk_tick_pending: bool,
     exchange_sent: bool,
     relogin_running: bool,
-    hung: Vec<Call>,
+    hung: Vec<SimCall>,
     reachable_since: Option<Millis>,
     outage: Option<(Millis, u32)>,
     reopened_at: Option<Millis>,
@@ -299,7 +299,7 @@ struct WCam {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Item {
+enum SimEvent {
     Deliver(u32, Event),
     FaultStart(u32),
     FaultEnd(u32, u32),
@@ -313,7 +313,7 @@ enum Item {
 struct Queued {
     at: u64,
     seq: u64,
-    item: Item,
+    item: SimEvent,
 }
 
 impl PartialEq for Queued {
@@ -435,12 +435,12 @@ impl Sim {
             });
             if let Some(mix) = cfg.faults {
                 let gap = sim.gap_ms(ms(mix.mean_gap));
-                sim.push(gap, Item::FaultStart(i));
+                sim.push(gap, SimEvent::FaultStart(i));
             }
         }
         sim.stats.liveness_bound_ms = sim.liveness_bound();
         sim.stats.due_wait_bound_ms = sim.due_wait_bound();
-        sim.push(60_000, Item::Check);
+        sim.push(60_000, SimEvent::Check);
         sim
     }
 
@@ -531,7 +531,7 @@ impl Sim {
 
     /// Runs the simulation to the end of `cfg.duration` and returns the report.
     #[must_use]
-    pub fn run(mut self) -> Report {
+    pub fn run(mut self) -> SimReport {
         let end = Millis(ms(self.cfg.duration));
         self.run_until(end);
         self.finish()
@@ -568,7 +568,7 @@ impl Sim {
 
     /// Final checks and the report.
     #[must_use]
-    pub fn finish(mut self) -> Report {
+    pub fn finish(mut self) -> SimReport {
         let f = self.sup.fleet_status();
         self.stats.queue_overflows = f.queue_overflows;
         self.stats.queue_recovered = f.queue_recovered;
@@ -593,7 +593,7 @@ impl Sim {
             ));
         }
         self.check_liveness();
-        Report {
+        SimReport {
             violations: self.violations,
             stats: self.stats,
         }
@@ -601,7 +601,7 @@ impl Sim {
 
     // -------------------------------------------------------------- plumbing
 
-    fn push(&mut self, delay: u64, item: Item) {
+    fn push(&mut self, delay: u64, item: SimEvent) {
         self.seq += 1;
         self.queue.push(Reverse(Queued {
             at: self.now.0.saturating_add(delay),
@@ -649,7 +649,7 @@ impl Sim {
     }
 
     fn deliver(&mut self, i: u32, delay: u64, ev: Event) {
-        self.push(delay.max(1), Item::Deliver(i, ev));
+        self.push(delay.max(1), SimEvent::Deliver(i, ev));
     }
 
     fn cam_index(&self, id: CamId) -> u32 {
@@ -714,7 +714,7 @@ impl Sim {
                 if let Some(t) = c.gated_reopen.take() {
                     self.stats.gated_reopen_to_login_ms.push(now.since(t));
                 }
-                self.issue(i, Call::Login(token));
+                self.issue(i, SimCall::Login(token));
             }
             ActionKind::Heartbeat { session, token } => {
                 self.stats.heartbeats += 1;
@@ -732,7 +732,7 @@ impl Sim {
                 {
                     self.violate(format!("camera {i}: heartbeat while held or locked"));
                 }
-                self.issue(i, Call::Heartbeat(session, token));
+                self.issue(i, SimCall::Heartbeat(session, token));
             }
             ActionKind::Logout { session } => {
                 let c = &mut self.cams[idx];
@@ -752,7 +752,7 @@ impl Sim {
                 if c.stream.is_some_and(|(_, s)| s == session) {
                     c.stream = None;
                 }
-                self.issue(i, Call::Logout(session));
+                self.issue(i, SimCall::Logout(session));
             }
             ActionKind::StartStream { session, token } => {
                 if !self.owns(i, session) {
@@ -761,7 +761,7 @@ impl Sim {
                         session.0
                     ));
                 }
-                self.issue(i, Call::StartStream(session, token));
+                self.issue(i, SimCall::StartStream(session, token));
             }
             ActionKind::StopStream { stream } => {
                 let c = &mut self.cams[idx];
@@ -840,7 +840,7 @@ impl Sim {
     }
 
     /// A call reaches the device (or not), per the camera's condition.
-    fn issue(&mut self, i: u32, call: Call) {
+    fn issue(&mut self, i: u32, call: SimCall) {
         let cond = self.cams[i as usize].cond;
         match cond {
             Cond::Up => self.eval(i, call),
@@ -854,22 +854,22 @@ impl Sim {
         }
     }
 
-    fn fail(&mut self, i: u32, call: Call, delay: u64, class: ErrorClass, code: u32) {
+    fn fail(&mut self, i: u32, call: SimCall, delay: u64, class: ErrorClass, code: u32) {
         let ev = match call {
-            Call::Login(token) => Event::LoginFailed { token, class, code },
-            Call::Heartbeat(_, token) => Event::HeartbeatFailed { token, class, code },
-            Call::Logout(session) => Event::LogoutDone { session },
-            Call::StartStream(_, token) => Event::StreamFailed { token, class, code },
+            SimCall::Login(token) => Event::LoginFailed { token, class, code },
+            SimCall::Heartbeat(_, token) => Event::HeartbeatFailed { token, class, code },
+            SimCall::Logout(session) => Event::LogoutDone { session },
+            SimCall::StartStream(_, token) => Event::StreamFailed { token, class, code },
         };
         self.deliver(i, delay, ev);
     }
 
     /// The device answers a call (it is up).
-    fn eval(&mut self, i: u32, call: Call) {
+    fn eval(&mut self, i: u32, call: SimCall) {
         let now = self.now;
         let idx = i as usize;
         match call {
-            Call::Login(token) => {
+            SimCall::Login(token) => {
                 let lat = self.rng.u64(100..800);
                 let c = &mut self.cams[idx];
                 if now < c.locked_until {
@@ -877,7 +877,7 @@ impl Sim {
                     c.locked_until = now.plus(LOCK_MS);
                     let secs = c.supports_lock.then_some((LOCK_MS / 1000) as u32);
                     self.stats.locked_replies += 1;
-                    self.push(LOCK_MS, Item::LockEnd(i));
+                    self.push(LOCK_MS, SimEvent::LockEnd(i));
                     self.deliver(
                         i,
                         lat,
@@ -894,7 +894,7 @@ impl Sim {
                         c.bad_tries = 0;
                         let secs = c.supports_lock.then_some((LOCK_MS / 1000) as u32);
                         self.violate(format!("camera {i}: our bad logins locked the device"));
-                        self.push(LOCK_MS, Item::LockEnd(i));
+                        self.push(LOCK_MS, SimEvent::LockEnd(i));
                         self.update_reachable(i);
                         self.deliver(
                             i,
@@ -952,7 +952,7 @@ impl Sim {
                     self.deliver(i, lat, Event::LoginOk { token, session: id });
                 }
             }
-            Call::Heartbeat(session, token) => {
+            SimCall::Heartbeat(session, token) => {
                 let lat = self.rng.u64(10..150);
                 let c = &self.cams[idx];
                 let valid = c
@@ -970,11 +970,11 @@ impl Sim {
                 };
                 self.deliver(i, lat, ev);
             }
-            Call::Logout(session) => {
+            SimCall::Logout(session) => {
                 let lat = self.rng.u64(10..100);
                 self.deliver(i, lat, Event::LogoutDone { session });
             }
-            Call::StartStream(session, token) => {
+            SimCall::StartStream(session, token) => {
                 let lat = self.rng.u64(100..500);
                 let c = &mut self.cams[idx];
                 let valid = c
@@ -1006,17 +1006,17 @@ impl Sim {
         let c = &mut self.cams[i as usize];
         if let (Some((h, _)), false) = (c.stream, c.data_pending) {
             c.data_pending = true;
-            self.push(delay, Item::Data(i, h));
+            self.push(delay, SimEvent::Data(i, h));
         }
     }
 
     // -------------------------------------------------------------- world items
 
-    fn world(&mut self, item: Item) {
+    fn world(&mut self, item: SimEvent) {
         match item {
-            Item::Deliver(i, ev) => self.on_deliver(i, ev),
-            Item::FaultStart(i) => self.random_fault(i),
-            Item::FaultEnd(i, generation) => {
+            SimEvent::Deliver(i, ev) => self.on_deliver(i, ev),
+            SimEvent::FaultStart(i) => self.random_fault(i),
+            SimEvent::FaultEnd(i, generation) => {
                 if self.cams[i as usize]
                     .fault
                     .is_some_and(|(_, _, g)| g == generation)
@@ -1024,7 +1024,7 @@ impl Sim {
                     self.end_fault(i, true);
                 }
             }
-            Item::Data(i, h) => {
+            SimEvent::Data(i, h) => {
                 let c = &mut self.cams[i as usize];
                 c.data_pending = false;
                 let flowing = c.cond == Cond::Up
@@ -1039,21 +1039,21 @@ impl Sim {
                     self.start_data(i, DATA_EVERY_MS);
                 }
             }
-            Item::SdkTick(i) => self.sdk_tick(i),
-            Item::LockEnd(i) => {
+            SimEvent::SdkTick(i) => self.sdk_tick(i),
+            SimEvent::LockEnd(i) => {
                 let c = &mut self.cams[i as usize];
                 if self.now >= c.locked_until {
                     c.lock_reported = false;
                     self.update_reachable(i);
                 }
             }
-            Item::Check => {
+            SimEvent::Check => {
                 for i in 0..self.cfg.cameras {
                     self.check_cam(i);
                 }
                 self.check_liveness();
                 self.check_due_waits();
-                self.push(60_000, Item::Check);
+                self.push(60_000, SimEvent::Check);
             }
         }
     }
@@ -1186,7 +1186,7 @@ impl Sim {
         } else {
             phase + ((now - phase) / SDK_HEARTBEAT_MS + 1) * SDK_HEARTBEAT_MS
         };
-        self.push(next - now, Item::SdkTick(i));
+        self.push(next - now, SimEvent::SdkTick(i));
     }
 
     /// Something broke the session(s) on camera `i`: the SDK will notice.
@@ -1308,7 +1308,7 @@ impl Sim {
                 c.locked_until = c.locked_until.max(now.plus(LOCK_MS));
                 c.lock_reported = false;
                 c.epoch += 1;
-                self.push(LOCK_MS, Item::LockEnd(i));
+                self.push(LOCK_MS, SimEvent::LockEnd(i));
                 self.session_trouble(i);
             }
             Fault::SessionsFull => self.cams[idx].sessions_full = true,
@@ -1338,7 +1338,7 @@ impl Sim {
             }
         }
         self.update_reachable(i);
-        self.push(dur, Item::FaultEnd(i, generation));
+        self.push(dur, SimEvent::FaultEnd(i, generation));
     }
 
     /// Ends camera `i`'s fault; `natural` ends schedule the next random fault.
@@ -1413,7 +1413,7 @@ impl Sim {
         self.update_reachable(i);
         if let (true, Some(mix)) = (natural, self.cfg.faults) {
             let gap = self.gap_ms(ms(mix.mean_gap));
-            self.push(gap, Item::FaultStart(i));
+            self.push(gap, SimEvent::FaultStart(i));
         }
     }
 
@@ -1508,7 +1508,7 @@ impl Sim {
                     "camera {i}: reachable for {waited} ms (bound {bound}) but {} / usable session: no",
                     st.state.name()
                 ));
-                // Report each stuck camera once per check period at most.
+                // SimReport each stuck camera once per check period at most.
                 self.cams[idx].reachable_since = Some(self.now);
             }
         }
@@ -1610,14 +1610,14 @@ fn documented_backoff(s: &Settings, class: ErrorClass, n: u32) -> (u64, u64) {
 
 /// Runs `cfg` and returns the report.
 #[must_use]
-pub fn run(cfg: SimConfig) -> Report {
+pub fn run(cfg: SimConfig) -> SimReport {
     Sim::new(cfg).run()
 }
 
 /// Formats a failing run for a test failure, with the command that reproduces it.
 /// `env` is extra environment for the command (e.g. `SIM_STRATEGY=poll`), may be empty.
 #[must_use]
-pub fn describe_failure(test: &str, env: &str, cfg: &SimConfig, report: &Report) -> String {
+pub fn describe_failure(test: &str, env: &str, cfg: &SimConfig, report: &SimReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -129,7 +129,7 @@ impl H {
         self.sup.status(cam).expect("camera").state
     }
 
-    fn status(&self, cam: CamId) -> CameraStatus {
+    fn status(&self, cam: CamId) -> CameraSnapshot {
         self.sup.status(cam).expect("camera")
     }
 

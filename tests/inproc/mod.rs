@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::Sender;
 use hikwatch::config::Config;
-use hikwatch::runtime::{RunError, RunOptions, Summary, run_loaded};
+use hikwatch::runtime::{RunError, RunOptions, RunSummary, run_loaded};
 use hikwatch::status::{Format, query};
 
 /// Generous: qemu-user runs everything several times slower.
@@ -50,7 +50,7 @@ impl Drop for TempDir {
 
 /// The runtime on its own thread; stopped (and joined) on `stop` or drop.
 pub struct Run {
-    thread: Option<JoinHandle<Result<Summary, RunError>>>,
+    thread: Option<JoinHandle<Result<RunSummary, RunError>>>,
     stop: Sender<()>,
     pub reload: Sender<()>,
     socket: PathBuf,
@@ -141,7 +141,7 @@ impl Run {
         self.wait_camera(id, state, |c| c["state"] == state)
     }
 
-    pub fn stop(mut self) -> Summary {
+    pub fn stop(mut self) -> RunSummary {
         self.stop.try_send(()).expect("stop");
         self.thread
             .take()
