@@ -711,3 +711,44 @@ fn sessions_cost_the_sdk_no_threads() {
     );
     assert!(t1 <= t0 + 4, "threads {t0} -> {t1} for 16 sessions");
 }
+
+#[test]
+fn a_healthy_stream_runs_for_30_s_without_a_preview_exception() {
+    real_sdk_or_skip!(_g, s);
+    let f = fleet(1);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    let seq = f.next_seq();
+    let t0 = Instant::now();
+    let id = stream_started(s, login.uid, 1);
+    let mut exceptions = Vec::new();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Some(e) = wait_event(Duration::from_millis(500), |e| {
+            matches!(e, SdkEvent::Exception { .. })
+        }) {
+            exceptions.push((t0.elapsed(), e));
+        }
+    }
+    let st = s.sdk.stream_stats(id).expect("stats");
+    s.sdk.stop_stream(id).expect("stop");
+    let rtsp: Vec<String> = f
+        .events_since(seq)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::RtspRequest
+                    | EventKind::ConnOpened
+                    | EventKind::ConnClosed
+                    | EventKind::StreamStop
+                    | EventKind::StreamStart
+            )
+        })
+        .map(|e| format!("{:?} {:?} {}", e.since_start, e.kind, e.detail))
+        .collect();
+    println!("30 s stream: {st:?}\nexceptions: {exceptions:?}\nsimcam: {rtsp:#?}");
+    s.sdk.logout(login.uid).expect("logout");
+    assert!(exceptions.is_empty(), "{exceptions:?}");
+    // The SDK's RTSP keepalive: a `HEARTBEAT` request every 5 s on the RTSP connection.
+    let beats = rtsp.iter().filter(|l| l.contains("HEARTBEAT")).count();
+    assert!((4..=8).contains(&beats), "{beats} RTSP HEARTBEATs in 30 s");
+}

@@ -472,7 +472,8 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>) {
                             }
                             _ => (455, String::new(), String::new()),
                         },
-                        "GET_PARAMETER" | "SET_PARAMETER" | "PAUSE" => {
+                        // HEARTBEAT: the vendor SDK's own keepalive, every 5 s.
+                        "GET_PARAMETER" | "SET_PARAMETER" | "PAUSE" | "HEARTBEAT" => {
                             (200, format!("Session: {session}\r\n"), String::new())
                         }
                         "TEARDOWN" => {
