@@ -7,8 +7,9 @@
 # Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--quick] [--seed N]
 #                         [--outage-mins M] [--no-armv7] [--no-aarch64] [--footprint-only]
 #                         [--publish]
-#   --scenario S     flap | storm | silent | badpass | steady | outage (repeatable; default:
-#                    the first five, ~20 min on 2 cores; `outage` takes an hour)
+#   --scenario S     flap | storm | silent | badpass | steady | outage | stream (repeatable;
+#                    default: the first five, ~20 min on 2 cores; `outage` takes an hour;
+#                    `stream` alone, without --quick, publishes bench/results/stream.md)
 #   --strategies L   default poll,event,queue,hybrid,naive,sdk
 #   --quick          a few cameras and seconds per scenario (checks the pipeline only)
 #   --no-armv7       skip the armv7 footprint (needs the cross toolchain and qemu-arm)
@@ -22,12 +23,15 @@
 # and .log (the daemon's log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+orig_args="$*"
 
 args=()
 armv7=1
 aarch64=1
 footprint_only=0
 publish=auto
+scenarios=()
+quick=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-armv7) armv7=0 ;;
@@ -36,8 +40,9 @@ while [ $# -gt 0 ]; do
     --publish) publish=1 ;;
     --scenario|--strategies|--seed|--outage-mins)
       [ $# -ge 2 ] || { echo "bench.sh: $1 needs a value" >&2; exit 2; }
+      [ "$1" = --scenario ] && scenarios+=("$2")
       args+=("$1" "$2"); publish=${publish/auto/0}; shift ;;
-    --quick) args+=("$1"); publish=${publish/auto/0} ;;
+    --quick) args+=("$1"); publish=${publish/auto/0}; quick=1 ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -92,5 +97,10 @@ if [ "$publish" = 1 ] && [ "$footprint_only" = 0 ]; then
   cp "$out/results.md" bench/results/results.md
   [ -f "$out/storm.svg" ] && cp "$out/storm.svg" bench/results/storm.svg
   echo "== published bench/results/results.md" >&2
+fi
+if [ "${scenarios[*]-}" = stream ] && [ "$quick" = 0 ] && [ -f "$out/results.md" ]; then
+  mkdir -p bench/results
+  { echo "Made by: \`scripts/bench.sh $orig_args\`"; echo; cat "$out/results.md"; } > bench/results/stream.md
+  echo "== published bench/results/stream.md" >&2
 fi
 echo "== done: $out/results.md" >&2

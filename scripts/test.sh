@@ -55,8 +55,9 @@ cargo test --workspace --locked
 
 # The SDK is process-global and never unloaded, so each release runs in its own test
 # processes. This subset covers init, ISAPI login, wrong password with retries left and
-# the lock, heartbeat, the exception callback, logout, handle counts and the daemon's
-# recovery.
+# the lock, heartbeat, the exception callback, logout, handle counts, live preview against
+# simcam's RTSP server (data, 1,000 start/stop cycles, a refused stream, a stall) and the
+# daemon's recovery (stream gaps, a refused stream, teardown before logout included).
 matrix_tests=(--test sdk_real --test sdk_probe --test runtime_integration --test e2e_lifecycle --test e2e_restart)
 if [ "$have_shared" = 1 ]; then
   step "cargo test (x86_64 SDK release matrix: real SDK 6.1.6.3 x86_64)"

@@ -584,3 +584,192 @@ fn every_strategy_detects_and_recovers() {
         );
     }
 }
+
+/// A daemon whose cameras each watch their sub stream, with a 2 s stream gap.
+fn streaming(f: &Fleet) -> DaemonConfig {
+    let mut cfg = base().set("stream_gap", "\"2s\"");
+    for (i, id) in ids(f.len()).iter().enumerate() {
+        cfg = cfg.camera(CameraSpec::of(f, i, id).stream("sub"));
+    }
+    cfg
+}
+
+/// Waits until every camera of `f` has a stream playing (simcam's `stream_start`).
+fn all_streaming(f: &Fleet, from: u64, timeout: Duration) {
+    for i in 0..f.len() {
+        assert!(
+            f.camera(i)
+                .wait_event(from, EventKind::StreamStart, timeout)
+                .is_some(),
+            "cam-{i}: no stream started within {timeout:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stalled_stream_is_found_within_the_gap_and_the_session_is_renewed() {
+    if real().is_none() {
+        return;
+    }
+    let f = fleet(1);
+    let cam = f.camera(0);
+    let seq0 = f.next_seq();
+    let (_dir, mut d) = start("int-stream-stall", &streaming(&f));
+    all_online(&d, 1, Duration::from_secs(20));
+    all_streaming(&f, seq0, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    for round in 0..2 {
+        let cursor = d.log_len();
+        let seq = f.next_seq();
+        // Longer than stream_gap + 1 s, so the gap verdict cannot be beaten by the data
+        // coming back.
+        cam.stall_stream(Duration::from_secs(6));
+        let stalled = cam
+            .wait_event(seq, EventKind::StreamFault, Duration::from_secs(5))
+            .map(|e| events::at(&e))
+            .expect("stall event");
+        let lost = d
+            .wait_log(cursor, Duration::from_secs(10), "cam-0: session lost")
+            .expect("stall not detected within 10 s");
+        let detection = secs(stalled, lost.at);
+        // Recovery as the policy says (a stream gap is a broken session): the stream is
+        // stopped, the session logged out, a new login and a new stream follow.
+        let back = d
+            .wait_log(cursor, Duration::from_secs(30), "cam-0: online again")
+            .expect("not online again within 30 s");
+        assert!(
+            cam.wait_event(seq, EventKind::StreamStart, Duration::from_secs(10))
+                .is_some(),
+            "no new stream after the recovery"
+        );
+        let evs = f.events_since(seq);
+        let kinds: Vec<EventKind> = evs
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::StreamStop
+                        | EventKind::Logout
+                        | EventKind::LoginOk
+                        | EventKind::StreamStart
+                )
+            })
+            .map(|e| e.kind)
+            .collect();
+        eprintln!(
+            "round {round}: stall of 6 s with stream_gap 2 s detected after {detection:.2} s \
+             ({}); online again {:.2} s after the stall began; simcam saw {kinds:?}",
+            lost.text,
+            secs(stalled, back.at)
+        );
+        assert!(
+            detection <= bound(3.0),
+            "detection {detection:.2} s > stream_gap + 1 s"
+        );
+        assert_eq!(
+            &kinds[..4],
+            &[
+                EventKind::StreamStop,
+                EventKind::Logout,
+                EventKind::LoginOk,
+                EventKind::StreamStart
+            ],
+            "stop, logout, login, stream: {kinds:?}"
+        );
+        // Let the renewed stream run past the end of the stall before the next round.
+        std::thread::sleep(Duration::from_secs(7));
+        assert_eq!(d.state_of("cam-0").as_deref(), Some("online"));
+    }
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_refused_stream_is_classified_and_neither_logs_the_camera_out_nor_loops() {
+    if real().is_none() {
+        return;
+    }
+    let f = fleet(1);
+    let cam = f.camera(0);
+    cam.set_stream_limit(Some(0));
+    let seq0 = f.next_seq();
+    // A refused stream is asked for again after resource_throttle.
+    let cfg = streaming(&f).set("resource_throttle", "\"5s\"");
+    let (_dir, mut d) = start("int-stream-refused", &cfg);
+    let refused = cam
+        .wait_event(seq0, EventKind::StreamRefused, Duration::from_secs(20))
+        .expect("the daemon asked for a stream");
+    std::thread::sleep(Duration::from_secs(10));
+    let evs = f.events_since(seq0);
+    let (logins, logouts, refusals) = (
+        events::count(&evs, 0, EventKind::LoginOk),
+        events::count(&evs, 0, EventKind::Logout),
+        events::count(&evs, 0, EventKind::StreamRefused),
+    );
+    let status = d.status().expect("status");
+    eprintln!(
+        "refused stream ({}): in 10 s simcam saw {logins} logins, {logouts} logouts, \
+         {refusals} refused SETUPs; daemon: {}",
+        refused.detail,
+        harness::camera(&status, "cam-0").map_or_else(String::new, |c| c.to_string())
+    );
+    let text = d.log_text();
+    assert!(
+        text.contains("426") && text.contains("resource"),
+        "the refusal is logged with its class:\n{text}"
+    );
+    assert_eq!(d.state_of("cam-0").as_deref(), Some("online"), "{status}");
+    assert_eq!((logins, logouts), (1, 0), "the session was renewed");
+    assert!(refusals <= 3, "{refusals} stream attempts in 10 s");
+    // Once the device allows a stream again, the camera gets one.
+    let seq = f.next_seq();
+    cam.set_stream_limit(None);
+    assert!(
+        cam.wait_event(seq, EventKind::StreamStart, Duration::from_secs(15))
+            .is_some(),
+        "no stream after the limit was lifted"
+    );
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn teardown_stops_every_stream_before_its_logout() {
+    if real().is_none() {
+        return;
+    }
+    let f = fleet(4);
+    let seq0 = f.next_seq();
+    let (_dir, mut d) = start("int-stream-teardown", &streaming(&f));
+    all_online(&d, 4, Duration::from_secs(20));
+    all_streaming(&f, seq0, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let seq = f.next_seq();
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(25)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let evs = f.events_since(seq);
+    for i in 0..f.len() {
+        let stop = events::of(&evs, i, EventKind::StreamStop);
+        let logout = events::of(&evs, i, EventKind::Logout);
+        assert_eq!((stop.len(), logout.len()), (1, 1), "cam-{i}: {evs:?}");
+        eprintln!(
+            "cam-{i}: {} then logout {:.3} s later",
+            stop[0].detail,
+            secs(events::at(stop[0]), events::at(logout[0]))
+        );
+        assert!(
+            stop[0].seq < logout[0].seq,
+            "cam-{i}: logout before the stream stopped"
+        );
+        assert_eq!(f.camera(i).stream_stats().active, 0);
+    }
+}

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use harness::RealSdk;
 use hikwatch::sdk::{
     AsyncLoginResult, ErrorClass, EventReceiver, ExceptionCode, LoginParams, Password, PoolOptions,
-    Sdk, SdkEvent, SdkLoginMode, SdkOptions, SdkPool, UserId,
+    Sdk, SdkEvent, SdkLoginMode, SdkOptions, SdkPool, StreamId, StreamParams, UserId,
 };
-use simcam::{Fleet, FleetConfig};
+use simcam::{EventKind, Fleet, FleetConfig};
 
 struct Shared {
     sdk: Arc<Sdk>,
@@ -434,22 +434,214 @@ fn async_login_failure_is_reported() {
     assert_eq!(after, 0, "the failed uid's slot is released by Logout");
 }
 
+/// Starts a stream on camera 0 of `f` and waits for its first data.
+fn stream_started(s: &Shared, uid: UserId, stream_type: u32) -> StreamId {
+    drain_events();
+    let p = StreamParams {
+        stream_type,
+        ..StreamParams::default()
+    };
+    let id = s.sdk.start_stream(uid, &p).expect("RealPlay_V40");
+    let started = wait_event(
+        harness::patient(Duration::from_secs(5)),
+        |e| matches!(e, SdkEvent::StreamStarted { stream } if *stream == id),
+    );
+    assert!(started.is_some(), "no StreamStarted for {id:?}");
+    id
+}
+
 #[test]
-fn realplay_against_a_camera_without_rtsp_fails_cleanly() {
-    // simcam speaks no RTSP, so the real SDK's ISAPI-mode preview must fail; the failure
-    // is classified and leaves no preview handle or stream slot behind. (Stream data,
-    // gaps and StopRealPlay are covered against the stand-in in sdk_fake.rs.)
+fn live_preview_of_main_and_sub_stream_delivers_data_into_the_callbacks() {
     real_sdk_or_skip!(_g, s);
     let f = fleet(1);
+    let cam = f.camera(0);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    for (stream_type, ch) in [(0u32, 101u32), (1, 102)] {
+        let seq = f.next_seq();
+        let before = cam.stream_stats();
+        let t = Instant::now();
+        let id = stream_started(s, login.uid, stream_type);
+        let first = t.elapsed();
+        assert_eq!(s.sdk.state().expect("state").real_plays, 1);
+        std::thread::sleep(Duration::from_secs(2));
+        let st = s.sdk.stream_stats(id).expect("running stream has stats");
+        let sent = cam.stream_stats();
+        s.sdk.stop_stream(id).expect("StopRealPlay");
+        assert!(s.sdk.stream_stats(id).is_none(), "slot released");
+        let stop = cam
+            .wait_event(
+                seq,
+                EventKind::StreamStop,
+                harness::patient(Duration::from_secs(5)),
+            )
+            .expect("simcam saw the stream end");
+        println!(
+            "channel {ch}: first data after {first:?}; in ~2 s the SDK delivered {} callbacks, \
+             {} bytes; simcam sent {} pictures, {} bytes ({:.2} callbacks per picture); {}",
+            st.frames,
+            st.bytes,
+            sent.pictures - before.pictures,
+            sent.bytes - before.bytes,
+            st.frames as f64 / (sent.pictures - before.pictures).max(1) as f64,
+            stop.detail
+        );
+        assert!(
+            stop.detail.starts_with(&format!("ch={ch} ")),
+            "{}",
+            stop.detail
+        );
+        assert!(st.frames > 0 && st.bytes > 0, "{st:?}");
+        assert!(sent.pictures > 0 && sent.bytes > 0, "{sent:?}");
+        assert_eq!(s.sdk.state().expect("state").real_plays, 0);
+        // The SDK asked for the RTSP port first, then spoke RTSP to the named channel.
+        let evs = f.events_since(seq);
+        assert!(
+            evs.iter().any(|e| e.kind == EventKind::Request
+                && e.detail.starts_with("GET /ISAPI/Security/adminAccesses")),
+            "no adminAccesses request"
+        );
+        let rtsp: Vec<&str> = evs
+            .iter()
+            .filter(|e| e.kind == EventKind::RtspRequest)
+            .map(|e| e.detail.as_str())
+            .collect();
+        println!("channel {ch} RTSP: {rtsp:?}");
+        assert!(
+            rtsp.iter()
+                .any(|d| d.starts_with("PLAY ") && d.contains(&format!("/channels/{ch}"))),
+            "{rtsp:?}"
+        );
+    }
+    s.sdk.logout(login.uid).expect("logout");
+}
+
+#[test]
+fn a_thousand_stream_start_stop_cycles_leak_nothing() {
+    real_sdk_or_skip!(_g, s);
+    let f = fleet(1);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    let sub = StreamParams {
+        stream_type: 1,
+        ..StreamParams::default()
+    };
+    for _ in 0..20 {
+        let id = s.sdk.start_stream(login.uid, &sub).expect("start");
+        s.sdk.stop_stream(id).expect("stop");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (h0, slots0, t0, fd0) = (
+        s.sdk.state().expect("state").real_plays,
+        s.sdk.stalled_streams(Duration::ZERO).len(),
+        count_dir("/proc/self/task"),
+        count_dir("/proc/self/fd"),
+    );
+    let cycles: u32 = if harness::slowdown() > 1 { 200 } else { 1000 };
+    let start = Instant::now();
+    for i in 0..cycles {
+        let id = s
+            .sdk
+            .start_stream(login.uid, &sub)
+            .unwrap_or_else(|e| panic!("start {i}: {e}"));
+        s.sdk
+            .stop_stream(id)
+            .unwrap_or_else(|e| panic!("stop {i}: {e}"));
+    }
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (h1, slots1, t1, fd1) = (
+        s.sdk.state().expect("state").real_plays,
+        s.sdk.stalled_streams(Duration::ZERO).len(),
+        count_dir("/proc/self/task"),
+        count_dir("/proc/self/fd"),
+    );
+    let sent = f.camera(0).stream_stats();
+    println!(
+        "{cycles} stream start/stop cycles in {took:?} ({:?} each): SDK real-play handles \
+         {h0}->{h1}, hikwatch stream slots {slots0}->{slots1}, threads {t0}->{t1}, fds \
+         {fd0}->{fd1}; simcam streams started {}, stopped {}, active {}",
+        took / cycles,
+        sent.started,
+        sent.stopped,
+        sent.active
+    );
+    assert_eq!(h1, h0, "SDK real-play handles leaked");
+    assert_eq!(slots1, slots0, "hikwatch stream slots leaked");
+    // Printed, with stated slack: SDK pools and loopback sockets in TIME_WAIT vary.
+    assert!(t1 <= t0 + 8, "threads {t0} -> {t1}");
+    assert!(fd1 <= fd0 + 16, "fds {fd0} -> {fd1}");
+    s.sdk.logout(login.uid).expect("logout");
+}
+
+#[test]
+fn a_refused_stream_is_a_resource_error_and_leaves_no_handle() {
+    // The device's stream limit: SETUP answered with RTSP 453 (Not Enough Bandwidth).
+    real_sdk_or_skip!(_g, s);
+    let f = fleet(1);
+    let cam = f.camera(0);
+    cam.set_stream_limit(Some(0));
     let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
     let t = Instant::now();
     let e = s
         .sdk
-        .start_stream(login.uid, &hikwatch::sdk::StreamParams::default())
-        .expect_err("no RTSP on simcam");
-    println!("RealPlay_V40 without RTSP: {e} after {:?}", t.elapsed());
-    assert_eq!((e.code(), e.class()), (Some(7), ErrorClass::Network), "{e}");
+        .start_stream(login.uid, &StreamParams::default())
+        .expect_err("stream refused");
+    println!(
+        "RealPlay_V40 refused by the stream limit: {e} after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        (e.code(), e.class()),
+        (Some(426), ErrorClass::Resource),
+        "{e}"
+    );
+    assert!(cam.stream_stats().refused >= 1);
     assert_eq!(s.sdk.state().expect("state").real_plays, 0);
+    assert!(s.sdk.stalled_streams(Duration::ZERO).is_empty());
+    // The session itself is fine, and the stream starts once the limit allows it.
+    s.sdk
+        .heartbeat(login.uid)
+        .expect("heartbeat after the refusal");
+    cam.set_stream_limit(Some(1));
+    let id = stream_started(s, login.uid, 0);
+    s.sdk.stop_stream(id).expect("stop");
+    s.sdk.logout(login.uid).expect("logout");
+}
+
+#[test]
+fn a_stalled_stream_is_seen_by_polling_and_its_resumption_by_callback() {
+    real_sdk_or_skip!(_g, s);
+    let f = fleet(1);
+    let cam = f.camera(0);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    let id = stream_started(s, login.uid, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.sdk.stalled_streams(Duration::from_secs(1)).is_empty());
+    drain_events();
+    cam.stall_stream(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1500));
+    let stalled = s.sdk.stalled_streams(Duration::from_secs(1));
+    assert!(
+        stalled.iter().any(|(s, _)| *s == id),
+        "stall not visible: {stalled:?}"
+    );
+    // The SDK's stream gap is 5 s by default (SdkOptions): a 3 s stall is not reported
+    // as "resumed"; the data simply flows again.
+    let back = Instant::now();
+    let frames = s.sdk.stream_stats(id).expect("stats").frames;
+    let resumed = harness::wait_for(
+        harness::patient(Duration::from_secs(5)),
+        Duration::from_millis(20),
+        || {
+            let st = s.sdk.stream_stats(id)?;
+            (st.frames > frames).then_some(st)
+        },
+    );
+    println!(
+        "stall of 3 s: visible by polling after 1.5 s ({stalled:?}); data again {:?} later",
+        back.elapsed()
+    );
+    assert!(resumed.is_some(), "no data after the stall");
+    s.sdk.stop_stream(id).expect("stop");
     s.sdk.logout(login.uid).expect("logout");
 }
 
@@ -518,4 +710,45 @@ fn sessions_cost_the_sdk_no_threads() {
         s.real.release.version, s.real.release.arch
     );
     assert!(t1 <= t0 + 4, "threads {t0} -> {t1} for 16 sessions");
+}
+
+#[test]
+fn a_healthy_stream_runs_for_30_s_without_a_preview_exception() {
+    real_sdk_or_skip!(_g, s);
+    let f = fleet(1);
+    let login = s.sdk.login(&params(&f, 0, "hik12345")).expect("login");
+    let seq = f.next_seq();
+    let t0 = Instant::now();
+    let id = stream_started(s, login.uid, 1);
+    let mut exceptions = Vec::new();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Some(e) = wait_event(Duration::from_millis(500), |e| {
+            matches!(e, SdkEvent::Exception { .. })
+        }) {
+            exceptions.push((t0.elapsed(), e));
+        }
+    }
+    let st = s.sdk.stream_stats(id).expect("stats");
+    s.sdk.stop_stream(id).expect("stop");
+    let rtsp: Vec<String> = f
+        .events_since(seq)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::RtspRequest
+                    | EventKind::ConnOpened
+                    | EventKind::ConnClosed
+                    | EventKind::StreamStop
+                    | EventKind::StreamStart
+            )
+        })
+        .map(|e| format!("{:?} {:?} {}", e.since_start, e.kind, e.detail))
+        .collect();
+    println!("30 s stream: {st:?}\nexceptions: {exceptions:?}\nsimcam: {rtsp:#?}");
+    s.sdk.logout(login.uid).expect("logout");
+    assert!(exceptions.is_empty(), "{exceptions:?}");
+    // The SDK's RTSP keepalive: a `HEARTBEAT` request every 5 s on the RTSP connection.
+    let beats = rtsp.iter().filter(|l| l.contains("HEARTBEAT")).count();
+    assert!((4..=8).contains(&beats), "{beats} RTSP HEARTBEATs in 30 s");
 }

@@ -91,6 +91,19 @@ impl SupervisorDriver {
                     format_args!("{call:?} call missed its deadline"),
                 );
             }
+            Alert::StreamRefused { code, retry_ms } => {
+                self.repeat.log(
+                    log::Level::Warn,
+                    &id,
+                    "stream",
+                    format_args!(
+                        "stream refused: {}; the session stays, the stream is asked for \
+                         again in {}",
+                        describe(ErrorClass::Resource, code),
+                        whole(Duration::from_millis(retry_ms))
+                    ),
+                );
+            }
             Alert::NeedsOperator { class, code } => {
                 self.repeat.log(
                     log::Level::Error,

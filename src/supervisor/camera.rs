@@ -174,6 +174,8 @@ pub(crate) enum Input {
     LockExpired,
     /// Suspect (SDK re-login) for too long without a verdict.
     SuspectTimeout,
+    /// Time to ask again for a stream the device refused.
+    StreamRetry,
 }
 
 /// The context of one step: policy, randomness, time and the output buffer.
@@ -229,6 +231,8 @@ pub(crate) struct Camera {
     lock_until: Option<Millis>,
     stable_at: Option<Millis>,
     suspect_until: Option<Millis>,
+    /// After the device refused the stream (its stream limit): when to ask again.
+    stream_retry_at: Option<Millis>,
     misses: u8,
     /// Consecutive failures: the backoff exponent. Reset only after a stable period.
     failures: u32,
@@ -303,6 +307,7 @@ impl Camera {
             lock_until: None,
             stable_at: None,
             suspect_until: None,
+            stream_retry_at: None,
             misses: 0,
             heartbeat_sent: Millis::ZERO,
             heartbeat_overdue: 0,
@@ -485,6 +490,23 @@ impl Camera {
                 cx.emit(self.id, ActionKind::StopStream { stream });
             }
             (S::Online | S::Suspect, I::Event(E::StreamFailed { token, class, code }))
+                if self.is_stream_call(token) && class == ErrorClass::Resource =>
+            {
+                // The device refused the stream (its stream limit), not the session: a new
+                // login would be refused the same stream, so stay logged in and ask again
+                // after `resource_throttle`.
+                self.stream_call = None;
+                self.record(cx, class, code);
+                self.stream_retry_at = Some(cx.now.plus(cx.p.resource_throttle));
+                cx.emit(
+                    self.id,
+                    ActionKind::Alert(Alert::StreamRefused {
+                        code,
+                        retry_ms: cx.p.resource_throttle,
+                    }),
+                );
+            }
+            (S::Online | S::Suspect, I::Event(E::StreamFailed { token, class, code }))
                 if self.is_stream_call(token) =>
             {
                 self.stream_call = None;
@@ -506,6 +528,13 @@ impl Camera {
                 self.lose_session(cx, ErrorClass::Timeout, 0);
             }
             (_, I::StreamGap) => {}
+            (S::Online | S::Suspect, I::StreamRetry) => {
+                self.stream_retry_at = None;
+                if let (Some(session), None, None) = (self.session, self.stream, self.stream_call) {
+                    self.start_stream(cx, session);
+                }
+            }
+            (_, I::StreamRetry) => self.stream_retry_at = None,
 
             // ---------------------------------------------------------------- stable period
             (S::Online | S::Suspect, I::StableReached) => {
@@ -899,14 +928,18 @@ impl Camera {
             }),
         );
         if self.stream_wanted {
-            let token = self.take_token();
-            self.stream_call = Some(CallInFlight {
-                token,
-                deadline: cx.now.plus(cx.p.stream_deadline),
-            });
-            cx.emit(self.id, ActionKind::StartStream { session, token });
+            self.start_stream(cx, session);
         }
         self.enter(cx, State::Online);
+    }
+
+    fn start_stream(&mut self, cx: &mut StepContext<'_>, session: Session) {
+        let token = self.take_token();
+        self.stream_call = Some(CallInFlight {
+            token,
+            deadline: cx.now.plus(cx.p.stream_deadline),
+        });
+        cx.emit(self.id, ActionKind::StartStream { session, token });
     }
 
     fn send_heartbeat(&mut self, cx: &mut StepContext<'_>) {
@@ -1041,6 +1074,7 @@ impl Camera {
             cx.emit(self.id, ActionKind::StopStream { stream });
         }
         self.stream_call = None; // a late StreamStarted will be stopped
+        self.stream_retry_at = None;
         self.heartbeat = None;
         self.heartbeat_at = None;
         self.stable_at = None;
@@ -1227,6 +1261,7 @@ impl Camera {
             self.lock_until,
             self.stable_at,
             self.suspect_until,
+            self.stream_retry_at,
         ]
         .into_iter()
         .flatten()
@@ -1269,6 +1304,9 @@ impl Camera {
         }
         if due(self.heartbeat_at) {
             self.step(cx, Input::HeartbeatDue);
+        }
+        if due(self.stream_retry_at) {
+            self.step(cx, Input::StreamRetry);
         }
     }
 

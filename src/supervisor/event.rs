@@ -221,6 +221,14 @@ pub enum Alert {
         /// Which call.
         call: CallKind,
     },
+    /// The device refused the stream (a resource error such as its stream limit); the
+    /// session stays and the stream is asked for again after `retry_ms`.
+    StreamRefused {
+        /// Vendor code.
+        code: u32,
+        /// Milliseconds until the next stream start.
+        retry_ms: u64,
+    },
     /// A login failed with an `Unsupported` or `Fatal` class: needs a human; retried slowly.
     NeedsOperator {
         /// The class.

@@ -57,7 +57,8 @@
 //! | suspect | relogin verdict timeout | backoff | teardown |
 //! | online, suspect | `StreamStarted` (current) | same | gap timer starts |
 //! | any | other `StreamStarted` (not a duplicate of the live one) | same | `StopStream` it |
-//! | online, suspect | `StreamFailed` / stream deadline / data gap > `stream_gap` | backoff | teardown, `Alert(Down)` |
+//! | online, suspect | `StreamFailed` resource (the device's stream limit) | same | `Alert(StreamRefused)`, `StartStream` again after `resource_throttle` |
+//! | online, suspect | other `StreamFailed` / stream deadline / data gap > `stream_gap` | backoff | teardown, `Alert(Down)` |
 //! | online, suspect | stable period reached | same | backoff counter reset (the only reset) |
 //! | any | `LogoutDone` / logout deadline | same (stopping → removed/starting) | next login allowed |
 //! | backoff, stuck | probe granted (fleet probe budget) | same | `Probe` (hybrid) |

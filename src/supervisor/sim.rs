@@ -801,7 +801,10 @@ impl Sim {
                         self.stats.reopen_to_online_ms.push(now.since(t));
                     }
                 }
-                Alert::Down { .. } | Alert::Stuck { .. } | Alert::NeedsOperator { .. } => {}
+                Alert::Down { .. }
+                | Alert::Stuck { .. }
+                | Alert::NeedsOperator { .. }
+                | Alert::StreamRefused { .. } => {}
             },
         }
     }

@@ -763,8 +763,8 @@ fn stream_failure_and_deadline_drop_the_session() {
         c,
         Event::StreamFailed {
             token: st,
-            class: ErrorClass::Resource,
-            code: 426,
+            class: ErrorClass::Network,
+            code: 7,
         },
     );
     assert_eq!(h.state(c), State::Backoff);
@@ -791,6 +791,83 @@ fn stream_failure_and_deadline_drop_the_session() {
         })
     )));
     assert_eq!(h.state(c), State::Backoff);
+}
+
+#[test]
+fn a_refused_stream_keeps_the_session_and_is_asked_for_again_after_the_throttle() {
+    let s = settings(Strategy::Hybrid);
+    let throttle = s.resource_throttle.as_millis() as u64;
+    let (mut h, c) = H::with_cam(s, true);
+    let token = h.next_login(c, 60_000);
+    let acts = h.ev(
+        c,
+        Event::LoginOk {
+            token,
+            session: Session(1),
+        },
+    );
+    let start = |acts: &[ActionKind]| {
+        acts.iter().find_map(|k| match k {
+            ActionKind::StartStream { token, .. } => Some(*token),
+            _ => None,
+        })
+    };
+    let st = start(&acts).expect("stream start");
+    // The device's stream limit (RTSP 453 → 426, resource): twice in a row.
+    let mut st = st;
+    for round in 0..2 {
+        let acts = h.ev(
+            c,
+            Event::StreamFailed {
+                token: st,
+                class: ErrorClass::Resource,
+                code: 426,
+            },
+        );
+        assert!(
+            acts.contains(&ActionKind::Alert(Alert::StreamRefused {
+                code: 426,
+                retry_ms: throttle
+            })),
+            "round {round}: {acts:?}"
+        );
+        assert!(
+            !acts.iter().any(|k| matches!(
+                k,
+                ActionKind::Logout { .. } | ActionKind::Alert(Alert::Down { .. })
+            )),
+            "round {round}: {acts:?}"
+        );
+        assert_eq!(h.state(c), State::Online);
+        let t0 = h.now;
+        let mut next = None;
+        while next.is_none() {
+            let acts = h.advance(1_000);
+            for a in &acts {
+                assert!(
+                    !matches!(a.kind, ActionKind::Logout { .. } | ActionKind::Login { .. }),
+                    "round {round}: {a:?}"
+                );
+                if let ActionKind::Heartbeat { token, .. } = a.kind {
+                    h.ev(c, Event::HeartbeatOk { token });
+                }
+            }
+            next = start(&acts.iter().map(|a| a.kind).collect::<Vec<_>>());
+            assert!(h.now.since(t0) <= throttle + 1_000, "no retry");
+        }
+        assert!(h.now.since(t0) >= throttle, "retried too early");
+        st = next.expect("retry");
+    }
+    // The third time the device has room: streaming, still the first session.
+    h.ev(
+        c,
+        Event::StreamStarted {
+            token: st,
+            stream: StreamHandle(9),
+        },
+    );
+    assert!(h.status(c).streaming);
+    assert_eq!(h.state(c), State::Online);
 }
 
 #[test]

@@ -249,6 +249,8 @@ pub struct CameraSpec {
     pub password: String,
     /// `login_mode` (simcam speaks `isapi`).
     pub login_mode: String,
+    /// `[camera.stream] type` (`main`, `sub`): watch that stream of channel 1.
+    pub stream: Option<String>,
 }
 
 impl CameraSpec {
@@ -260,7 +262,14 @@ impl CameraSpec {
             user: fleet.config().user.clone(),
             password: fleet.config().password.clone(),
             login_mode: "isapi".into(),
+            stream: None,
         }
+    }
+
+    /// The same camera with a watched stream of channel 1 (`main` or `sub`).
+    pub fn stream(mut self, stream_type: &str) -> CameraSpec {
+        self.stream = Some(stream_type.to_string());
+        self
     }
 
     /// The same camera with another password.
@@ -365,6 +374,9 @@ impl DaemonConfig {
                 format!("{}.pass", c.id),
                 c.login_mode
             );
+            if let Some(st) = &c.stream {
+                let _ = writeln!(t, "[camera.stream]\nchannel = 1\ntype = {st:?}");
+            }
         }
         t.push_str(&self.extra);
         t

@@ -149,6 +149,8 @@ pub(crate) struct CamShared {
     pub st: Mutex<CamState>,
     /// Signalled when `open_sockets` drops.
     pub drained: Condvar,
+    /// Live video: RTSP listener, stream settings, faults and counters.
+    pub stream: crate::stream::StreamCtl,
 }
 
 impl fmt::Debug for CamShared {
@@ -195,6 +197,10 @@ impl CamShared {
         let mut rng = fastrand::Rng::new();
         let salt = crate::auth::random_hex_upper(&mut rng, 64);
         let (_, boot_rx) = smol::channel::bounded(1);
+        let stream = crate::stream::StreamCtl::new(match addr.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+        })?;
         Ok(CamShared {
             index,
             addr,
@@ -222,6 +228,7 @@ impl CamShared {
                 rng,
             }),
             drained: Condvar::new(),
+            stream,
         })
     }
 

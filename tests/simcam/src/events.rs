@@ -69,6 +69,18 @@ pub enum EventKind {
     Request,
     /// A malformed request answered 4xx/5xx and the connection closed; `detail` says why.
     BadRequest,
+    /// An RTSP request answered; `detail` is `METHOD url -> status`.
+    RtspRequest,
+    /// A stream started (RTSP PLAY); `detail` is `ch=<101|102> fps=<n> bitrate=<bit/s>`.
+    StreamStart,
+    /// A stream ended; `detail` is `ch=… bytes=<RTP bytes sent> pictures=… secs=…
+    /// reason=<teardown|closed|power_off>`.
+    StreamStop,
+    /// SETUP refused with RTSP 453 (the stream limit); `detail` is `ch=…`.
+    StreamRefused,
+    /// A stream fault or setting changed; `detail` is `halt`, `resume`, `stall ms=<n>`,
+    /// `fps_cap=<n|none>`, `limit=<n|none>` or `profile ch=… fps=… bitrate=…`.
+    StreamFault,
 }
 
 impl EventKind {
@@ -103,6 +115,11 @@ impl EventKind {
             EventKind::SessionExpired => "session_expired",
             EventKind::Request => "request",
             EventKind::BadRequest => "bad_request",
+            EventKind::RtspRequest => "rtsp_request",
+            EventKind::StreamStart => "stream_start",
+            EventKind::StreamStop => "stream_stop",
+            EventKind::StreamRefused => "stream_refused",
+            EventKind::StreamFault => "stream_fault",
         }
     }
 }

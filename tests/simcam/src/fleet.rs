@@ -104,6 +104,7 @@ impl Fleet {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("camera {i} on {want}: {e}")))?,
             );
             cam.lock().session_limit = config.session_limit;
+            crate::rtsp::spawn(&cam);
             cam.power_on(Duration::ZERO)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("camera {i} listen: {e}")))?;
             fleet.cameras.push(cam);

@@ -336,6 +336,7 @@ impl CamShared {
                     _st.salt, self.common.iterations
                 ),
             ),
+            ("GET", "/ISAPI/Security/adminAccesses") => self.admin_accesses(),
             ("GET", "/ISAPI/System/Video/inputs/channels") => Response::xml(
                 200,
                 format!(

@@ -16,6 +16,8 @@
 //! - `isapi`: the login exchange, sessions, lockout and resources.
 //! - `auth`: the password hash ([`irreversible_hash`]).
 //! - `events`: the bounded event log ([`Event`], [`EventKind`]).
+//! - `stream`, `rtsp`, `h264`: live video (`adminAccesses`, an RTSP server per camera, a
+//!   synthetic H.264 stream) and its faults ([`StreamProfile`], [`StreamStats`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -24,12 +26,16 @@ mod camera;
 mod config;
 mod events;
 mod fleet;
+mod h264;
 mod http;
 mod isapi;
+mod rtsp;
 mod server;
+mod stream;
 
 pub use auth::{irreversible_hash, sha256_hex};
 pub use camera::{Camera, CameraStats, Power};
 pub use config::{FleetConfig, Identity};
 pub use events::{Event, EventKind, json_escape};
 pub use fleet::Fleet;
+pub use stream::{StreamKind, StreamProfile, StreamStats};

@@ -22,6 +22,7 @@ const USAGE: &str =
 commands on stdin (CAM is an index, A-B, or all):
   off CAM | on CAM [boot_ms] | freeze CAM | thaw CAM | slow CAM MS | passwd CAM NEW
   logindelay CAM MS | limit CAM N|none | ace CAM on|off | unlock CAM | kick CAM | stats [CAM] | total
+  halt CAM | resume CAM | stall CAM MS | fpscap CAM N|none | streamlimit CAM N|none
   events | quit";
 
 fn parse_args() -> Result<(FleetConfig, bool, bool), String> {
@@ -240,6 +241,25 @@ fn command(fleet: &Fleet, line: &str, events_cursor: &mut u64) -> bool {
                             Some("off") => c.set_accept_close(false),
                             _ => return Err("ace needs on or off".into()),
                         },
+                        "halt" => c.halt_stream(),
+                        "resume" => c.resume_stream(),
+                        "stall" => {
+                            let v = arg2.ok_or("stall needs MS")?;
+                            let ms: u64 = v.parse().map_err(|_| format!("bad MS {v:?}"))?;
+                            c.stall_stream(Duration::from_millis(ms));
+                        }
+                        "fpscap" | "streamlimit" => {
+                            let n = match arg2 {
+                                Some("none") => None,
+                                Some(v) => Some(v.parse().map_err(|_| format!("bad N {v:?}"))?),
+                                None => return Err(format!("{cmd} needs N or none")),
+                            };
+                            if cmd == "fpscap" {
+                                c.set_stream_fps_cap(n.map(|n: usize| n as u32));
+                            } else {
+                                c.set_stream_limit(n);
+                            }
+                        }
                         "unlock" => c.unlock(),
                         "kick" => c.drop_sessions(),
                         _ => return Err(format!("unknown command {cmd:?}")),

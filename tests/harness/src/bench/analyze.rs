@@ -20,6 +20,13 @@
 //!   alive: no recovery sample. Outages not recovered before the camera's next fault or
 //!   the end enter the percentiles at the time they were cut off (lower bounds) and are
 //!   counted as *not recovered*.
+//! - **Stalls** (the `stream` scenario): detection = simcam's `stream_fault` `halt` → the
+//!   loss verdict; recovery = the verdict → the next `stream_start` at simcam (stream
+//!   stopped, session renewed, a new stream playing; during a 15 s stall that happens
+//!   before the data comes back, which then flows into the new stream at once). A stall
+//!   the daemon never noticed has no recovery sample. **False gaps** = loss verdicts of
+//!   a camera outside [stall start, stall end + 15 s) of its stalls (every verdict in the
+//!   `stream` scenario that no stall explains).
 //! - **Full logins per camera per outage-hour** = logins the daemon issued while the
 //!   camera was down (its `login_attempts` counter read just before the power-off and
 //!   just before the power-on) ÷ camera-hours of outage. These never reach simcam (the
@@ -189,6 +196,8 @@ pub struct Latencies {
     pub last_back: Option<u64>,
     /// When the last camera came online again (µs); `None` if one never did.
     pub all_online: Option<u64>,
+    /// Loss verdicts no fault explains (see the module docs; counted for stalls).
+    pub false_verdicts: usize,
 }
 
 const US: f64 = 1e6;
@@ -231,8 +240,10 @@ pub fn latencies(faults: &[Happened], events: &[Event], log: &[Verdict], end: u6
             continue;
         };
         out.last_back = Some(out.last_back.map_or(back, |b| b.max(back)));
-        if f.kind == FaultKind::Freeze && verdict.is_none_or(|t| t >= next) {
-            continue; // the session outlived the freeze: nothing to recover
+        if matches!(f.kind, FaultKind::Freeze | FaultKind::Stall)
+            && verdict.is_none_or(|t| t >= next)
+        {
+            continue; // the session outlived the freeze or stall: nothing to recover
         }
         let from = verdict.map_or(back, |t| t.max(back));
         let online = match f.kind {
@@ -249,6 +260,22 @@ pub fn latencies(faults: &[Happened], events: &[Event], log: &[Verdict], end: u6
                 .iter()
                 .find(|v| v.cam == f.cam && v.what == Said::Up && v.t >= from && v.t < next)
                 .map(|v| v.t),
+            FaultKind::Stall => verdict.and_then(|v| {
+                events
+                    .iter()
+                    .find(|e| {
+                        e.camera == f.cam
+                            && e.kind == EventKind::StreamStart
+                            && e.unix_us >= v
+                            && e.unix_us < next
+                    })
+                    .map(|e| e.unix_us)
+            }),
+        };
+        let online = match (f.kind, online, verdict) {
+            // A stall's recovery runs from the verdict (see the module docs).
+            (FaultKind::Stall, Some(t), Some(v)) => Some(back + t.saturating_sub(v)),
+            (_, o, _) => o,
         };
         match online {
             Some(t) => {
@@ -261,6 +288,19 @@ pub fn latencies(faults: &[Happened], events: &[Event], log: &[Verdict], end: u6
                 all_online = None;
             }
         }
+    }
+    if faults.iter().any(|f| f.kind == FaultKind::Stall) {
+        out.false_verdicts = log
+            .iter()
+            .filter(|v| v.what == Said::Down)
+            .filter(|v| {
+                !faults.iter().any(|f| {
+                    f.cam == v.cam
+                        && v.t >= f.at
+                        && v.t < f.back.unwrap_or(end).saturating_add(15 * US as u64)
+                })
+            })
+            .count();
     }
     out.detection = Dist::of(det);
     out.recovery = Dist::of(rec);
@@ -338,6 +378,10 @@ pub fn goals(s: Scenario) -> &'static [&'static str] {
         Scenario::Badpass => &["zero lockouts"],
         Scenario::Steady => &["daemon CPU <= 1 % of a core per 100 cameras"],
         Scenario::Outage => &["<= 6 full logins per camera per outage-hour"],
+        Scenario::Stream => &[
+            "detection p99 <= stream_gap + 1 s (11 s)",
+            "zero false gaps; daemon CPU per 100 watched streams reported",
+        ],
     }
 }
 
@@ -410,6 +454,43 @@ mod tests {
             .what,
             Said::AuthHold
         );
+    }
+
+    /// Stalls: one detected and renewed, one missed; a verdict on a camera without a
+    /// stall is a false gap.
+    #[test]
+    fn stalls_give_detection_recovery_and_false_gaps() {
+        use EventKind::*;
+        let events = vec![
+            ev(1_000, 0, StreamFault, "halt"),
+            ev(1_000, 1, StreamFault, "halt"),
+            ev(11_600, 0, StreamStart, "ch=102"),
+            ev(16_000, 0, StreamFault, "resume"),
+            ev(16_000, 1, StreamFault, "resume"),
+        ];
+        let log = vec![
+            said(10, 0, Said::Up),
+            said(10, 1, Said::Up),
+            said(10, 2, Said::Up),
+            said(11_400, 0, Said::Down),
+            said(11_500, 0, Said::Up),
+            said(12_000, 2, Said::Down), // nothing stalled on camera 2
+        ];
+        let f = |cam, at: u64, back: u64| Happened {
+            cam,
+            kind: FaultKind::Stall,
+            at: T0 + at * 1000,
+            back: Some(T0 + back * 1000),
+            logins: None,
+        };
+        let faults = [f(0, 1_000, 16_000), f(1, 1_000, 16_000)];
+        let l = latencies(&faults, &events, &log, T0 + 60_000_000);
+        assert_eq!((l.faults_online, l.missed), (2, 1));
+        assert!((l.detection.max - 10.4).abs() < 1e-9, "{:?}", l.detection);
+        // Verdict at 11.4 s → new stream at 11.6 s; camera 1's stall went unnoticed.
+        assert_eq!((l.recovery.n, l.not_recovered), (1, 0));
+        assert!((l.recovery.max - 0.2).abs() < 1e-9, "{:?}", l.recovery);
+        assert_eq!(l.false_verdicts, 1);
     }
 
     #[test]

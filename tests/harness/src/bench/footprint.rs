@@ -176,6 +176,7 @@ pub fn run(
             user: "admin".into(),
             password: "pw".into(),
             login_mode: "isapi".into(),
+            stream: None,
         });
     }
     let mut d = Daemon::spawn(&wrapper, &dir, &cfg, SpawnOptions::default());

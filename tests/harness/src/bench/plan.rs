@@ -20,6 +20,9 @@ pub enum Scenario {
     /// 16 cameras off for an hour (`--outage-mins`): full logins per outage-hour. Not part
     /// of the default set (it takes an hour, at almost no CPU).
     Outage,
+    /// 64 cameras each watching its sub stream; a quarter of the streams stall (session
+    /// and RTSP connection alive, no data) for 15 s. Not part of the default set.
+    Stream,
 }
 
 impl Scenario {
@@ -33,13 +36,14 @@ impl Scenario {
     ];
 
     /// Every scenario.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Flap,
         Scenario::Storm,
         Scenario::Silent,
         Scenario::Badpass,
         Scenario::Steady,
         Scenario::Outage,
+        Scenario::Stream,
     ];
 
     /// The command-line spelling.
@@ -51,6 +55,7 @@ impl Scenario {
             Scenario::Badpass => "badpass",
             Scenario::Steady => "steady",
             Scenario::Outage => "outage",
+            Scenario::Stream => "stream",
         }
     }
 
@@ -68,6 +73,9 @@ pub enum FaultKind {
     PowerOff,
     /// `freeze` (no RST: connections stay open, nothing answers), then `thaw` at `until`.
     Freeze,
+    /// `halt_stream` (the session and the RTSP connection live, no pictures), then
+    /// `resume_stream` at `until`.
+    Stall,
 }
 
 /// One scheduled fault, relative to the start of the fault phase.
@@ -92,6 +100,8 @@ pub struct Plan {
     pub cameras: usize,
     /// Cameras configured with a wrong password.
     pub bad_password: Vec<usize>,
+    /// Every camera watches its sub stream (`[camera.stream] type = "sub"`).
+    pub streams: bool,
     /// The faults, sorted by start.
     pub faults: Vec<Fault>,
     /// Length of the fault phase (after the warm-up).
@@ -170,6 +180,7 @@ impl Plan {
             scenario,
             cameras: 0,
             bad_password: Vec::new(),
+            streams: false,
             faults: Vec::new(),
             phase: Duration::ZERO,
             settle: secs(90),
@@ -285,6 +296,32 @@ impl Plan {
                 p.settle = secs(if quick { 40 } else { 120 });
                 p.status_every = secs(5);
             }
+            Scenario::Stream => {
+                // A quarter of the cameras, one stall each, starting anywhere in the first
+                // 60 s (3 s in the quick run); 15 s is longer than the default stream_gap
+                // (10 s) and shorter than two of them, so each stall deserves one verdict.
+                let (cams, stalled, spread, hold, phase) = if quick {
+                    (4, 2, 3 * S, 12 * S, 25 * S)
+                } else {
+                    (64, 16, 60 * S, 15 * S, 120 * S)
+                };
+                p.cameras = cams;
+                p.streams = true;
+                let mut order: Vec<usize> = (0..cams).collect();
+                rng.shuffle(&mut order);
+                for &cam in &order[..stalled] {
+                    let at = rng.ms(0, spread);
+                    p.faults.push(Fault {
+                        cam,
+                        kind: FaultKind::Stall,
+                        at,
+                        until: at + Duration::from_millis(hold),
+                    });
+                }
+                p.phase = Duration::from_millis(phase);
+                p.settle = secs(if quick { 40 } else { 60 });
+                p.stagger = secs(if quick { 1 } else { 5 });
+            }
         }
         p.faults.sort_by_key(|f| (f.at, f.cam));
         p
@@ -351,6 +388,11 @@ mod tests {
             Plan::new(Scenario::Steady, Scale::Full, 1, Duration::ZERO).cameras,
             1000
         );
+        let st = Plan::new(Scenario::Stream, Scale::Full, 1, Duration::ZERO);
+        assert!(st.streams && st.cameras == 64 && st.faults.len() == 16);
+        assert!(st.faults.iter().all(|f| f.kind == FaultKind::Stall
+            && f.until - f.at == Duration::from_secs(15)
+            && f.until <= st.phase));
         let o = Plan::new(Scenario::Outage, Scale::Full, 1, Duration::from_secs(3720));
         assert_eq!(o.phase, Duration::from_secs(3720));
         for s in Scenario::ALL {

@@ -132,6 +132,13 @@ fn describe(runs: &[&Finished]) -> String {
         ),
         Scenario::Steady => format!("{cams} cameras online; CPU measured over {phase:.0} s"),
         Scenario::Outage => format!("{cams} cameras off for {:.0} min", phase / 60.0),
+        Scenario::Stream => format!(
+            "{cams} cameras each watching its sub stream (simcam: 10 fps, 64 kbit/s), {faults} \
+             stalls of {:.0} s (session and RTSP connection alive, no data) over {phase:.0} s; \
+             `stream_gap` 10 s (default)",
+            p.and_then(|p| p.faults.first())
+                .map_or(0.0, |f| (f.until - f.at).as_secs_f64())
+        ),
     }
 }
 
@@ -222,6 +229,7 @@ fn table(o: &mut String, s: Scenario, rows: &[&Finished]) {
     let extra = match s {
         Scenario::Storm => " all online after the last return |",
         Scenario::Steady => " CPU % of a core per 100 cameras |",
+        Scenario::Stream => " false gaps | CPU % of a core per 100 streams |",
         Scenario::Badpass => " wrong-password logins | attempts while locked | auth-holds |",
         _ => "",
     };
@@ -280,6 +288,14 @@ fn table(o: &mut String, s: Scenario, rows: &[&Finished]) {
             }
             Scenario::Steady => {
                 let _ = write!(o, " {:.2} |", m.cpu_pct_per_100());
+            }
+            Scenario::Stream => {
+                let _ = write!(
+                    o,
+                    " {} | {:.2} |",
+                    m.lat.false_verdicts,
+                    m.cpu_pct_per_100()
+                );
             }
             Scenario::Badpass => {
                 let _ = write!(

@@ -193,6 +193,8 @@ fn keep(kind: EventKind) -> bool {
                 | EventKind::Capabilities
                 | EventKind::LockExpired
                 | EventKind::Logout
+                | EventKind::StreamFault
+                | EventKind::StreamStart
         )
 }
 
@@ -261,6 +263,9 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
         let mut c = CameraSpec::of(&fleet, i, &format!("cam-{i}"));
         if plan.bad_password.contains(&i) {
             c = c.password("wrong-password");
+        }
+        if plan.streams {
+            c = c.stream("sub");
         }
         dc = dc.camera(c);
     }
@@ -426,6 +431,10 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
                             cam.thaw();
                             Ok(())
                         }
+                        FaultKind::Stall => {
+                            cam.resume_stream();
+                            Ok(())
+                        }
                     };
                     if let Err(e) = r {
                         raw.errors.push(format!("camera {}: power on: {e}", f.cam));
@@ -438,6 +447,7 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
                             cam.power_off();
                         }
                         FaultKind::Freeze => cam.freeze(),
+                        FaultKind::Stall => cam.halt_stream(),
                     }
                 }
                 k += 1;
@@ -512,6 +522,7 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
             let (start_kind, back_kind) = match f.kind {
                 FaultKind::PowerOff => (EventKind::PowerOff, EventKind::Listening),
                 FaultKind::Freeze => (EventKind::Frozen, EventKind::Thawed),
+                FaultKind::Stall => (EventKind::StreamFault, EventKind::StreamFault),
             };
             let find = |kind: EventKind, from: u64| {
                 evs.0
