@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod histogram;
+pub mod isapi;
 pub mod json;
 pub mod logging;
 pub mod metrics;
