@@ -336,6 +336,13 @@ impl IsapiClient {
             caps.head.headers_named("www-authenticate"),
         ) {
             Some(c) => c,
+            None if caps.head.status == 401
+                && auth::offers_basic(caps.head.headers_named("www-authenticate")) =>
+            {
+                return Err(IsapiError::Unsupported(
+                    "the device offers only Basic authentication, which hikwatch never sends",
+                ));
+            }
             None => {
                 let probe = self.send("GET", DEVICE_INFO_PATH, &[], &[]).await?;
                 match probe.head.status {
