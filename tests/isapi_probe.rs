@@ -51,7 +51,12 @@ fn session_login_probe_succeeds_without_an_sdk() {
     let cam = f.camera(0);
     let o = probe(f.addr(0), "hik12345", &[]);
     let t = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{t}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{t}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     for needle in [
         "(isapi isapi): OK",
         &format!("serial     {}", cam.identity().serial),
@@ -105,7 +110,10 @@ fn wrong_password_reports_attempts_left_then_the_lock() {
     assert!(t.contains("FAILED at login"), "{t}");
     assert!(t.contains("class locked"), "{t}");
     assert!(t.contains("locked for another 1800 s (30 min)"), "{t}");
-    assert!(t.contains("advice     the camera has locked this IP"), "{t}");
+    assert!(
+        t.contains("advice     the camera has locked this IP"),
+        "{t}"
+    );
 }
 
 #[test]
