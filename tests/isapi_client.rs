@@ -167,6 +167,18 @@ fn digest_login_heartbeat_stale_nonce_and_lockout() {
             .expect("a stale nonce is renewed, not a failure");
         let d = c.device_info().await.expect("device info");
         assert_eq!(d.serial, cam.identity().serial);
+        // The event stream with Digest, and after a stale nonce.
+        cam.set_alert_heartbeat(Duration::from_millis(100));
+        cam.expire_digest_nonces();
+        let mut stream = c
+            .open_alert_stream(patient(Duration::from_secs(2)))
+            .await
+            .expect("digest event stream");
+        assert_eq!(
+            stream.next_event().await.expect("heartbeat"),
+            AlertEvent::Heartbeat
+        );
+        drop(stream);
         c.logout().await.expect("digest logout");
         assert_eq!(cam.stats().logins_bad, 0);
 

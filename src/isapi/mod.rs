@@ -434,27 +434,47 @@ impl IsapiClient {
         silence: Duration,
     ) -> Result<AlertStream, IsapiError> {
         let deadline = Instant::now() + self.options.request_timeout;
-        let header = match &mut self.creds {
-            Credentials::None => return Err(IsapiError::SessionLost),
-            Credentials::Session { cookie, .. } => ("Cookie", cookie.clone()),
-            Credentials::Digest(d) => ("Authorization", d.authorization("GET", ALERT_STREAM_PATH)),
-        };
-        let raw = request_bytes(
-            "GET",
-            ALERT_STREAM_PATH,
-            &self.host,
-            &[(header.0, header.1.as_str())],
-            &[],
-        );
         let limits = self.options.limits;
         let addr = self.addr;
-        let (conn, head) = with_deadline(deadline, async {
-            let mut conn = HttpConnection::connect(addr).await?;
-            conn.send(&raw).await?;
-            let (head, _) = conn.read_head(&limits).await?;
-            Ok((conn, head))
-        })
-        .await?;
+        let mut attempt = 0;
+        let (conn, head) = loop {
+            attempt += 1;
+            let header = match &mut self.creds {
+                Credentials::None => return Err(IsapiError::SessionLost),
+                Credentials::Session { cookie, .. } => ("Cookie", cookie.clone()),
+                Credentials::Digest(d) => {
+                    ("Authorization", d.authorization("GET", ALERT_STREAM_PATH))
+                }
+            };
+            let raw = request_bytes(
+                "GET",
+                ALERT_STREAM_PATH,
+                &self.host,
+                &[(header.0, header.1.as_str())],
+                &[],
+            );
+            let (conn, head) = with_deadline(deadline, async {
+                let mut conn = HttpConnection::connect(addr).await?;
+                conn.send(&raw).await?;
+                let (head, _) = conn.read_head(&limits).await?;
+                Ok((conn, head))
+            })
+            .await?;
+            // A stale Digest nonce: once more with the new one (as for other requests).
+            if head.status == 401 && attempt == 1 {
+                if let Credentials::Digest(d) = &mut self.creds {
+                    if let Some(c) =
+                        auth::parse_digest_challenge(head.headers_named("www-authenticate"))
+                    {
+                        if c.stale {
+                            d.renew(c);
+                            continue;
+                        }
+                    }
+                }
+            }
+            break (conn, head);
+        };
         ok_or_class(head.status)?;
         if head
             .header("transfer-encoding")
