@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lexopt::prelude::*;
 
 use crate::config::LoadOptions;
-use crate::probe::ProbeArgs;
+use crate::probe::{ProbeArgs, ProbeBackend};
 use crate::sdk::SdkLoginMode;
 use crate::status::{Format, StatusSource};
 
@@ -72,8 +72,10 @@ impl Topic {
             Topic::Status => "Usage: hikwatch status [-c FILE | --socket PATH] [--json]\n",
             Topic::State => "Usage: hikwatch state show FILE [--json] [--now UNIX_SECONDS]\n",
             Topic::Probe => {
-                "Usage: hikwatch probe --sdk DIR --host H --port P --user U --password-file F\n\
-                 \x20                     [--mode private|isapi|auto] [--json]\n"
+                "Usage: hikwatch probe [--backend sdk] --sdk DIR --host H --port P --user U\n\
+                 \x20                     --password-file F [--mode private|isapi|auto] [--json]\n\
+                 \x20      hikwatch probe --backend isapi --host H --port P --user U\n\
+                 \x20                     --password-file F [--json]\n"
             }
         }
     }
@@ -121,12 +123,15 @@ Exit status: 0 decoded, 1 missing or bad file, 64 usage error.
             Topic::Probe => {
                 "\n\
 One login, one heartbeat, device info and a logout against one camera, with the SDK
-error code, its class and advice when a step fails.
-  --sdk DIR            the vendor HCNetSDK folder (holding libhcnetsdk.so)
-  --host H, --port P   the camera's address and SDK port
+error code or HTTP failure, its class and advice when a step fails.
+  --backend B          sdk (default): the vendor HCNetSDK; isapi: hikwatch's own ISAPI
+                       client over plain HTTP (session login or Digest), no SDK needed
+  --sdk DIR            the vendor HCNetSDK folder (holding libhcnetsdk.so); sdk only
+  --host H, --port P   the camera's address and port (SDK private protocol usually 8000,
+                       ISAPI/HTTP 80)
   --user U             the user name
   --password-file F    a file holding the password (never on the command line)
-  --mode M             login mode: private (default), isapi or auto
+  --mode M             SDK login mode: private (default), isapi or auto; sdk only
   --json               one-line JSON instead of the summary
 Exit status: 0 every step worked, 1 a step failed, 64 usage error.
 "
@@ -143,8 +148,8 @@ Usage:
   hikwatch check-config [-c FILE]        validate a config file, report every problem
   hikwatch status [-c FILE] [--json]     show the running daemon's cameras
   hikwatch state show FILE [--json]      decode a state file
-  hikwatch probe --sdk DIR --host H --port P --user U --password-file F
-                 [--mode private|isapi|auto] [--json]
+  hikwatch probe [--backend sdk|isapi] [--sdk DIR] --host H --port P --user U
+                 --password-file F [--mode private|isapi|auto] [--json]
                                          one login, heartbeat, device info and logout
   hikwatch help [COMMAND]                this text, or a command's options
   hikwatch --version
@@ -375,10 +380,12 @@ fn state(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     Ok(Some(Command::StateShow { file, json, now }))
 }
 
-/// `probe --sdk DIR --host H --port P --user U --password-file F [--mode M] [--json]`.
+/// `probe [--backend sdk|isapi] [--sdk DIR] --host H --port P --user U --password-file F
+/// [--mode M] [--json]`: `--sdk` is required with the SDK backend, and `--sdk`/`--mode`
+/// are refused with the ISAPI backend (they would silently do nothing).
 fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     let (mut sdk, mut host, mut port, mut user, mut pwf) = (None, None, None, None, None);
-    let (mut mode, mut json) = (SdkLoginMode::Private, false);
+    let (mut mode, mut json, mut backend) = (None, false, None);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Long("sdk") => sdk = Some(path_value(p)?),
@@ -393,8 +400,18 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
             }
             Long("mode") => {
                 let t = text_value(p)?;
-                mode = SdkLoginMode::parse(&t)
-                    .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?;
+                mode = Some(
+                    SdkLoginMode::parse(&t)
+                        .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?,
+                );
+            }
+            Long("backend") => {
+                let t = text_value(p)?;
+                backend = Some(match t.as_str() {
+                    "sdk" => false,
+                    "isapi" => true,
+                    _ => return Err(format!("--backend: {t:?} is not sdk or isapi")),
+                });
             }
             Long("json") => json = true,
             Short('h') | Long("help") => return Ok(None),
@@ -404,13 +421,26 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     fn need<T>(v: Option<T>, flag: &str) -> Parsed<T> {
         v.ok_or_else(|| format!("{flag} is required"))
     }
+    let backend = if backend == Some(true) {
+        if sdk.is_some() {
+            return Err("--sdk applies to --backend sdk only".into());
+        }
+        if mode.is_some() {
+            return Err("--mode applies to --backend sdk only".into());
+        }
+        ProbeBackend::Isapi
+    } else {
+        ProbeBackend::Sdk {
+            sdk: need(sdk, "--sdk")?,
+            mode: mode.unwrap_or(SdkLoginMode::Private),
+        }
+    };
     Ok(Some(Command::Probe(ProbeArgs {
-        sdk: need(sdk, "--sdk")?,
+        backend,
         host: need(host, "--host")?,
         port: need(port, "--port")?,
         user: need(user, "--user")?,
         password_file: need(pwf, "--password-file")?,
-        mode,
         json,
     })))
 }
@@ -634,7 +664,17 @@ mod tests {
         ]) else {
             panic!("not a probe");
         };
-        assert_eq!((a.port, a.mode, a.json), (80, SdkLoginMode::Isapi, true));
+        assert_eq!(
+            (a.port, &a.backend, a.json),
+            (
+                80,
+                &ProbeBackend::Sdk {
+                    sdk: PathBuf::from("/s"),
+                    mode: SdkLoginMode::Isapi
+                },
+                true
+            )
+        );
         assert_eq!(a.password_file, PathBuf::from("/p"));
         let e = err(&["probe", "--sdk", "/s"]);
         assert!(e.message.contains("--host is required"), "{e}");
@@ -649,5 +689,32 @@ mod tests {
         let e = err(&["probe", "--bogus", "1"]);
         assert!(e.message.contains("--bogus"), "{e}");
         assert!(err(&["probe", "--json=yes"]).message.contains("--json"));
+        // The ISAPI backend needs no SDK and refuses the SDK-only options.
+        let isapi = [
+            "probe",
+            "--backend",
+            "isapi",
+            "--host",
+            "h",
+            "--port",
+            "80",
+            "--user",
+            "u",
+            "--password-file",
+            "/p",
+        ];
+        let Command::Probe(a) = ok(&isapi) else {
+            panic!("not a probe");
+        };
+        assert_eq!(a.backend, ProbeBackend::Isapi);
+        let e = err(&[&isapi[..], &["--sdk", "/s"]].concat());
+        assert!(
+            e.message.contains("--sdk applies to --backend sdk only"),
+            "{e}"
+        );
+        let e = err(&[&isapi[..], &["--mode", "auto"]].concat());
+        assert!(e.message.contains("--mode applies"), "{e}");
+        let e = err(&["probe", "--backend", "onvif"]);
+        assert!(e.message.contains("not sdk or isapi"), "{e}");
     }
 }

@@ -5,6 +5,9 @@
 //! - [`sdk`]: the only module with `unsafe`. Raw FFI to the vendor HCNetSDK (loaded at run
 //!   time with libloading), a safe wrapper, callback trampolines, the error-class table and
 //!   the bounded blocking pool every SDK call runs on.
+//! - [`isapi`]: hikwatch's own ISAPI client over plain HTTP, no SDK and no `unsafe`:
+//!   session login or Digest, heartbeat, device info, logout, the event stream. Used by
+//!   `hikwatch probe --backend isapi`.
 //! - [`supervisor`]: the pure, sans-IO per-camera state machine and the fleet-level job
 //!   queue. Time and events go in, actions come out; deterministic simulation drives it.
 //! - [`runtime`]: the smol shell that executes the supervisor's actions through [`sdk`].
@@ -28,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod histogram;
+pub mod isapi;
 pub mod json;
 pub mod logging;
 pub mod metrics;

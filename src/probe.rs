@@ -1,25 +1,53 @@
 //! `hikwatch probe`: one login, one heartbeat, device info and a logout, with a human or
 //! JSON summary. Exit status 0 when every step worked, 1 when one failed (the output says
-//! which step, the SDK error code, its class and what to check), 64 for bad usage.
+//! which step, the SDK error code or HTTP failure, its class and what to check), 64 for
+//! bad usage.
 //!
-//! Every SDK call runs on the SDK layer's blocking pool with a deadline, so a camera that
-//! hangs the SDK makes the probe fail with a timeout instead of hanging the shell.
+//! Two backends: `sdk` (the vendor HCNetSDK, the default) and `isapi` (the crate's own
+//! ISAPI client, no SDK needed). Every SDK call runs on the SDK layer's blocking pool with a
+//! deadline and every ISAPI request has a total deadline, so a camera that hangs makes the
+//! probe fail with a timeout instead of hanging the shell.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::isapi::{IsapiClient, IsapiError, IsapiOptions};
 use crate::sdk::{
-    CallError, DeviceInfo, ErrorClass, Login, LoginParams, Password, PoolOptions, Sdk, SdkError,
+    CallError, DeviceInfo, ErrorClass, LoginParams, Password, PoolOptions, Sdk, SdkError,
     SdkLoginMode, SdkOptions, SdkPool, SdkVersion,
 };
+
+/// Which client the probe uses (`--backend`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProbeBackend {
+    /// The vendor HCNetSDK.
+    Sdk {
+        /// The vendor SDK folder (`--sdk`).
+        sdk: PathBuf,
+        /// Login mode (`--mode`, default `private`).
+        mode: SdkLoginMode,
+    },
+    /// hikwatch's own ISAPI client over HTTP: session login or Digest, no SDK.
+    Isapi,
+}
+
+impl ProbeBackend {
+    /// `sdk` or `isapi`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeBackend::Sdk { .. } => "sdk",
+            ProbeBackend::Isapi => "isapi",
+        }
+    }
+}
 
 /// What `hikwatch probe` was asked to do (parsed with the rest of the command line).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProbeArgs {
-    /// The vendor SDK folder (`--sdk`).
-    pub sdk: PathBuf,
+    /// The backend and its settings.
+    pub backend: ProbeBackend,
     /// The camera's address (`--host`).
     pub host: String,
     /// The camera's SDK port (`--port`).
@@ -28,8 +56,6 @@ pub struct ProbeArgs {
     pub user: String,
     /// A file holding the password (`--password-file`).
     pub password_file: PathBuf,
-    /// Login mode (`--mode`, default `private`).
-    pub mode: SdkLoginMode,
     /// JSON output instead of the summary for people (`--json`).
     pub json: bool,
 }
@@ -65,6 +91,15 @@ impl Failure {
         }
     }
 
+    fn from_isapi(stage: &'static str, e: &IsapiError) -> Failure {
+        Failure {
+            stage,
+            code: None,
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+
     fn detail(&self) -> Option<String> {
         match self.class {
             ErrorClass::Auth {
@@ -84,16 +119,29 @@ impl Failure {
                  libcrypto and libssl, built for this CPU"
             }
             "password-file" => "check that the password file exists and is readable",
+            "address" => "check --host (an IP address or a name this machine resolves)",
             _ => self.class.advice(),
         }
     }
+}
+
+/// A successful login, whichever backend made it.
+#[derive(Debug)]
+struct LoginSummary {
+    latency: Duration,
+    /// The SDK's user id (SDK backend).
+    uid: Option<i32>,
+    /// `sSerialNumber` from the SDK's login (SDK backend).
+    serial: Option<String>,
+    /// `session` or `digest` (ISAPI backend).
+    auth: Option<&'static str>,
 }
 
 /// What the probe found.
 #[derive(Debug, Default)]
 struct ProbeReport {
     sdk_version: Option<SdkVersion>,
-    login: Option<Login>,
+    login: Option<LoginSummary>,
     heartbeat: Option<Duration>,
     device: Option<DeviceInfo>,
     failure: Option<Failure>,
@@ -113,12 +161,94 @@ fn run(a: &ProbeArgs) -> ProbeReport {
             return r;
         }
     };
+    match &a.backend {
+        ProbeBackend::Sdk { sdk, mode } => run_sdk(a, sdk, *mode, password, &mut r),
+        ProbeBackend::Isapi => run_isapi(a, &password, &mut r),
+    }
+    r
+}
+
+/// The address of `host:port`: the first one a resolver gives.
+fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address")),
+        Err(e) => Err(format!("cannot resolve {host}: {e}")),
+    }
+}
+
+/// The ISAPI backend: login, heartbeat, device info and logout with hikwatch's own client.
+fn run_isapi(a: &ProbeArgs, password: &Password, r: &mut ProbeReport) {
+    let addr = match resolve(&a.host, a.port) {
+        Ok(addr) => addr,
+        Err(message) => {
+            r.failure = Some(Failure {
+                stage: "address",
+                code: None,
+                class: ErrorClass::Network,
+                message,
+            });
+            return;
+        }
+    };
+    let mut client = IsapiClient::new(addr, IsapiOptions::default());
+    async_io::block_on(async {
+        let login = match client.login(&a.user, password.expose().as_bytes()).await {
+            Ok(l) => l,
+            Err(e) => {
+                r.failure = Some(Failure::from_isapi("login", &e));
+                return;
+            }
+        };
+        r.login = Some(LoginSummary {
+            latency: login.latency,
+            uid: None,
+            serial: None,
+            auth: Some(login.method.name()),
+        });
+        let t = Instant::now();
+        match client.heartbeat().await {
+            Ok(()) => r.heartbeat = Some(t.elapsed()),
+            Err(e) => r.failure = Some(Failure::from_isapi("heartbeat", &e)),
+        }
+        if r.failure.is_none() {
+            match client.device_info().await {
+                Ok(d) => {
+                    r.device = Some(DeviceInfo {
+                        model: d.model,
+                        serial: d.serial,
+                        firmware: d.firmware,
+                        mac: d.mac,
+                        name: d.name,
+                    });
+                }
+                Err(e) => r.failure = Some(Failure::from_isapi("device-info", &e)),
+            }
+        }
+        if let Err(e) = client.logout().await {
+            if r.failure.is_none() {
+                r.failure = Some(Failure::from_isapi("logout", &e));
+            }
+        }
+    });
+}
+
+/// The SDK backend: the same steps through the vendor SDK on its blocking pool.
+fn run_sdk(
+    a: &ProbeArgs,
+    sdk_dir: &std::path::Path,
+    mode: SdkLoginMode,
+    password: Password,
+    r: &mut ProbeReport,
+) {
     let opts = SdkOptions::default();
-    let sdk = match Sdk::load(&a.sdk, &opts) {
+    let sdk = match Sdk::load(sdk_dir, &opts) {
         Ok(s) => s,
         Err(e) => {
             r.failure = Some(Failure::from_sdk("sdk", &e));
-            return r;
+            return;
         }
     };
     r.sdk_version = Some(sdk.version());
@@ -134,7 +264,7 @@ fn run(a: &ProbeArgs) -> ProbeReport {
         Ok(p) => p,
         Err(e) => {
             r.failure = Some(Failure::from_sdk("sdk", &e));
-            return r;
+            return;
         }
     };
     // Generous: connect + receive timeouts, ISAPI's extra requests after login.
@@ -145,7 +275,7 @@ fn run(a: &ProbeArgs) -> ProbeReport {
         port: a.port,
         user: a.user.clone(),
         password,
-        mode: a.mode,
+        mode,
     };
     smol::block_on(async {
         let login = match pool.login(params, login_deadline).await {
@@ -156,7 +286,12 @@ fn run(a: &ProbeArgs) -> ProbeReport {
             }
         };
         let uid = login.uid;
-        r.login = Some(login);
+        r.login = Some(LoginSummary {
+            latency: login.latency,
+            uid: Some(login.uid.0),
+            serial: Some(login.serial),
+            auth: None,
+        });
         let t = Instant::now();
         match pool.heartbeat(uid, call_deadline).await {
             Ok(()) => r.heartbeat = Some(t.elapsed()),
@@ -174,7 +309,14 @@ fn run(a: &ProbeArgs) -> ProbeReport {
             }
         }
     });
-    r
+}
+
+/// `private`, `isapi` or `auto` for the SDK; `isapi` for the ISAPI backend.
+fn mode_name(a: &ProbeArgs) -> &'static str {
+    match &a.backend {
+        ProbeBackend::Sdk { mode, .. } => mode.name(),
+        ProbeBackend::Isapi => "isapi",
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -189,21 +331,25 @@ fn human(a: &ProbeArgs, r: &ProbeReport) -> String {
     };
     let _ = writeln!(
         s,
-        "hikwatch probe {}:{} ({}): {status}",
+        "hikwatch probe {}:{} ({} {}): {status}",
         a.host,
         a.port,
-        a.mode.name()
+        a.backend.name(),
+        mode_name(a)
     );
     if let Some(d) = &r.device {
         let _ = writeln!(s, "  model      {}", d.model);
         let _ = writeln!(s, "  serial     {}", d.serial);
         let _ = writeln!(s, "  firmware   {}", d.firmware);
         let _ = writeln!(s, "  mac        {}", d.mac);
-    } else if let Some(l) = &r.login {
-        let _ = writeln!(s, "  serial     {}", l.serial);
+    } else if let Some(serial) = r.login.as_ref().and_then(|l| l.serial.as_ref()) {
+        let _ = writeln!(s, "  serial     {serial}");
     }
     if let Some(l) = &r.login {
         let _ = writeln!(s, "  login      {} ms", ms(l.latency));
+        if let Some(auth) = l.auth {
+            let _ = writeln!(s, "  auth       {auth}");
+        }
     }
     if let Some(h) = r.heartbeat {
         let _ = writeln!(s, "  heartbeat  {} ms", ms(h));
@@ -235,11 +381,12 @@ fn json(a: &ProbeArgs, r: &ProbeReport) -> String {
     let mut s = String::from("{");
     let _ = write!(
         s,
-        "\"ok\":{},\"host\":{},\"port\":{},\"mode\":{}",
+        "\"ok\":{},\"backend\":{},\"host\":{},\"port\":{},\"mode\":{}",
         r.failure.is_none(),
+        crate::json::string(a.backend.name()),
         crate::json::string(&a.host),
         a.port,
-        crate::json::string(a.mode.name())
+        crate::json::string(mode_name(a))
     );
     let _ = write!(
         s,
@@ -251,10 +398,13 @@ fn json(a: &ProbeArgs, r: &ProbeReport) -> String {
         Some(l) => {
             let _ = write!(
                 s,
-                ",\"login_ms\":{},\"uid\":{},\"login_serial\":{}",
+                ",\"login_ms\":{},\"uid\":{},\"login_serial\":{},\"auth\":{}",
                 ms(l.latency),
-                l.uid.0,
-                crate::json::string(&l.serial)
+                opt_num(l.uid),
+                l.serial
+                    .as_deref()
+                    .map_or_else(|| "null".into(), crate::json::string),
+                l.auth.map_or_else(|| "null".into(), crate::json::string)
             );
         }
         None => s.push_str(",\"login_ms\":null"),

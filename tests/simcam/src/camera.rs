@@ -132,6 +132,10 @@ pub(crate) struct CamState {
     pub open_sockets: usize,
     pub stats: CameraStats,
     pub rng: fastrand::Rng,
+    /// Digest-only mode and the nonces issued (see `digest.rs`).
+    pub digest: crate::digest::DigestState,
+    /// The event streams' controls and queued events (see `alert.rs`).
+    pub alert: crate::alert::AlertState,
 }
 
 /// Everything about one camera, shared by its handle and its tasks.
@@ -226,6 +230,8 @@ impl CamShared {
                 open_sockets: 0,
                 stats: CameraStats::default(),
                 rng,
+                digest: crate::digest::DigestState::default(),
+                alert: crate::alert::AlertState::default(),
             }),
             drained: Condvar::new(),
             stream,

@@ -20,6 +20,8 @@ pub(crate) struct Request {
     pub query: String,
     /// Value of the `Cookie` header, if any.
     pub cookie: Option<String>,
+    /// Value of the `Authorization` header, if any (Digest mode).
+    pub authorization: Option<String>,
     /// The client asked to close the connection after this request (or spoke HTTP/1.0
     /// without keep-alive).
     pub close: bool,
@@ -72,6 +74,7 @@ pub(crate) fn parse_request(buf: &[u8]) -> ParseOutcome {
     let mut content_length: usize = 0;
     let mut seen_length = false;
     let mut cookie = None;
+    let mut authorization = None;
     let mut conn_close = version == 0;
     for h in req.headers.iter() {
         let name = h.name;
@@ -90,6 +93,8 @@ pub(crate) fn parse_request(buf: &[u8]) -> ParseOutcome {
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // The SDK never sends chunked bodies; refusing is safer than guessing.
             return ParseOutcome::Bad(501, "Transfer-Encoding not supported");
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(String::from_utf8_lossy(h.value).into_owned());
         } else if name.eq_ignore_ascii_case("cookie") {
             cookie = Some(String::from_utf8_lossy(h.value).into_owned());
         } else if name.eq_ignore_ascii_case("connection") {
@@ -115,6 +120,7 @@ pub(crate) fn parse_request(buf: &[u8]) -> ParseOutcome {
             path: path.to_owned(),
             query: query.to_owned(),
             cookie,
+            authorization,
             close: conn_close,
             body: buf[head_len..total].to_vec(),
         },
@@ -164,6 +170,8 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     pub body: String,
     pub set_cookie: Option<String>,
+    /// A `WWW-Authenticate` header (Digest mode).
+    pub www_authenticate: Option<String>,
     /// Close the connection after sending.
     pub close: bool,
 }
@@ -181,6 +189,7 @@ impl Response {
             content_type: XML,
             body,
             set_cookie: None,
+            www_authenticate: None,
             close: false,
         }
     }
@@ -192,6 +201,7 @@ impl Response {
             content_type: JSON,
             body,
             set_cookie: None,
+            www_authenticate: None,
             close: false,
         }
     }
@@ -208,6 +218,9 @@ impl Response {
         });
         let _ = write!(head, "Content-Type: {}\r\n", self.content_type);
         let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        if let Some(c) = &self.www_authenticate {
+            let _ = write!(head, "WWW-Authenticate: {c}\r\n");
+        }
         if let Some(c) = &self.set_cookie {
             let _ = write!(head, "Set-Cookie: {c}\r\n");
         }

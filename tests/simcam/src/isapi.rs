@@ -40,7 +40,7 @@ pub(crate) fn not_supported(url: &str) -> Response {
 }
 
 /// 401 for requests without a live session.
-fn unauthorized(url: &str) -> Response {
+pub(crate) fn unauthorized(url: &str) -> Response {
     let mut r = response_status(url, 401, 4, "Invalid Operation", "unauthorized");
     r.body = format!(
         "{XML_DECL}<userCheck>\n<statusValue>401</statusValue>\n\
@@ -50,7 +50,7 @@ fn unauthorized(url: &str) -> Response {
 }
 
 /// 401 reply to `POST sessionLogin`; the SDK parses these four tags.
-fn login_failed(locked: bool, unlock_s: u64, retry: u32) -> Response {
+pub(crate) fn login_failed(locked: bool, unlock_s: u64, retry: u32) -> Response {
     Response::xml(
         401,
         format!(
@@ -80,7 +80,7 @@ pub(crate) fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 /// The session ID from a `Cookie` header: any `WebSession…=<id>` pair.
-fn cookie_session(cookie: Option<&str>) -> Option<&str> {
+pub(crate) fn cookie_session(cookie: Option<&str>) -> Option<&str> {
     cookie?.split(';').find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
         k.trim().starts_with("WebSession").then(|| v.trim())
@@ -93,6 +93,9 @@ impl CamShared {
         let now = Instant::now();
         st.stats.requests += 1;
         self.expire_sessions(st, now);
+        if st.digest.enabled {
+            return self.handle_digest(st, req, peer, now);
+        }
         let path = req.path.as_str();
         match (req.method.as_str(), path) {
             ("GET", "/ISAPI/Security/sessionLogin/capabilities") => self.capabilities(st, req, now),
@@ -314,7 +317,7 @@ impl CamShared {
     }
 
     /// Resources behind a live session.
-    fn resource(&self, _st: &mut CamState, req: &Request) -> Response {
+    pub(crate) fn resource(&self, _st: &mut CamState, req: &Request) -> Response {
         let path = req.path.as_str();
         match (req.method.as_str(), path) {
             ("GET", "/ISAPI/System/deviceInfo") => {

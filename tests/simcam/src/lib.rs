@@ -15,15 +15,19 @@
 //! - `http`: request parsing (`httparse`) and single-buffer responses.
 //! - `isapi`: the login exchange, sessions, lockout and resources.
 //! - `auth`: the password hash ([`irreversible_hash`]).
+//! - `digest`: HTTP Digest mode (a camera without session login).
+//! - `alert`: the `alertStream` event stream and its fault hooks.
 //! - `events`: the bounded event log ([`Event`], [`EventKind`]).
 //! - `stream`, `rtsp`, `h264`: live video (`adminAccesses`, an RTSP server per camera, a
 //!   synthetic H.264 stream) and its faults ([`StreamProfile`], [`StreamStats`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod alert;
 mod auth;
 mod camera;
 mod config;
+mod digest;
 mod events;
 mod fleet;
 mod h264;

@@ -133,6 +133,10 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>, peer: SocketAddr
         match parse_request(&buf) {
             ParseOutcome::Complete(req, used) => {
                 buf.drain(..used);
+                if req.method == "GET" && req.path == crate::alert::ALERT_STREAM_PATH {
+                    crate::alert::serve_alert_stream(cam, stream, &req, peer).await;
+                    return;
+                }
                 if req.method == "POST" && req.path == "/ISAPI/Security/sessionLogin" {
                     let delay = cam.lock().login_delay;
                     if !delay.is_zero() {
