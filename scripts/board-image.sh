@@ -79,8 +79,9 @@ restore_binfmt() {
     update-binfmts --disable "$binfmt_enabled_here" >&2 || true
   fi
   # A failed mmdebstrap may leave /proc, /sys or /dev mounts in the tree: unmount them
-  # before removing it.
-  grep -o " $work/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  # before removing it. (No mounts is the usual case: grep's status 1 must not become the
+  # script's, which errexit inside this EXIT trap would make it.)
+  { grep -o " $work/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf --one-file-system "$work"
 }
 trap restore_binfmt EXIT
