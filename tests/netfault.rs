@@ -584,3 +584,28 @@ fn netfault_keepalive_cost_in_packets_per_camera_minute() {
     stop(on);
     stop(off);
 }
+
+#[test]
+fn netfault_lab_sweeps_namespaces_of_dead_test_processes() {
+    if harness::netlab::unavailable().is_some() {
+        // start_or_skip below prints the line (or fails under CI=true).
+        assert!(NetLab::start_or_skip(7).is_none());
+        return;
+    }
+    // A process that is gone: its pid names the namespaces a killed test left behind.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("run true");
+    let dead = child.id();
+    child.wait().expect("reap");
+    let stale = format!("hwlab-{dead}-0-d");
+    let st = std::process::Command::new("ip")
+        .args(["netns", "add", &stale])
+        .status()
+        .expect("ip netns add");
+    assert!(st.success());
+    assert_eq!(lab_namespaces(&stale).len(), 1);
+    let lab = NetLab::start_or_skip(7).expect("lab");
+    assert!(lab_namespaces(&stale).is_empty(), "stale namespace kept");
+    drop(lab);
+}
