@@ -6,7 +6,10 @@
 //! settings unless a test says otherwise; measured figures are printed
 //! (`cargo test --test netfault -- --nocapture --test-threads 1`).
 //!
-//! `HIKWATCH_NETFAULT_SECS` sets how long the soak tests run (default 150 s and 60 s).
+//! `HIKWATCH_NETFAULT_SECS` sets how long the soak tests run (default 150 s and 60 s);
+//! `HIKWATCH_NETFAULT_CAMERAS` the random-fault test's fleet (default 16). The long
+//! version: `HIKWATCH_NETFAULT_SECS=3600 HIKWATCH_NETFAULT_CAMERAS=64 cargo test --test
+//! netfault netfault_seeded -- --nocapture`.
 #![cfg(target_arch = "x86_64")]
 
 use std::io::{Read, Write};
@@ -433,7 +436,10 @@ fn netfault_seeded_random_faults_leak_nothing() {
         return;
     };
     let Some(sdk) = real() else { return };
-    let n = 16;
+    let n = std::env::var("HIKWATCH_NETFAULT_CAMERAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let f = fleet(&mut lab, n);
     let (_dir, d) = start(&lab, sdk, "nf-random", &cfg_for(sdk, &f));
     all_online(&d, n, Duration::from_secs(60));
