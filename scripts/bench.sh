@@ -7,9 +7,12 @@
 # Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--quick] [--seed N]
 #                         [--outage-mins M] [--no-armv7] [--no-aarch64] [--footprint-only]
 #                         [--publish]
-#   --scenario S     flap | storm | silent | badpass | steady | outage | stream (repeatable;
-#                    default: the first five, ~20 min on 2 cores; `outage` takes an hour;
-#                    `stream` alone, without --quick, publishes bench/results/stream.md)
+#   --scenario S     flap | storm | silent | badpass | steady | outage | stream | netfault
+#                    (repeatable; default: the first five, ~20 min on 2 cores; `outage` takes
+#                    an hour; `stream` alone, without --quick, publishes
+#                    bench/results/stream.md; `netfault` needs root and /dev/net/tun and runs
+#                    the strategies side by side behind the network fault lab, ~7 min, into
+#                    netfault.md)
 #   --strategies L   default poll,event,queue,hybrid,naive,sdk
 #   --quick          a few cameras and seconds per scenario (checks the pipeline only)
 #   --no-armv7       skip the armv7 footprint (needs the cross toolchain and qemu-arm)
@@ -32,6 +35,9 @@ footprint_only=0
 publish=auto
 scenarios=()
 quick=0
+netfault=0
+main_scenarios=1
+netfault_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-armv7) armv7=0 ;;
@@ -40,10 +46,17 @@ while [ $# -gt 0 ]; do
     --publish) publish=1 ;;
     --scenario|--strategies|--seed|--outage-mins)
       [ $# -ge 2 ] || { echo "bench.sh: $1 needs a value" >&2; exit 2; }
-      [ "$1" = --scenario ] && scenarios+=("$2")
-      args+=("$1" "$2"); publish=${publish/auto/0}; shift ;;
-    --quick) args+=("$1"); publish=${publish/auto/0}; quick=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+      if [ "$1" = --scenario ] && [ "$2" = netfault ]; then
+        netfault=1; [ "$main_scenarios" = 1 ] && main_scenarios=0
+      else
+        [ "$1" = --scenario ] && scenarios+=("$2")
+        args+=("$1" "$2"); publish=${publish/auto/0}
+        [ "$1" = --scenario ] && main_scenarios=2
+        case "$1" in --strategies|--seed) netfault_args+=("$1" "$2") ;; esac
+      fi
+      shift ;;
+    --quick) args+=("$1"); netfault_args+=("$1"); publish=${publish/auto/0}; quick=1 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -58,6 +71,7 @@ echo "== build (release): hikwatch with the benchmark peers, bench" >&2
 # built without it: its footprint is the shipped binary's.
 cargo build --release --locked --bin hikwatch -p hikwatch --features bench-peers
 cargo build --release --locked --bin bench -p harness
+[ "$netfault" = 1 ] && cargo build --release --locked --bin netfault_bench -p harness
 
 if [ "$armv7" = 1 ]; then
   echo "== build (release, armv7): hikwatch + the C stand-in SDK" >&2
@@ -83,16 +97,30 @@ out="bench/runs/$stamp"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
 
-echo "== run (output in $out)" >&2
-target/release/bench --hikwatch target/release/hikwatch --sdk vendor/hcnetsdk-linux64 \
-  --out "$out" --commit "$commit" "${args[@]}" > /dev/null
+if [ "$main_scenarios" != 0 ]; then
+  echo "== run (output in $out)" >&2
+  target/release/bench --hikwatch target/release/hikwatch --sdk vendor/hcnetsdk-linux64 \
+    --out "$out" --commit "$commit" "${args[@]}" > /dev/null
+fi
+if [ "$netfault" = 1 ]; then
+  echo "== netfault (output in $out/netfault.md)" >&2
+  mkdir -p "$out"
+  target/release/netfault_bench --hikwatch target/release/hikwatch \
+    --sdk vendor/hcnetsdk-linux64 --out "$out/netfault.md" --commit "$commit" \
+    "${netfault_args[@]}" > /dev/null
+  if [ "$publish" = 1 ]; then
+    mkdir -p bench/results
+    cp "$out/netfault.md" bench/results/netfault.md
+    echo "== published bench/results/netfault.md" >&2
+  fi
+fi
 
 if [ -f "$out/footprint-aarch64.md" ] && { [ "$publish" = 1 ] || [ "$footprint_only" = 1 ]; }; then
   mkdir -p bench/results
   cp "$out/footprint-aarch64.md" bench/results/footprint-aarch64.md
   echo "== published bench/results/footprint-aarch64.md" >&2
 fi
-if [ "$publish" = 1 ] && [ "$footprint_only" = 0 ]; then
+if [ "$publish" = 1 ] && [ "$footprint_only" = 0 ] && [ "$main_scenarios" != 0 ]; then
   mkdir -p bench/results
   cp "$out/results.md" bench/results/results.md
   [ -f "$out/storm.svg" ] && cp "$out/storm.svg" bench/results/storm.svg
@@ -103,4 +131,4 @@ if [ "${scenarios[*]-}" = stream ] && [ "$quick" = 0 ] && [ -f "$out/results.md"
   { echo "Made by: \`scripts/bench.sh $orig_args\`"; echo; cat "$out/results.md"; } > bench/results/stream.md
   echo "== published bench/results/stream.md" >&2
 fi
-echo "== done: $out/results.md" >&2
+if [ "$main_scenarios" != 0 ]; then echo "== done: $out/results.md" >&2; fi

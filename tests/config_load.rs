@@ -717,3 +717,38 @@ fn passwords_never_appear_in_problems_or_debug_output() {
         "{dbg}"
     );
 }
+
+#[test]
+fn link_watch_timeout_is_parsed_range_checked_and_off_at_zero() {
+    let dir = TempDir::new("cfg-lwt");
+    dir.fake_sdk();
+    dir.write("gate-1.pass", "s3cret\n");
+    std::fs::set_permissions(
+        dir.join("gate-1.pass"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let with = |v: &str| format!("[supervisor]\nlink_watch_timeout = {v}\n{MINIMAL}");
+    let default = load(&dir, MINIMAL, &strict()).unwrap().config;
+    assert_eq!(
+        default.supervisor.settings.link_watch_timeout,
+        Duration::from_secs(4)
+    );
+    for (text, want) in [("\"2500ms\"", 2500), ("\"0s\"", 0), ("\"5m\"", 300_000)] {
+        let c = load(&dir, &with(text), &strict()).unwrap().config;
+        assert_eq!(
+            c.supervisor.settings.link_watch_timeout,
+            Duration::from_millis(want),
+            "{text}"
+        );
+    }
+    let f = dir.join("hikwatch.toml");
+    let got = problems(load(&dir, &with("\"6m\""), &strict()).unwrap_err());
+    assert_eq!(
+        got,
+        vec![format!(
+            "{}:2: supervisor.link_watch_timeout: \"6m\" is out of range 0s..=5m",
+            f.display()
+        )]
+    );
+}

@@ -66,6 +66,7 @@ heartbeat_deadline = "2500ms"
 logout_deadline = "4s"
 stream_deadline = "8s"
 probe_deadline = "700ms"
+link_watch_timeout = "6s"
 max_cameras = 9
 "#,
     );
@@ -99,6 +100,7 @@ max_cameras = 9
         logout_deadline: secs(4),
         stream_deadline: secs(8),
         probe_deadline: ms(700),
+        link_watch_timeout: secs(6),
     };
     assert_eq!(c.supervisor.settings(), want);
     assert_eq!(c.supervisor.max_cameras, 9);
@@ -111,6 +113,7 @@ max_cameras = 9
         "supervisor.workers",
         "supervisor.probe_rate",
         "supervisor.probe_deadline",
+        "supervisor.link_watch_timeout",
         "supervisor.max_cameras",
     ] {
         assert!(
@@ -119,7 +122,7 @@ max_cameras = 9
             d.global
         );
     }
-    assert_eq!(d.global.len(), 26, "{:?}", d.global);
+    assert_eq!(d.global.len(), 27, "{:?}", d.global);
 }
 
 #[test]

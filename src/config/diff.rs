@@ -123,6 +123,9 @@ const SUPERVISOR_FIELDS: &[(&str, FieldChanged)] = &[
     ("supervisor.probe_deadline", |a, b| {
         a.probe_deadline != b.probe_deadline
     }),
+    ("supervisor.link_watch_timeout", |a, b| {
+        a.link_watch_timeout != b.link_watch_timeout
+    }),
 ];
 
 impl ConfigDiff {

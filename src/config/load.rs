@@ -66,6 +66,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "logout_deadline",
             "stream_deadline",
             "probe_deadline",
+            "link_watch_timeout",
             "max_cameras",
         ],
     ),
@@ -1011,6 +1012,13 @@ fn supervisor_section(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SupervisorConfi
         logout_deadline: ctx.duration(s, "logout_deadline", ds.logout_deadline, ms(100), secs(300)),
         stream_deadline: ctx.duration(s, "stream_deadline", ds.stream_deadline, ms(100), secs(300)),
         probe_deadline: ctx.duration(s, "probe_deadline", ds.probe_deadline, ms(100), secs(60)),
+        link_watch_timeout: ctx.duration(
+            s,
+            "link_watch_timeout",
+            ds.link_watch_timeout,
+            zero,
+            secs(300),
+        ),
     };
     #[cfg(feature = "bench-peers")]
     if settings.strategy.is_benchmark_peer() {

@@ -105,7 +105,7 @@ pub struct SupervisorConfig {
     /// `stable_period`, `start_spread`, `lock_margin`, `lock_unknown`, `probe_interval`,
     /// `probe_rate`, `blind_login_interval`, `reopen_login_gap`, `stream_gap`,
     /// `resource_throttle`, `login_deadline`, `heartbeat_deadline`, `logout_deadline`,
-    /// `stream_deadline`, `probe_deadline`.
+    /// `stream_deadline`, `probe_deadline`, `link_watch_timeout`.
     pub settings: Settings,
     /// Most cameras this board is sized for (more is a config error). Default 64; board
     /// profiles set it.

@@ -409,20 +409,34 @@ impl SupervisorDriver {
             Msg::Probe { cam, token, open } => {
                 self.handle(cam, Event::ProbeResult { token, open });
             }
-            Msg::LinkLost { cam, session } => {
+            Msg::LinkLost {
+                cam,
+                session,
+                silent,
+            } => {
                 if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
                     if slot.watch.as_ref().is_some_and(|(s, _)| *s == session) {
                         slot.watch = None;
                     }
                 }
                 let id = self.id(cam).to_string();
-                self.repeat.log(
-                    log::Level::Info,
-                    &id,
-                    "link",
-                    format_args!("the device reset our idle connection; confirming the session"),
-                );
-                self.handle(cam, Event::LinkLost { session });
+                let (event, what) = if silent {
+                    (
+                        Event::LinkSilent { session },
+                        format!(
+                            "no answer on our idle connection for {:?} and no new connection",
+                            self.settings.link_watch_timeout
+                        ),
+                    )
+                } else {
+                    (
+                        Event::LinkLost { session },
+                        "the device reset our idle connection; confirming the session".into(),
+                    )
+                };
+                self.repeat
+                    .log(log::Level::Info, &id, "link", format_args!("{what}"));
+                self.handle(cam, event);
             }
         }
     }
@@ -565,6 +579,7 @@ impl SupervisorDriver {
             slot.conf.host.clone(),
             slot.conf.port,
             self.settings.probe_deadline,
+            self.settings.link_watch_timeout,
             self.tx.clone(),
         );
         slot.watch = Some((session, self.ex.spawn(task)));

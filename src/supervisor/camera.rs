@@ -469,6 +469,14 @@ impl Camera {
                 self.trouble(cx, 0);
             }
             (_, I::Event(E::LinkLost { .. })) => {} // another strategy, or a stale session
+            (S::Online | S::Suspect, I::Event(E::LinkSilent { session }))
+                if cx.p.traits.link_watch && self.session == Some(session) =>
+            {
+                // Keepalives unanswered and no new connection: the path is dead.
+                self.counters.exceptions += 1;
+                self.lose_session(cx, ErrorClass::Timeout, 0x8000);
+            }
+            (_, I::Event(E::LinkSilent { .. })) => {}
             (S::Suspect, I::SuspectTimeout) => {
                 self.lose_session(cx, ErrorClass::Timeout, 0x8040);
             }

@@ -158,6 +158,16 @@ pub enum Event {
         /// The session that was live when the watch started.
         session: Session,
     },
+    /// The link watch's idle connection got no answer to its keepalives for
+    /// `link_watch_timeout` (the kernel's `TCP_USER_TIMEOUT` ran out), and a fresh
+    /// connection could not be opened within a second either: the path to the camera is
+    /// dead (a black hole, a cut cable). Already confirmed by the runtime, so it ends the
+    /// session at once; the keepalive retries make lossy paths pass (a single lost probe
+    /// or answer is retried the next second).
+    LinkSilent {
+        /// The session that was live when the watch started.
+        session: Session,
+    },
     /// The runtime saw a call run past its deadline before the core's own timer did.
     /// Optional: the core tracks deadlines itself; this only makes it act sooner.
     CallStuck {

@@ -52,6 +52,7 @@
 //! | online, suspect | `Exception` exchange/preview (hybrid) | suspect | one confirming `Heartbeat`; its failure ends the session |
 //! | online, suspect | `Exception` relogin-failed / preview-closed | backoff | teardown |
 //! | online, suspect | `LinkLost` (hybrid's link watch: the idle connection was reset) | suspect | one confirming `Heartbeat`; its failure ends the session |
+//! | online, suspect | `LinkSilent` (hybrid's link watch: keepalives unanswered and no new connection) | backoff | the session ends (already confirmed by the runtime) |
 //! | online, suspect | `Exception` relogin | suspect | verdict within `login_deadline` |
 //! | suspect | `Exception` resume / relogin-ok (no heartbeat pending) | online | |
 //! | suspect | relogin verdict timeout | backoff | teardown |

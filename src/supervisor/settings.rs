@@ -307,6 +307,17 @@ pub struct Settings {
     pub stream_deadline: Duration,
     /// Deadline of one TCP probe; a probe past it counts as "closed". Default 3 s.
     pub probe_deadline: Duration,
+    /// The link watch's silence bound (strategies with [`Traits::link_watch`]): its idle
+    /// connection sends a TCP keepalive every second after one idle second, and when
+    /// nothing at all came back for this long (`TCP_USER_TIMEOUT`) and a fresh connection
+    /// cannot be opened within a second either, the path is dead: [`Event::LinkSilent`]
+    /// ends the session. Default 4 s: a black-holed camera is found within about 5 s,
+    /// while a path with 1 s ± 300 ms of one-way delay (keepalive answers after up to
+    /// 2.6 s) stays quiet. Costs about 2 packets per second per online camera. Zero turns
+    /// the keepalive off (the watch then sees only resets).
+    ///
+    /// [`Event::LinkSilent`]: super::Event::LinkSilent
+    pub link_watch_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -337,6 +348,7 @@ impl Default for Settings {
             logout_deadline: Duration::from_secs(10),
             stream_deadline: Duration::from_secs(15),
             probe_deadline: Duration::from_secs(3),
+            link_watch_timeout: Duration::from_secs(4),
         }
     }
 }

@@ -2272,6 +2272,60 @@ fn a_false_link_alarm_keeps_the_session() {
 }
 
 #[test]
+fn a_silent_link_ends_the_session_at_once() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    // The runtime already confirmed (keepalives unanswered, no fresh connection): no
+    // heartbeat to wait for, the session ends and the camera backs off with a logout.
+    let acts = h.ev(c, Event::LinkSilent { session: s });
+    assert!(has(&acts, is_logout(s)), "{acts:?}");
+    assert!(
+        !acts
+            .iter()
+            .any(|k| matches!(k, ActionKind::Heartbeat { .. })),
+        "{acts:?}"
+    );
+    assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(h.status(c).session, None);
+}
+
+#[test]
+fn a_silent_link_of_a_stale_session_or_another_strategy_is_ignored() {
+    for strategy in Strategy::ALL.into_iter().chain(Strategy::PEERS) {
+        let (mut h, c) = H::with_cam(settings(strategy), false);
+        let s = h.online(c, 3);
+        assert!(
+            h.ev(
+                c,
+                Event::LinkSilent {
+                    session: Session(99)
+                }
+            )
+            .is_empty(),
+            "{strategy}"
+        );
+        let acts = h.ev(c, Event::LinkSilent { session: s });
+        if strategy.traits().link_watch {
+            assert_eq!(h.state(c), State::Backoff, "{strategy}");
+        } else {
+            assert!(acts.is_empty(), "{strategy}: {acts:?}");
+            assert_eq!(h.state(c), State::Online, "{strategy}");
+        }
+    }
+}
+
+#[test]
+fn a_silent_link_while_suspect_ends_the_session() {
+    let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
+    let s = h.online(c, 3);
+    h.ev(c, Event::LinkLost { session: s });
+    assert_eq!(h.state(c), State::Suspect);
+    let acts = h.ev(c, Event::LinkSilent { session: s });
+    assert!(has(&acts, is_logout(s)), "{acts:?}");
+    assert_eq!(h.state(c), State::Backoff);
+}
+
+#[test]
 fn only_the_link_watching_strategy_acts_on_a_lost_link() {
     for strategy in Strategy::ALL.into_iter().chain(Strategy::PEERS) {
         let watches = strategy.traits().link_watch;

@@ -10,6 +10,8 @@
 //! - [`FakeSystemd`]: a bound `NOTIFY_SOCKET` that records every datagram with its
 //!   arrival time.
 //! - [`events`]: counting and timing simcam's event log.
+//! - [`netlab`]: the network fault lab: cameras behind a user-space router that loses,
+//!   delays and black-holes real IP packets (needs root).
 //! - [`bench`]: the benchmark (`scripts/bench.sh`, the `bench` binary).
 //! - [`real_sdk_dir`]: where the real x86_64 SDK 6.1.9.48 is (or a clear failure saying
 //!   how to fetch it), for the demo and the benchmark.
@@ -25,6 +27,7 @@
 
 pub mod bench;
 pub mod events;
+pub mod netlab;
 pub mod vendor_sdk;
 
 pub use vendor_sdk::{RealSdk, SdkRelease};

@@ -53,6 +53,9 @@ pub struct FleetConfig {
     pub base_port: u16,
     /// Address to listen on (default 127.0.0.1).
     pub bind_ip: Ipv4Addr,
+    /// Per-camera addresses: camera `i` listens on `bind_ips[i]` when there is one, else
+    /// on `bind_ip` (a network fault lab gives every camera an address of its own).
+    pub bind_ips: Vec<Ipv4Addr>,
     /// The one user every camera knows.
     pub user: String,
     /// Initial password of every camera (change one with [`crate::Camera::set_password`]).
@@ -85,6 +88,7 @@ impl Default for FleetConfig {
             cameras: 1,
             base_port: 0,
             bind_ip: Ipv4Addr::LOCALHOST,
+            bind_ips: Vec::new(),
             user: "admin".to_owned(),
             password: "hik12345".to_owned(),
             iterations: 100,

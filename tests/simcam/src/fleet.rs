@@ -85,7 +85,8 @@ impl Fleet {
                     )
                 })?
             };
-            let want = SocketAddr::V4(SocketAddrV4::new(config.bind_ip, port));
+            let ip = config.bind_ips.get(i).copied().unwrap_or(config.bind_ip);
+            let want = SocketAddr::V4(SocketAddrV4::new(ip, port));
             let identity = config
                 .identities
                 .get(i)

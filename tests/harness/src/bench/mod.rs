@@ -9,7 +9,8 @@
 //! - [`report`]: the markdown table, the goals (`analyze::goals`), the per-run JSON;
 //! - [`svg`]: the storm timeline;
 //! - [`procfs`]: CPU, memory, threads, descriptors from `/proc`;
-//! - [`footprint`]: the armv7 binary's size and memory under qemu-arm.
+//! - [`footprint`]: the armv7 binary's size and memory under qemu-arm;
+//! - [`netfault`]: the `netfault` scenario, every strategy behind the network fault lab.
 //!
 //! The strategies of one scenario run side by side (one fleet and one daemon each),
 //! started [`plan::Plan::stagger`] apart so their bursts do not meet; CPU seconds are per
@@ -18,6 +19,7 @@
 
 pub mod analyze;
 pub mod footprint;
+pub mod netfault;
 pub mod plan;
 pub mod procfs;
 pub mod report;
