@@ -72,7 +72,7 @@ fi
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 step "MSRV: the library's unit tests with Rust $msrv (Cargo.toml rust-version)"
-cargo +"$msrv" test --locked -p hikwatch --lib --target-dir target/msrv
+cargo +"$msrv" test --locked -p hikwatch --lib --profile msrv --target-dir target/msrv
 
 if [ "$quick" = 0 ]; then
   step "cargo clippy (armv7)"

@@ -310,9 +310,10 @@ impl Scheduler {
                 break;
             };
             let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((imp, since)) = t.per_camera.get(&q.camera)
-                && (is_down(imp, *since, now) || imp.black_hole.swallows(q.dir))
-            {
+            let lost = t.per_camera.get(&q.camera).is_some_and(|(imp, since)| {
+                is_down(imp, *since, now) || imp.black_hole.swallows(q.dir)
+            });
+            if lost {
                 continue;
             }
             let st = t.stats.entry(q.camera).or_default();
