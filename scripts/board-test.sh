@@ -16,6 +16,9 @@
 #            root without password, the package and test files under /mnt/host after
 #            `mount -t 9p host /mnt/host`; leave with `poweroff` or Ctrl-A X)
 #   --keep   keep the share folder (results, console log) and print its path
+#   --prebuilt  use the package scripts/package.sh already built (target/debian) instead of
+#            running it again (scripts/test.sh runs boards side by side after its package
+#            step; two package.sh runs at once would race in cargo-zigbuild's cache)
 # Without ../shared/vendor-sdk the aarch64 board runs with the C stand-in SDK instead and
 # says so in one line; with CI=true that is a failure.
 set -euo pipefail
@@ -25,11 +28,13 @@ root=$PWD
 archs=()
 shell=0
 keep=0
+prebuilt=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) archs+=("$2"); shift 2 ;;
     --shell) shell=1; shift ;;
     --keep) keep=1; shift ;;
+    --prebuilt) prebuilt=1; shift ;;
     *) echo "board-test.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -67,7 +72,9 @@ for arch in "${archs[@]}"; do
   if [ "$shell" = 0 ]; then
     # --- package, simcam, SDK --------------------------------------------------------------
     t=$(date +%s)
-    scripts/package.sh --arch "$debarch" --no-lintian >&2
+    if [ "$prebuilt" = 0 ]; then
+      scripts/package.sh --arch "$debarch" --no-lintian >&2
+    fi
     cp target/debian/hikwatch_*_"$debarch".deb "$share/"
     t_package=$(( $(date +%s) - t ))
     t=$(date +%s)

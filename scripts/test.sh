@@ -51,13 +51,19 @@ step "cargo clippy (host, the shipped build: no benchmark peers, no test code)"
 cargo clippy --locked -p hikwatch --lib --bins -- -D warnings
 
 step "cargo test (host: real SDK 6.1.9.48 x86_64 + simcam; C stand-in 6.1.99.0)"
-# The network fault tests run alone in the next step (timing-sensitive soaks).
+# The network fault tests run on their own below (timing-sensitive soaks).
 cargo test --workspace --locked -- --skip netfault_
 
 # Root and /dev/net/tun: two network namespaces and the lab's packet router per test.
-# Without them every test skips with one line; CI=true makes that a failure.
-step "cargo test (network faults: real SDK behind a lossy/black-holed path, one test at a time)"
-cargo test --locked --test netfault -- --test-threads 1
+# Without them every test skips with one line; CI=true makes that a failure. The tests
+# mostly wait (soaks of minutes, one test at a time), so they run in the background while
+# the next steps compile and test; their output and result come at "network faults: result".
+# Nothing below rebuilds target/debug/hikwatch, the binary they run.
+step "cargo test (network faults: real SDK behind a lossy/black-holed path) started in the background"
+cargo test --locked --test netfault --no-run
+nf_log=$(mktemp)
+cargo test --locked --test netfault -- --test-threads 1 > "$nf_log" 2>&1 & nf_pid=$!
+nf_t0=$(date +%s)
 
 # The SDK is process-global and never unloaded, so each release runs in its own test
 # processes. This subset covers init, ISAPI login, wrong password with retries left and
@@ -69,6 +75,16 @@ if [ "$have_shared" = 1 ]; then
   step "cargo test (x86_64 SDK release matrix: real SDK 6.1.6.3 x86_64)"
   HIKWATCH_TEST_SDK_RELEASE=6.1.6.3 cargo test --locked "${matrix_tests[@]}"
 fi
+
+# Waits for the network fault tests started above and prints what they printed.
+nf_result() {
+  local rc=0
+  wait "$nf_pid" || rc=$?
+  step "network faults: result (ran $(( $(date +%s) - nf_t0 )) s in the background)"
+  cat "$nf_log"
+  rm -f "$nf_log"
+  [ "$rc" = 0 ] || { echo "the network fault tests failed (exit $rc)" >&2; exit 1; }
+}
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 step "MSRV: the library's unit tests with Rust $msrv (Cargo.toml rust-version)"
@@ -109,6 +125,8 @@ if [ "$quick" = 0 ]; then
     exit 1
   fi
 
+  nf_result
+
   step "Debian packages (armhf, arm64, amd64; glibc 2.17 floor, size, lintian)"
   scripts/package.sh
 
@@ -116,7 +134,20 @@ if [ "$quick" = 0 ]; then
   # Needs root (mmdebstrap, qemu-system, binfmt_misc); images are cached in
   # /var/cache/hikwatch-board. Without ../shared the aarch64 vendor-SDK part is skipped
   # (CI=true fails instead).
-  scripts/board-test.sh --arch aarch64 --arch armhf
+  # The two boards boot side by side (each emulator is mostly one busy host thread), from
+  # the packages the step before built; the images first, one at a time (apt, binfmt_misc).
+  scripts/board-image.sh aarch64 > /dev/null
+  scripts/board-image.sh armhf > /dev/null
+  board_logs=$(mktemp -d)
+  scripts/board-test.sh --prebuilt --arch aarch64 > "$board_logs/aarch64.log" 2>&1 & board_a=$!
+  scripts/board-test.sh --prebuilt --arch armhf > "$board_logs/armhf.log" 2>&1 & board_b=$!
+  board_rc=0
+  wait "$board_a" || board_rc=1
+  wait "$board_b" || board_rc=1
+  cat "$board_logs/aarch64.log" "$board_logs/armhf.log"
+  rm -rf "$board_logs"
+  [ "$board_rc" = 0 ] || { echo "gateway test failed (see above)" >&2; exit 1; }
 fi
 
+[ "$quick" = 0 ] || nf_result
 step "all tests passed in $(( $(date +%s) - t0 )) s"
