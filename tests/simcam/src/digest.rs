@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use md5::{Digest as _, Md5};
 
-use crate::camera::{CamShared, CamState, IpLock};
+use crate::camera::{CamShared, CamState};
 use crate::events::EventKind;
 use crate::http::{Request, Response};
 use crate::isapi::{login_failed, not_supported, unauthorized};
@@ -131,14 +131,7 @@ impl CamShared {
         let ip = peer.ip();
         let k = self.common.lockout_threshold;
         let lock_s = self.common.lock_duration.as_secs();
-        let mut lock = st.locks.get(&ip).copied().unwrap_or_default();
-        if let Some(until) = lock.locked_until {
-            if until <= now {
-                lock = IpLock::default();
-                st.locks.remove(&ip);
-                self.log(EventKind::LockExpired, ip.to_string());
-            }
-        }
+        let mut lock = self.current_lock(st, ip, now);
         let verdict = self.verdict(st, req);
         if matches!(verdict, Verdict::Missing) {
             let mut r = unauthorized(path);

@@ -89,6 +89,25 @@ pub(crate) fn cookie_session(cookie: Option<&str>) -> Option<&str> {
 
 impl CamShared {
     /// Answers one request. Called with the state lock held.
+    /// The lock state of `ip`; a lock that has run out is lifted here (lazily, at the next
+    /// attempt). Session login and Digest share it.
+    pub(crate) fn current_lock(
+        &self,
+        st: &mut CamState,
+        ip: std::net::IpAddr,
+        now: Instant,
+    ) -> IpLock {
+        let lock = st.locks.get(&ip).copied().unwrap_or_default();
+        match lock.locked_until {
+            Some(until) if until <= now => {
+                st.locks.remove(&ip);
+                self.log(EventKind::LockExpired, ip.to_string());
+                IpLock::default()
+            }
+            _ => lock,
+        }
+    }
+
     pub(crate) fn handle(&self, st: &mut CamState, req: &Request, peer: SocketAddr) -> Response {
         let now = Instant::now();
         st.stats.requests += 1;
@@ -246,15 +265,7 @@ impl CamShared {
         let lock_s = self.common.lock_duration.as_secs();
         let ip = peer.ip();
 
-        // A lock that has run out is lifted (lazily, at the next attempt).
-        let mut lock = st.locks.get(&ip).copied().unwrap_or_default();
-        if let Some(until) = lock.locked_until {
-            if until <= now {
-                lock = IpLock::default();
-                st.locks.remove(&ip);
-                self.log(EventKind::LockExpired, ip.to_string());
-            }
-        }
+        let mut lock = self.current_lock(st, ip, now);
         if lock.locked_until.is_some() {
             // Any attempt during the lock, right or wrong, restarts it.
             lock.locked_until = Some(now + self.common.lock_duration);

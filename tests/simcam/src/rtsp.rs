@@ -19,6 +19,7 @@ use socket2::SockRef;
 use crate::camera::{CamShared, Power, SocketSlot};
 use crate::events::EventKind;
 use crate::h264::{H264Gen, base64};
+use crate::server::serve_until_power_off;
 use crate::stream::StreamKind;
 
 /// Largest RTSP request head (the SDK's are a few hundred bytes).
@@ -89,10 +90,6 @@ async fn accept_loop(weak: Weak<CamShared>, listener: Async<TcpListener>) {
     }
 }
 
-async fn killed(rx: Receiver<()>) {
-    while rx.recv().await.is_ok() {}
-}
-
 async fn connection(
     cam: Arc<CamShared>,
     stream: Async<TcpStream>,
@@ -100,18 +97,7 @@ async fn connection(
     rx: Receiver<()>,
     slot: SocketSlot,
 ) {
-    let reset = async {
-        serve(&cam, &stream).await;
-        false
-    }
-    .or(async {
-        killed(rx).await;
-        true
-    })
-    .await;
-    if reset {
-        let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
-    }
+    serve_until_power_off(serve(&cam, &stream), &stream, rx).await;
     drop(stream);
     cam.log(EventKind::ConnClosed, format!("{peer} rtsp"));
     drop(slot);

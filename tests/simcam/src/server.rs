@@ -23,6 +23,28 @@ async fn killed(rx: Receiver<()>) {
     while rx.recv().await.is_ok() {}
 }
 
+/// Runs `serve` on `stream` until it ends or the camera loses power (`rx` closes); on
+/// power loss the socket is closed with SO_LINGER 0, so close() sends RST, like a camera
+/// losing power mid-connection. The HTTP and the RTSP connections share it.
+pub(crate) async fn serve_until_power_off(
+    serve: impl std::future::Future<Output = ()>,
+    stream: &Async<TcpStream>,
+    rx: Receiver<()>,
+) {
+    let reset = async {
+        serve.await;
+        false
+    }
+    .or(async {
+        killed(rx).await;
+        true
+    })
+    .await;
+    if reset {
+        let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+    }
+}
+
 /// Waits out the boot delay, then serves.
 pub(crate) async fn boot_after(
     cam: Arc<CamShared>,
@@ -107,19 +129,7 @@ async fn connection(
     rx: Receiver<()>,
     slot: SocketSlot,
 ) {
-    let reset = async {
-        serve(&cam, &stream, peer).await;
-        false
-    }
-    .or(async {
-        killed(rx).await;
-        true
-    })
-    .await;
-    if reset {
-        // SO_LINGER 0: close() sends RST, like a camera losing power mid-connection.
-        let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
-    }
+    serve_until_power_off(serve(&cam, &stream, peer), &stream, rx).await;
     drop(stream);
     cam.log(EventKind::ConnClosed, peer.to_string());
     drop(slot);
