@@ -17,6 +17,7 @@ use lexopt::prelude::*;
 
 use crate::config::LoadOptions;
 use crate::probe::{ProbeArgs, ProbeBackend};
+#[cfg(feature = "sdk")]
 use crate::sdk::SdkLoginMode;
 use crate::status::{Format, StatusSource};
 
@@ -380,6 +381,28 @@ fn state(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     Ok(Some(Command::StateShow { file, json, now }))
 }
 
+/// The SDK probe's settings: `--sdk` required, `--mode` checked.
+#[cfg(feature = "sdk")]
+fn sdk_probe(sdk: Option<PathBuf>, mode: Option<&str>) -> Parsed<ProbeBackend> {
+    let mode = match mode {
+        None => SdkLoginMode::Private,
+        Some(t) => SdkLoginMode::parse(t)
+            .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?,
+    };
+    let sdk = sdk.ok_or_else(|| "--sdk is required".to_string())?;
+    Ok(ProbeBackend::Sdk { sdk, mode })
+}
+
+/// A build without the SDK backend has only `--backend isapi`.
+#[cfg(not(feature = "sdk"))]
+fn sdk_probe(_sdk: Option<PathBuf>, _mode: Option<&str>) -> Parsed<ProbeBackend> {
+    Err(
+        "this hikwatch was built without the SDK backend (cargo feature `sdk`); use \
+         --backend isapi"
+            .into(),
+    )
+}
+
 /// `probe [--backend sdk|isapi] [--sdk DIR] --host H --port P --user U --password-file F
 /// [--mode M] [--json]`: `--sdk` is required with the SDK backend, and `--sdk`/`--mode`
 /// are refused with the ISAPI backend (they would silently do nothing).
@@ -398,13 +421,7 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
                 port =
                     Some(n.ok_or_else(|| format!("--port: {t:?} is not a port number (1-65535)"))?);
             }
-            Long("mode") => {
-                let t = text_value(p)?;
-                mode = Some(
-                    SdkLoginMode::parse(&t)
-                        .ok_or_else(|| format!("--mode: {t:?} is not private, isapi or auto"))?,
-                );
-            }
+            Long("mode") => mode = Some(text_value(p)?),
             Long("backend") => {
                 let t = text_value(p)?;
                 backend = Some(match t.as_str() {
@@ -430,10 +447,7 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
         }
         ProbeBackend::Isapi
     } else {
-        ProbeBackend::Sdk {
-            sdk: need(sdk, "--sdk")?,
-            mode: mode.unwrap_or(SdkLoginMode::Private),
-        }
+        sdk_probe(sdk, mode.as_deref())?
     };
     Ok(Some(Command::Probe(ProbeArgs {
         backend,

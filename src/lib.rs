@@ -3,14 +3,18 @@
 //! # Layout
 //!
 //! - [`sdk`]: the only module with `unsafe`. Raw FFI to the vendor HCNetSDK (loaded at run
-//!   time with libloading), a safe wrapper, callback trampolines, the error-class table and
-//!   the bounded blocking pool every SDK call runs on.
+//!   time with libloading), a safe wrapper, callback trampolines and the vendor error-code
+//!   table.
+//! - [`backend`]: the seam the runtime drives (log in, heartbeat, log out, watched stream,
+//!   neutral events), the error classes both backends map into, and the bounded blocking
+//!   pool the SDK backend's calls run on.
 //! - [`isapi`]: hikwatch's own ISAPI client over plain HTTP, no SDK and no `unsafe`:
 //!   session login or Digest, heartbeat, device info, logout, the event stream. Used by
 //!   `hikwatch probe --backend isapi`.
 //! - [`supervisor`]: the pure, sans-IO per-camera state machine and the fleet-level job
 //!   queue. Time and events go in, actions come out; deterministic simulation drives it.
-//! - [`runtime`]: the smol shell that executes the supervisor's actions through [`sdk`].
+//! - [`runtime`]: the smol shell that executes the supervisor's actions through a
+//!   [`backend`].
 //! - [`store`]: per-camera backoff state on flash (postcard + CRC32, atomic, wear-aware).
 //! - [`config`], [`logging`], [`watchdog`], [`status`], [`metrics`]: thin shells for the
 //!   daemon.
@@ -27,6 +31,7 @@
     unreachable_pub
 )]
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod exit;
@@ -38,6 +43,7 @@ pub mod metrics;
 pub mod password;
 pub mod probe;
 pub mod runtime;
+#[cfg(feature = "sdk")]
 pub mod sdk;
 pub mod status;
 pub mod store;

@@ -12,6 +12,7 @@ use zeroize::Zeroize;
 /// Overwrites `buf` with zeros in a way the optimiser may not remove (`zeroize`: volatile
 /// writes and a compiler fence). For copies of a password outside a [`Password`], such
 /// as the SDK's login struct.
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))] // its user is the SDK's login struct
 pub(crate) fn wipe(buf: &mut [u8]) {
     buf.zeroize();
 }

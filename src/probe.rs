@@ -13,16 +13,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::isapi::{IsapiClient, IsapiError, IsapiOptions};
-use crate::sdk::{
-    CallError, DeviceInfo, ErrorClass, LoginParams, Password, PoolOptions, Sdk, SdkError,
-    SdkLoginMode, SdkOptions, SdkPool, SdkVersion,
-};
+use crate::backend::ErrorClass;
+#[cfg(feature = "sdk")]
+use crate::backend::{CallError, PoolOptions};
+use crate::isapi::{IsapiClient, IsapiDeviceInfo, IsapiError, IsapiOptions};
+use crate::password::Password;
+#[cfg(feature = "sdk")]
+use crate::sdk::{LoginParams, Sdk, SdkCallError, SdkError, SdkLoginMode, SdkOptions, SdkPool};
 
 /// Which client the probe uses (`--backend`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProbeBackend {
-    /// The vendor HCNetSDK.
+    /// The vendor HCNetSDK (builds with the cargo feature `sdk`).
+    #[cfg(feature = "sdk")]
     Sdk {
         /// The vendor SDK folder (`--sdk`).
         sdk: PathBuf,
@@ -37,6 +40,7 @@ impl ProbeBackend {
     /// `sdk` or `isapi`.
     pub fn name(&self) -> &'static str {
         match self {
+            #[cfg(feature = "sdk")]
             ProbeBackend::Sdk { .. } => "sdk",
             ProbeBackend::Isapi => "isapi",
         }
@@ -70,6 +74,7 @@ struct Failure {
 }
 
 impl Failure {
+    #[cfg(feature = "sdk")]
     fn from_sdk(stage: &'static str, e: &SdkError) -> Failure {
         Failure {
             stage,
@@ -79,9 +84,10 @@ impl Failure {
         }
     }
 
-    fn from_call<T>(stage: &'static str, e: &CallError<T>) -> Failure {
+    #[cfg(feature = "sdk")]
+    fn from_call<T>(stage: &'static str, e: &SdkCallError<T>) -> Failure {
         match e {
-            CallError::Sdk(e) => Failure::from_sdk(stage, e),
+            CallError::Failed(e) => Failure::from_sdk(stage, e),
             other => Failure {
                 stage,
                 code: None,
@@ -140,10 +146,12 @@ struct LoginSummary {
 /// What the probe found.
 #[derive(Debug, Default)]
 struct ProbeReport {
-    sdk_version: Option<SdkVersion>,
+    /// The SDK's version (SDK backend).
+    sdk_version: Option<String>,
     login: Option<LoginSummary>,
     heartbeat: Option<Duration>,
-    device: Option<DeviceInfo>,
+    /// Device identity, whichever backend read it.
+    device: Option<IsapiDeviceInfo>,
     failure: Option<Failure>,
 }
 
@@ -162,6 +170,7 @@ fn run(a: &ProbeArgs) -> ProbeReport {
         }
     };
     match &a.backend {
+        #[cfg(feature = "sdk")]
         ProbeBackend::Sdk { sdk, mode } => run_sdk(a, sdk, *mode, password, &mut r),
         ProbeBackend::Isapi => run_isapi(a, &password, &mut r),
     }
@@ -215,15 +224,7 @@ fn run_isapi(a: &ProbeArgs, password: &Password, r: &mut ProbeReport) {
         }
         if r.failure.is_none() {
             match client.device_info().await {
-                Ok(d) => {
-                    r.device = Some(DeviceInfo {
-                        model: d.model,
-                        serial: d.serial,
-                        firmware: d.firmware,
-                        mac: d.mac,
-                        name: d.name,
-                    });
-                }
+                Ok(d) => r.device = Some(d),
                 Err(e) => r.failure = Some(Failure::from_isapi("device-info", &e)),
             }
         }
@@ -236,6 +237,7 @@ fn run_isapi(a: &ProbeArgs, password: &Password, r: &mut ProbeReport) {
 }
 
 /// The SDK backend: the same steps through the vendor SDK on its blocking pool.
+#[cfg(feature = "sdk")]
 fn run_sdk(
     a: &ProbeArgs,
     sdk_dir: &std::path::Path,
@@ -251,7 +253,7 @@ fn run_sdk(
             return;
         }
     };
-    r.sdk_version = Some(sdk.version());
+    r.sdk_version = Some(sdk.version().to_string());
     let pool = match SdkPool::new(
         sdk,
         PoolOptions {
@@ -299,7 +301,15 @@ fn run_sdk(
         }
         if r.failure.is_none() {
             match pool.device_info(uid, call_deadline).await {
-                Ok(d) => r.device = Some(d),
+                Ok(d) => {
+                    r.device = Some(IsapiDeviceInfo {
+                        model: d.model,
+                        serial: d.serial,
+                        firmware: d.firmware,
+                        mac: d.mac,
+                        name: d.name,
+                    });
+                }
                 Err(e) => r.failure = Some(Failure::from_call("device-info", &e)),
             }
         }
@@ -314,6 +324,7 @@ fn run_sdk(
 /// `private`, `isapi` or `auto` for the SDK; `isapi` for the ISAPI backend.
 fn mode_name(a: &ProbeArgs) -> &'static str {
     match &a.backend {
+        #[cfg(feature = "sdk")]
         ProbeBackend::Sdk { mode, .. } => mode.name(),
         ProbeBackend::Isapi => "isapi",
     }
@@ -354,7 +365,7 @@ fn human(a: &ProbeArgs, r: &ProbeReport) -> String {
     if let Some(h) = r.heartbeat {
         let _ = writeln!(s, "  heartbeat  {} ms", ms(h));
     }
-    if let Some(v) = r.sdk_version {
+    if let Some(v) = &r.sdk_version {
         let _ = writeln!(s, "  sdk        HCNetSDK {v}");
     }
     if let Some(f) = &r.failure {
@@ -392,7 +403,8 @@ fn json(a: &ProbeArgs, r: &ProbeReport) -> String {
         s,
         ",\"sdk_version\":{}",
         r.sdk_version
-            .map_or_else(|| "null".into(), |v| crate::json::string(&v.to_string()))
+            .as_deref()
+            .map_or_else(|| "null".into(), crate::json::string)
     );
     match &r.login {
         Some(l) => {

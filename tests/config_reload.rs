@@ -66,13 +66,15 @@ fn reload_detects_added_removed_and_changed_cameras() {
                 id: "a".into(),
                 credentials: true,
                 endpoint: false,
-                stream: false
+                stream: false,
+                backend: false,
             },
             CameraChange {
                 id: "b".into(),
                 credentials: false,
                 endpoint: true,
-                stream: false
+                stream: false,
+                backend: false,
             },
         ]
     );

@@ -21,6 +21,8 @@ pub struct CameraChange {
     pub endpoint: bool,
     /// The watched stream changed (added, removed, channel or type).
     pub stream: bool,
+    /// The backend changed (`sdk` ↔ `isapi`): the camera is removed and added afresh.
+    pub backend: bool,
 }
 
 /// The difference between two configurations.
@@ -159,8 +161,9 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
                     credentials: credentials_changed(o, n),
                     endpoint: o.host != n.host || o.port != n.port || o.login_mode != n.login_mode,
                     stream: o.stream != n.stream,
+                    backend: o.backend != n.backend,
                 };
-                if change.credentials || change.endpoint || change.stream {
+                if change.credentials || change.endpoint || change.stream || change.backend {
                     out.changed.push(change);
                 }
             }
@@ -223,8 +226,8 @@ mod tests {
 
     use super::*;
     use crate::config::{
-        LogConfig, LoginMode, Password, PasswordSource, SdkConfig, StateConfig, StatusConfig,
-        StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
+        BackendKind, LogConfig, LoginMode, Password, PasswordSource, SdkConfig, StateConfig,
+        StatusConfig, StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
     };
 
     fn cam(id: &str, pw: &str) -> CameraConfig {
@@ -235,6 +238,7 @@ mod tests {
             user: "admin".into(),
             password: Password::new(pw.into()),
             password_source: PasswordSource::Inline,
+            backend: BackendKind::Sdk,
             login_mode: LoginMode::Private,
             stream: None,
         }
@@ -244,6 +248,7 @@ mod tests {
         Config {
             path: PathBuf::from("/etc/hikwatch.toml"),
             board: None,
+            backend: BackendKind::Sdk,
             sdk: SdkConfig::default(),
             state: StateConfig::default(),
             status: StatusConfig::default(),
@@ -282,17 +287,40 @@ mod tests {
                     id: "c".into(),
                     credentials: false,
                     endpoint: false,
-                    stream: true
+                    stream: true,
+                    backend: false,
                 },
                 CameraChange {
                     id: "b".into(),
                     credentials: true,
                     endpoint: true,
-                    stream: false
+                    stream: false,
+                    backend: false,
                 },
             ]
         );
         assert!(d.global.is_empty());
+    }
+
+    #[test]
+    fn a_backend_change_is_a_camera_change_not_a_global_one() {
+        let old = config(vec![cam("a", "x"), cam("b", "y")]);
+        let mut a2 = cam("a", "x");
+        a2.backend = BackendKind::Isapi;
+        let mut new = config(vec![a2, cam("b", "y")]);
+        new.backend = BackendKind::Isapi; // the file's default; "b" kept its own
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.changed,
+            vec![CameraChange {
+                id: "a".into(),
+                credentials: false,
+                endpoint: false,
+                stream: false,
+                backend: true,
+            }]
+        );
+        assert!(d.global.is_empty(), "{:?}", d.global);
     }
 
     #[test]

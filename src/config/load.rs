@@ -16,9 +16,9 @@ use toml::de::{DeTable, DeValue};
 use super::board;
 use super::duration::{format_duration, parse_duration};
 use super::{
-    CameraConfig, Config, ConfigError, LoadOptions, LoadedConfig, LogConfig, LoginMode, Password,
-    PasswordSource, Problem, SdkConfig, Settings, Severity, StateConfig, StatusConfig, Strategy,
-    StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
+    BackendKind, CameraConfig, Config, ConfigError, LoadOptions, LoadedConfig, LogConfig,
+    LoginMode, Password, PasswordSource, Problem, SdkConfig, Settings, Severity, StateConfig,
+    StatusConfig, Strategy, StreamConfig, StreamType, SupervisorConfig, WatchdogConfig,
 };
 
 /// Index of the config file in [`Ctx::sources`].
@@ -26,6 +26,7 @@ const CONFIG: usize = 0;
 
 const TOP_KEYS: &[&str] = &[
     "board",
+    "backend",
     "sdk",
     "state",
     "status",
@@ -81,9 +82,13 @@ const CAMERA_KEYS: &[&str] = &[
     "password",
     "password_file",
     "password_credential",
+    "backend",
     "login_mode",
     "stream",
 ];
+/// The `backend` values.
+const BACKENDS: &[(&str, BackendKind)] =
+    &[("sdk", BackendKind::Sdk), ("isapi", BackendKind::Isapi)];
 const STREAM_KEYS: &[&str] = &["channel", "type"];
 
 /// Longest password and user name the SDK's `char[64]` fields hold with a NUL.
@@ -593,17 +598,19 @@ pub(super) fn load_text(
     let profile_doc = parse_board_profile(&mut ctx, &board);
     let sections = global_sections(&mut ctx, profile_doc.as_ref(), &doc);
     let sec = |n: &str| &sections[n];
+    let backend = global_backend(&mut ctx, &doc);
     let sdk = sdk_section(&mut ctx, sec("sdk"));
     let state = state_section(&mut ctx, sec("state"));
     let status = status_section(&mut ctx, sec("status"));
     let supervisor = supervisor_section(&mut ctx, sec("supervisor"));
     let log = log_section(&mut ctx, sec("log"));
     let watchdog = watchdog_section(&mut ctx, sec("watchdog"));
-    let cameras = camera_tables(&mut ctx, &doc);
+    let cameras = camera_tables(&mut ctx, &doc, &backend);
 
     let config = Config {
         path: path.to_path_buf(),
         board: board.label,
+        backend: backend.kind,
         sdk,
         state,
         status,
@@ -732,6 +739,58 @@ fn parse_board_profile<'p>(
         ctx.error(src, key.span().start, k, msg);
     }
     Some((src, pdoc))
+}
+
+/// The file's `backend` (the default of its cameras) and where it was written.
+struct GlobalBackend {
+    kind: BackendKind,
+    /// The offset of the value in the config file; `None` when it was not written.
+    at: Option<usize>,
+}
+
+/// `backend = ...` at the top of the config file.
+fn global_backend(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) -> GlobalBackend {
+    let mut out = GlobalBackend {
+        kind: BackendKind::Sdk,
+        at: None,
+    };
+    let Some(v) = doc.get("backend") else {
+        return out;
+    };
+    let item = SourcedValue {
+        src: CONFIG,
+        value: v,
+    };
+    ctx.record("backend", item);
+    let Some(s) = ctx.string(item, "backend") else {
+        return out;
+    };
+    out.at = Some(item.offset());
+    match BACKENDS.iter().find(|(name, _)| *name == s) {
+        Some(&(_, kind)) => out.kind = kind,
+        None => {
+            let names: Vec<&str> = BACKENDS.iter().map(|(n, _)| *n).collect();
+            let mut msg = format!("{s:?} is not one of {}", names.join(" | "));
+            if let Some(best) = suggest(s, &names) {
+                msg.push_str(&format!("; did you mean {best:?}?"));
+            }
+            ctx.error_at_item(item, "backend", msg);
+        }
+    }
+    if !out.kind.compiled_in() {
+        ctx.error_at_item(item, "backend", without_backend(out.kind));
+    }
+    out
+}
+
+/// The problem of a backend this build does not have.
+fn without_backend(kind: BackendKind) -> String {
+    format!(
+        "{:?}: this hikwatch was built without the {} backend (cargo feature `{kind}`); use \
+         backend = \"isapi\" or a build with the feature",
+        kind.as_str(),
+        kind.as_str().to_uppercase()
+    )
 }
 
 /// The global sections: the profile's keys first, the config file's on top.
@@ -865,7 +924,7 @@ struct CameraTables {
 }
 
 /// Loads every `[[camera]]` table.
-fn camera_tables(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) -> CameraTables {
+fn camera_tables(ctx: &mut Ctx<'_>, doc: &DeTable<'_>, backend: &GlobalBackend) -> CameraTables {
     let mut t = CameraTables {
         cameras: Vec::new(),
         offsets: Vec::new(),
@@ -882,7 +941,7 @@ fn camera_tables(ctx: &mut Ctx<'_>, doc: &DeTable<'_>) -> CameraTables {
                         t.ids.push((i, s.to_string(), id.span().start));
                     }
                 }
-                if let Some(c) = camera(ctx, i, elem) {
+                if let Some(c) = camera(ctx, i, elem, backend) {
                     t.cameras.push(c);
                     t.offsets.push((i, elem.span().start));
                 }
@@ -1156,9 +1215,11 @@ fn camera<'a, 'i>(
     ctx: &mut Ctx<'_>,
     idx: usize,
     elem: &'a Spanned<DeValue<'i>>,
+    global: &GlobalBackend,
 ) -> Option<CameraConfig> {
     let path = format!("camera[{idx}]");
     let sec = ctx.section(CONFIG, &path, elem, CAMERA_KEYS)?;
+    let backend = camera_backend(ctx, &sec, global);
 
     let id = match ctx.required_str(&sec, "id") {
         Some((s, _)) if valid_id(s) => Some(s.to_string()),
@@ -1192,7 +1253,17 @@ fn camera<'a, 'i>(
             ("auto", LoginMode::Auto),
         ],
     );
-    let port = ctx.uint(&sec, "port", login_mode.default_port().into(), 1, 65535) as u16;
+    if backend == BackendKind::Isapi && login_mode != LoginMode::Isapi {
+        if let Some(item) = sec.get("login_mode") {
+            let msg = "applies to the SDK backend only; the ISAPI backend always speaks ISAPI";
+            ctx.warn(item.src, item.offset(), &sec.field("login_mode"), msg);
+        }
+    }
+    let default_port = match backend {
+        BackendKind::Sdk => login_mode.default_port(),
+        BackendKind::Isapi => LoginMode::Isapi.default_port(),
+    };
+    let port = ctx.uint(&sec, "port", default_port.into(), 1, 65535) as u16;
     let user = match ctx.required_str(&sec, "user") {
         Some((s, item)) => match check_credential_text("the user name", s) {
             Ok(()) => Some(s.to_string()),
@@ -1207,6 +1278,16 @@ fn camera<'a, 'i>(
 
     let stream = match sec.get("stream") {
         None => None,
+        // The ISAPI backend has no stream client yet (an RTSP client is being written).
+        Some(item) if backend == BackendKind::Isapi => {
+            ctx.error_at_item(
+                item,
+                &sec.field("stream"),
+                "stream watching with backend isapi is not supported yet; remove [camera.stream] \
+                 or use backend = \"sdk\"",
+            );
+            None
+        }
         Some(item) => {
             let spath = sec.field("stream");
             let ssec = ctx.section(item.src, &spath, item.value, STREAM_KEYS)?;
@@ -1233,9 +1314,33 @@ fn camera<'a, 'i>(
         user: user?,
         password,
         password_source,
+        backend,
         login_mode,
         stream,
     })
+}
+
+/// The camera's `backend`, else the file's; a backend this build lacks is a problem (once:
+/// at the camera's own key, or at the file's, or at the camera when it took the default).
+fn camera_backend(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>, global: &GlobalBackend) -> BackendKind {
+    let field = sec.field("backend");
+    let own = sec.get("backend").is_some();
+    let kind = ctx.choice(sec, "backend", global.kind, BACKENDS);
+    if !kind.compiled_in() {
+        if own {
+            if let Some(item) = sec.get("backend") {
+                ctx.error_at_item(item, &field, without_backend(kind));
+            }
+        } else if global.at.is_none() {
+            let msg = format!(
+                "uses the {} backend (the default), which this hikwatch was built without \
+                 (cargo feature `{kind}`); set backend = \"isapi\"",
+                kind.as_str().to_uppercase()
+            );
+            ctx.push(Severity::Error, sec.header, CONFIG, &field, msg);
+        }
+    }
+    kind
 }
 
 fn password(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<(Password, PasswordSource)> {
@@ -1397,7 +1502,7 @@ fn cross_checks(
             ctx.at_field(Severity::Error, &name, reason);
         }
     }
-    if u32::from(s.max_concurrent_logins) > c.sdk.threads {
+    if c.uses_sdk() && u32::from(s.max_concurrent_logins) > c.sdk.threads {
         ctx.at_field(
             Severity::Warning,
             "supervisor.max_concurrent_logins",
@@ -1445,33 +1550,10 @@ fn cross_checks(
         }
     }
 
-    // The SDK folder.
-    let lib = c.sdk.dir.join("libhcnetsdk.so");
-    if !c.sdk.dir.is_dir() {
-        ctx.at_field(
-            Severity::Error,
-            "sdk.dir",
-            format!(
-                "{} is not a folder (install the SDK there: sdk-arm/README.md, \
-                 scripts/fetch-sdk.sh)",
-                c.sdk.dir.display()
-            ),
-        );
-    } else if !lib.is_file() {
-        ctx.at_field(
-            Severity::Error,
-            "sdk.dir",
-            format!("{} holds no libhcnetsdk.so", c.sdk.dir.display()),
-        );
-    } else if !c.sdk.dir.join("HCNetSDKCom").is_dir() {
-        ctx.at_field(
-            Severity::Warning,
-            "sdk.dir",
-            format!(
-                "{} has no HCNetSDKCom/ folder; the SDK loads its components from there",
-                c.sdk.dir.display()
-            ),
-        );
+    // The SDK folder, when some camera needs it (a build without the SDK backend has
+    // reported those cameras already).
+    if c.uses_sdk() && cfg!(feature = "sdk") {
+        check_sdk_dir(ctx, &c.sdk.dir);
     }
 
     let sock = c.status.socket.as_os_str().len();
@@ -1490,6 +1572,37 @@ fn cross_checks(
                 format!("{addr} is not a loopback address; metrics are unauthenticated"),
             );
         }
+    }
+}
+
+/// `[sdk] dir` must hold the SDK.
+fn check_sdk_dir(ctx: &mut Ctx<'_>, dir: &Path) {
+    let lib = dir.join("libhcnetsdk.so");
+    if !dir.is_dir() {
+        ctx.at_field(
+            Severity::Error,
+            "sdk.dir",
+            format!(
+                "{} is not a folder (install the SDK there: sdk-arm/README.md, \
+                 scripts/fetch-sdk.sh)",
+                dir.display()
+            ),
+        );
+    } else if !lib.is_file() {
+        ctx.at_field(
+            Severity::Error,
+            "sdk.dir",
+            format!("{} holds no libhcnetsdk.so", dir.display()),
+        );
+    } else if !dir.join("HCNetSDKCom").is_dir() {
+        ctx.at_field(
+            Severity::Warning,
+            "sdk.dir",
+            format!(
+                "{} has no HCNetSDKCom/ folder; the SDK loads its components from there",
+                dir.display()
+            ),
+        );
     }
 }
 

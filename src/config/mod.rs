@@ -38,7 +38,11 @@ pub struct Config {
     /// The board profile applied under the file's own settings: its built-in name or the
     /// path it was read from. `None` when the file names no `board`.
     pub board: Option<String>,
-    /// `[sdk]`: where the vendor SDK lives.
+    /// `backend = "sdk" | "isapi"` at the top of the file: the backend of every camera that
+    /// does not choose its own. Default `sdk`.
+    pub backend: BackendKind,
+    /// `[sdk]`: where the vendor SDK lives. Used (and its folder checked) only when some
+    /// camera uses the SDK backend ([`Config::uses_sdk`]).
     pub sdk: SdkConfig,
     /// `[state]`: the backoff state file.
     pub state: StateConfig,
@@ -140,6 +144,40 @@ pub struct WatchdogConfig {
     pub keepalive: Duration,
 }
 
+/// Which backend talks to a camera (`backend`, at the top of the file and per camera).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The vendor HCNetSDK (`[sdk] dir`), the default.
+    Sdk,
+    /// hikwatch's own ISAPI client over HTTP: no vendor SDK needed.
+    Isapi,
+}
+
+impl BackendKind {
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sdk => "sdk",
+            BackendKind::Isapi => "isapi",
+        }
+    }
+
+    /// Whether this build has the backend: the SDK backend needs the cargo feature `sdk`
+    /// (on by default).
+    pub fn compiled_in(self) -> bool {
+        match self {
+            BackendKind::Sdk => cfg!(feature = "sdk"),
+            BackendKind::Isapi => true,
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the SDK logs in (`byLoginMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LoginMode {
@@ -238,7 +276,10 @@ pub struct CameraConfig {
     pub password: Password,
     /// Where the password came from.
     pub password_source: PasswordSource,
-    /// Login protocol. Default private.
+    /// How hikwatch talks to this camera: `backend` of the camera, else the file's.
+    pub backend: BackendKind,
+    /// The SDK's login protocol (SDK backend only; the ISAPI backend always speaks ISAPI).
+    /// Default private.
     pub login_mode: LoginMode,
     /// Stream to watch, if any.
     pub stream: Option<StreamConfig>,
@@ -337,6 +378,16 @@ impl Config {
     /// The camera with this id.
     pub fn camera(&self, id: &str) -> Option<&CameraConfig> {
         self.cameras.iter().find(|c| c.id == id)
+    }
+
+    /// Whether the daemon needs the vendor SDK: some camera uses the SDK backend, or there
+    /// is no camera and the file's backend is the SDK (so that a file without cameras
+    /// is checked as before).
+    pub fn uses_sdk(&self) -> bool {
+        if self.cameras.is_empty() {
+            return self.backend == BackendKind::Sdk;
+        }
+        self.cameras.iter().any(|c| c.backend == BackendKind::Sdk)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use crate::sdk::ErrorClass;
+use crate::backend::{BackendFailure, ErrorClass};
 
 /// Why an ISAPI request, login or event stream failed.
 #[derive(Debug)]
@@ -78,6 +78,21 @@ impl IsapiError {
                 500 | 502 | 504 => ErrorClass::Network,
                 s => ErrorClass::Unknown(u32::from(*s)),
             },
+        }
+    }
+}
+
+impl BackendFailure for IsapiError {
+    fn class(&self) -> ErrorClass {
+        IsapiError::class(self)
+    }
+
+    /// The unexpected HTTP status, when that was the failure; the other failures have
+    /// no number of their own.
+    fn code(&self) -> Option<u32> {
+        match self {
+            IsapiError::Status(s) => Some(u32::from(*s)),
+            _ => None,
         }
     }
 }

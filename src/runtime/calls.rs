@@ -1,5 +1,5 @@
-//! The calls the supervisor asks for, as small tasks: SDK calls through the [`SdkPool`]
-//! (never on the executor thread) and TCP probes on the reactor. Each task reports back
+//! The calls the supervisor asks for, as small tasks: lane calls through the camera's
+//! backend ([`crate::backend`]) and TCP probes and link watches on the reactor. Each task reports back
 //! with one [`Msg`] on the shell's inbox; a call that missed its deadline reports that
 //! at once and, when it was running, its late result later.
 
@@ -10,10 +10,7 @@ use async_channel::Sender;
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 
-use crate::sdk::{
-    CallError, ErrorClass, Late, LoginEpoch, LoginParams, SdkError, SdkPool, StreamId,
-    StreamParams, UserId,
-};
+use crate::backend::{Backend, Job, Outcome};
 use crate::supervisor::{CamId, Session, Token};
 
 /// What a call task tells the shell.
@@ -55,300 +52,20 @@ pub(crate) enum Msg {
     },
 }
 
-/// The result of one call.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    LoginOk {
-        token: Token,
-        uid: UserId,
-        /// Which login of `uid` (exceptions of an earlier one are ignored).
-        epoch: LoginEpoch,
-    },
-    LoginFailed {
-        token: Token,
-        class: ErrorClass,
-        code: u32,
-        text: String,
-    },
-    HeartbeatOk {
-        token: Token,
-    },
-    HeartbeatFailed {
-        token: Token,
-        class: ErrorClass,
-        code: u32,
-    },
-    /// `NET_DVR_Logout` returned (whatever it said: the SDK frees the handle either way).
-    LoggedOut {
-        session: Session,
-    },
-    StreamStarted {
-        token: Token,
-        id: StreamId,
-    },
-    StreamFailed {
-        token: Token,
-        class: ErrorClass,
-        code: u32,
-    },
-    StreamStopped {
-        handle: i32,
-    },
-    /// The pool gave up waiting at the deadline. `token` is `None` for calls the core
-    /// tracks by session (logout) or not at all (stop stream).
-    Stuck {
-        call: &'static str,
-        token: Option<Token>,
-    },
-}
-
-/// One SDK call for a camera's lane, with everything it needs.
-#[derive(Debug)]
-pub(crate) enum Job {
-    Login {
-        token: Token,
-        params: LoginParams,
-        deadline: Duration,
-    },
-    Heartbeat {
-        token: Token,
-        session: Session,
-        deadline: Duration,
-    },
-    Logout {
-        session: Session,
-        deadline: Duration,
-    },
-    StartStream {
-        token: Token,
-        session: Session,
-        params: StreamParams,
-        deadline: Duration,
-    },
-    StopStream {
-        id: StreamId,
-        deadline: Duration,
-    },
-}
-
-fn failure(e: &SdkError) -> (ErrorClass, u32) {
-    (e.class(), e.code().unwrap_or(0))
-}
-
 async fn send(tx: &Sender<Msg>, msg: Msg) {
     // Fails only when the shell is gone (shutdown): nothing left to tell.
     let _ = tx.send(msg).await;
 }
 
-/// Reports a missed deadline at once, then the late result when `to_outcome` maps it.
-async fn stuck<T>(
-    tx: &Sender<Msg>,
-    cam: CamId,
-    call: &'static str,
-    token: Option<Token>,
-    err: CallError<T>,
-    to_outcome: impl FnOnce(Result<T, SdkError>) -> Option<Outcome>,
-) {
-    let late: Option<Late<T>> = match err {
-        // A cancelled call's `Late` yields nothing; a teardown call that was still queued
-        // at its deadline runs later and yields its result.
-        CallError::DeadlineExceeded { late, .. } => Some(late),
-        _ => None,
-    };
-    send(
-        tx,
-        Msg::Done {
-            cam,
-            outcome: Outcome::Stuck { call, token },
-        },
-    )
-    .await;
+/// Runs one lane call on its backend and reports its outcome, then (for a call that
+/// missed its deadline but still answers) the late result.
+pub(crate) async fn run_job(backend: Backend, cam: CamId, id: String, job: Job, tx: Sender<Msg>) {
+    let (outcome, late) = backend.run(cam, id, job).await;
+    send(&tx, Msg::Done { cam, outcome }).await;
     if let Some(late) = late {
-        if let Some(result) = late.result().await {
-            if let Some(outcome) = to_outcome(result) {
-                send(tx, Msg::Late { cam, outcome }).await;
-            }
+        if let Some(outcome) = late.await {
+            send(&tx, Msg::Late { cam, outcome }).await;
         }
-    }
-}
-
-/// Runs one lane job on the pool and reports its outcome.
-pub(crate) async fn run_job(pool: SdkPool, cam: CamId, id: String, job: Job, tx: Sender<Msg>) {
-    let done = |outcome| Msg::Done { cam, outcome };
-    match job {
-        Job::Login {
-            token,
-            params,
-            deadline,
-        } => {
-            let login_failed = |e: &SdkError| {
-                let (class, code) = failure(e);
-                Outcome::LoginFailed {
-                    token,
-                    class,
-                    code,
-                    text: e.to_string(),
-                }
-            };
-            match pool.login(params, deadline).await {
-                Ok(l) => {
-                    let ok = Outcome::LoginOk {
-                        token,
-                        uid: l.uid,
-                        epoch: l.epoch,
-                    };
-                    send(&tx, done(ok)).await
-                }
-                Err(CallError::Sdk(e)) => send(&tx, done(login_failed(&e))).await,
-                Err(CallError::Busy) => {
-                    let outcome = Outcome::LoginFailed {
-                        token,
-                        class: ErrorClass::Resource,
-                        code: 0,
-                        text: "the SDK call queue is full".into(),
-                    };
-                    send(&tx, done(outcome)).await;
-                }
-                Err(e) => {
-                    // A late success goes back to the core with its original token (the
-                    // core logs it out when it no longer wants it).
-                    stuck(&tx, cam, "login", Some(token), e, |r| {
-                        Some(match r {
-                            Ok(l) => Outcome::LoginOk {
-                                token,
-                                uid: l.uid,
-                                epoch: l.epoch,
-                            },
-                            Err(e) => login_failed(&e),
-                        })
-                    })
-                    .await;
-                }
-            }
-        }
-        Job::Heartbeat {
-            token,
-            session,
-            deadline,
-        } => match pool.heartbeat(UserId(session.0), deadline).await {
-            Ok(()) => send(&tx, done(Outcome::HeartbeatOk { token })).await,
-            Err(CallError::Sdk(e)) => {
-                let (class, code) = failure(&e);
-                send(&tx, done(Outcome::HeartbeatFailed { token, class, code })).await;
-            }
-            Err(CallError::Busy) => {
-                let outcome = Outcome::HeartbeatFailed {
-                    token,
-                    class: ErrorClass::Resource,
-                    code: 0,
-                };
-                send(&tx, done(outcome)).await;
-            }
-            // A late heartbeat answer tells nothing the core still wants.
-            Err(e) => stuck(&tx, cam, "heartbeat", Some(token), e, |_| None).await,
-        },
-        Job::Logout { session, deadline } => {
-            let uid = UserId(session.0);
-            teardown(&id, "logout", || pool.logout(uid, deadline)).await;
-            send(&tx, done(Outcome::LoggedOut { session })).await;
-        }
-        Job::StartStream {
-            token,
-            session,
-            params,
-            deadline,
-        } => match pool.start_stream(UserId(session.0), params, deadline).await {
-            Ok(id) => send(&tx, done(Outcome::StreamStarted { token, id })).await,
-            Err(CallError::Sdk(e)) => {
-                let (class, code) = failure(&e);
-                send(&tx, done(Outcome::StreamFailed { token, class, code })).await;
-            }
-            Err(CallError::Busy) => {
-                let outcome = Outcome::StreamFailed {
-                    token,
-                    class: ErrorClass::Resource,
-                    code: 0,
-                };
-                send(&tx, done(outcome)).await;
-            }
-            Err(e) => {
-                // A late stream goes back with its token; the core stops it.
-                stuck(&tx, cam, "start_stream", Some(token), e, |r| {
-                    r.ok().map(|id| Outcome::StreamStarted { token, id })
-                })
-                .await;
-            }
-        },
-        Job::StopStream {
-            id: stream,
-            deadline,
-        } => {
-            let handle = stream.handle;
-            teardown(&id, "stop_stream", || pool.stop_stream(stream, deadline)).await;
-            send(&tx, done(Outcome::StreamStopped { handle })).await;
-        }
-    }
-}
-
-/// First pause between attempts of a teardown call whose handle is still alive.
-const TEARDOWN_RETRY_FIRST: Duration = Duration::from_millis(500);
-/// Longest pause between such attempts.
-const TEARDOWN_RETRY_MAX: Duration = Duration::from_secs(30);
-/// `NET_DVR_GetLastError` 47: the user id (or play handle) does not exist any more.
-const GONE: u32 = 47;
-
-/// Runs a teardown call (logout, stop stream) until the SDK has really let the handle go:
-/// the call returned TRUE, or error 47 says the handle no longer exists.
-///
-/// Any other failure leaves the handle alive inside the SDK — seen with the real SDK:
-/// `NET_DVR_Logout` while a heartbeat on the same session is still blocked (a frozen
-/// camera) fails with error 0 and keeps the session, which the SDK's own heartbeat then
-/// keeps open at the camera after it thaws. So such a call is retried with a growing
-/// pause. A call past its deadline is waited for (teardown calls are never cancelled, see
-/// `Pool::run_teardown`). The camera's lane stays busy meanwhile, so its next login waits
-/// until the old session is really gone: one live session per camera.
-async fn teardown<F, Fut>(id: &str, call: &'static str, mut attempt: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), CallError<()>>>,
-{
-    let mut pause = TEARDOWN_RETRY_FIRST;
-    loop {
-        let result = match attempt().await {
-            Err(CallError::DeadlineExceeded { late, .. }) => {
-                crate::cam_warn!(id, "{call} still running at its deadline");
-                late.result().await
-            }
-            other => Some(other.map_err(|e| match e {
-                CallError::Sdk(e) => e,
-                _ => unreachable_teardown_error(call),
-            })),
-        };
-        let why = match result {
-            Some(Ok(())) => return,
-            Some(Err(e)) if e.code() == Some(GONE) => return,
-            Some(Err(e)) => e.to_string(),
-            // The worker went away; the handle's fate is unknown: try again.
-            None => "the SDK worker went away".to_string(),
-        };
-        crate::cam_warn!(
-            id,
-            "{call} failed and the SDK still holds the handle; again in {pause:?}: {why}"
-        );
-        Timer::after(pause).await;
-        pause = (pause * 2).min(TEARDOWN_RETRY_MAX);
-    }
-}
-
-/// `Busy` is never returned for teardown calls (`Pool::run_teardown` accepts them even
-/// when the queue is full); should it ever be, it counts as a failure that keeps the
-/// handle, so the call is retried.
-fn unreachable_teardown_error(call: &'static str) -> SdkError {
-    SdkError::Call {
-        call,
-        code: 0,
-        class: ErrorClass::Resource,
-        message: Some("the SDK call queue is full".into()),
     }
 }
 

@@ -114,6 +114,7 @@ use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
 use std::rc::Rc;
+#[cfg(feature = "sdk")]
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -121,8 +122,12 @@ use async_io::{Async, Timer};
 use futures_lite::{Stream, StreamExt, future};
 use smol::LocalExecutor;
 
+use crate::backend::{Backends, EventSource, RawEvent};
+#[cfg(feature = "sdk")]
+use crate::backend::{PoolOptions, SdkBackend};
 use crate::config::{CameraConfig, Config, ConfigError, LoadOptions};
-use crate::sdk::{EventReceiver, PoolOptions, Sdk, SdkError, SdkEvent, SdkOptions, SdkPool};
+#[cfg(feature = "sdk")]
+use crate::sdk::{EventReceiver, Sdk, SdkError, SdkOptions, SdkPool};
 use crate::status::FleetStatusReport;
 use crate::store::{CameraKey, LoadedState, Origin, Store, StoreOptions};
 use crate::supervisor::{Settings, Strategy, Supervisor};
@@ -162,6 +167,7 @@ pub struct RunOptions {
     /// How to load the configuration on reload (credentials folder).
     pub load: LoadOptions,
     /// SDK-wide settings (connect and receive timeouts, the SDK's own heartbeat).
+    #[cfg(feature = "sdk")]
     pub sdk: SdkOptions,
     /// Seed of the supervisor's jitter and the start spread; `None` for a random one.
     pub seed: Option<u64>,
@@ -178,6 +184,7 @@ impl RunOptions {
             watchdog_usec: std::env::var("WATCHDOG_USEC").ok(),
             watchdog_pid: std::env::var("WATCHDOG_PID").ok(),
             load: LoadOptions::from_env(),
+            #[cfg(feature = "sdk")]
             sdk: SdkOptions::default(),
             seed: None,
             #[cfg(debug_assertions)]
@@ -192,7 +199,7 @@ pub struct RunSummary {
     /// Every camera was torn down before [`SHUTDOWN_DEADLINE`].
     pub clean: bool,
     /// Sessions the SDK still held after the teardown (`NET_DVR_GetSDKState`; `None` if
-    /// it could not say). 0 after a clean stop.
+    /// it could not say or is not loaded). 0 after a clean stop.
     pub sdk_logins_left: Option<u32>,
     /// The final state write succeeded (or nothing had changed).
     pub state_saved: bool,
@@ -204,6 +211,7 @@ pub enum RunError {
     /// The configuration file is unusable.
     Config(ConfigError),
     /// The SDK could not be loaded or initialised.
+    #[cfg(feature = "sdk")]
     Sdk(SdkError),
     /// Signal handling could not be set up.
     Signals(std::io::Error),
@@ -233,6 +241,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Config(_) | RunError::Supervisor(_) => crate::exit::CONFIG,
+            #[cfg(feature = "sdk")]
             RunError::Sdk(e) => match e {
                 SdkError::Call { .. } | SdkError::AlreadyLoaded => 1,
                 _ => crate::exit::CONFIG,
@@ -246,6 +255,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Config(e) => write!(f, "{e}"),
+            #[cfg(feature = "sdk")]
             RunError::Sdk(e) => write!(f, "cannot use the SDK: {e}"),
             RunError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             RunError::Status { path, source } => {
@@ -262,6 +272,7 @@ impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Config(e) => Some(e),
+            #[cfg(feature = "sdk")]
             RunError::Sdk(e) => Some(e),
             RunError::Signals(e) => Some(e),
             RunError::Status { source, .. } | RunError::Metrics { source, .. } => Some(source),
@@ -354,6 +365,7 @@ pub const SDK_PEER_RECONNECT: Duration = Duration::from_secs(5);
 /// The SDK options a run uses: `base`, except that the benchmark peer `sdk` switches the
 /// SDK's own reconnect on ([`SDK_PEER_RECONNECT`]); every other strategy keeps it off
 /// because hikwatch owns reconnects.
+#[cfg(feature = "sdk")]
 #[must_use]
 pub fn sdk_options(strategy: Strategy, base: &SdkOptions) -> SdkOptions {
     #[cfg(feature = "bench-peers")]
@@ -372,7 +384,7 @@ enum Wake {
     Reload,
     Timer,
     Msg(Msg),
-    Sdk(SdkEvent),
+    Backend(RawEvent),
 }
 
 /// Runs the daemon with an already loaded configuration until `shutdown` resolves (then
@@ -391,16 +403,16 @@ pub fn run_loaded(
     Ok(Daemon::start(config, opts)?.run(shutdown, reload))
 }
 
-/// A started daemon: SDK open, state restored, cameras added, listeners bound, READY
-/// sent. [`Daemon::run`] drives it until the shutdown signal.
+/// A started daemon: backends open, state restored, cameras added, listeners bound,
+/// READY sent. [`Daemon::run`] drives it until the shutdown signal.
 struct Daemon {
-    /// Dropped last, after the pool and the executor's tasks: the SDK's cleanup.
-    sdk: Arc<Sdk>,
     ex: Rc<LocalExecutor<'static>>,
     driver: Rc<RefCell<SupervisorDriver>>,
     /// Answers of the call tasks.
     rx: async_channel::Receiver<Msg>,
-    events: EventReceiver,
+    /// The backends' own events. Dropped last, after the driver and the executor's tasks:
+    /// it holds the SDK, whose cleanup runs when the last holder is gone.
+    events: EventSource,
     wd: Watchdog,
     /// The longest pause between two housekeeping rounds.
     housekeeping: Duration,
@@ -422,7 +434,7 @@ impl Daemon {
             start_wall: SystemTime::now(),
         };
         let settings = config.supervisor.settings();
-        let (sdk, pool, events) = open_sdk(&config, settings.strategy, &opts.sdk)?;
+        let (backends, events) = open_backends(&config, settings.strategy, &opts)?;
         let (store, loaded) = open_store(&config, &settings, opts.seed, clock.start);
 
         let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -454,7 +466,7 @@ impl Daemon {
             cfg: config,
             load_opts: opts.load,
             sup,
-            pool,
+            backends,
             store,
             clock,
             tx,
@@ -465,11 +477,12 @@ impl Daemon {
             let mut d = driver.borrow_mut();
             add_cameras(&mut d, &cameras, &loaded);
             log::info!(
-                "hikwatch {}: {} camera(s), strategy {strategy}, HCNetSDK {} from {}",
+                "hikwatch {}: {} camera(s), strategy {strategy}, {}",
                 env!("CARGO_PKG_VERSION"),
                 cameras.len(),
-                d.pool.sdk().version(),
-                d.pool.sdk().dir().display()
+                d.backends
+                    .describe()
+                    .unwrap_or_else(|| "no vendor SDK (ISAPI only)".into())
             );
         }
         drop(cameras);
@@ -481,7 +494,6 @@ impl Daemon {
         driver.borrow_mut().status_sent = ready_line;
 
         Ok(Daemon {
-            sdk,
             ex,
             driver,
             rx,
@@ -502,7 +514,6 @@ impl Daemon {
     /// state and tells systemd.
     fn run(self, shutdown: impl Future<Output = ()>, reload: impl Stream<Item = ()>) -> RunSummary {
         let Daemon {
-            sdk,
             ex,
             driver,
             rx,
@@ -580,25 +591,47 @@ impl Daemon {
         drop(ex);
         // Our socket (bound in `start`; a stale one is also removed at the next start).
         let _ = std::fs::remove_file(&socket_path);
+        // Last: it holds the SDK (nothing to drop in a build without it).
+        #[allow(clippy::drop_non_drop)]
         drop(events);
-        drop(sdk);
         summary
     }
 }
 
-/// Loads and initialises the SDK for `config` and starts the call pool: the one place a
-/// run opens the SDK.
-fn open_sdk(
+/// Opens the backends `config` needs: the SDK only when some camera uses it.
+#[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
+fn open_backends(
     config: &Config,
     strategy: Strategy,
-    base: &SdkOptions,
-) -> Result<(Arc<Sdk>, SdkPool, EventReceiver), RunError> {
+    opts: &RunOptions,
+) -> Result<(Backends, EventSource), RunError> {
     #[cfg(feature = "bench-peers")]
     if strategy.is_benchmark_peer() {
         log::warn!(
             "strategy {strategy} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
         );
     }
+    #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
+    let mut backends = Backends::default();
+    #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
+    let mut events = EventSource::default();
+    #[cfg(feature = "sdk")]
+    if config.uses_sdk() {
+        let (sdk, pool, rx) = open_sdk(config, strategy, &opts.sdk)?;
+        backends.set_sdk(SdkBackend::new(pool));
+        events.set_sdk(rx, sdk);
+    }
+    Ok((backends, events))
+}
+
+/// Loads and initialises the SDK for `config` and starts the call pool: the one place a
+/// run opens the SDK.
+#[cfg(feature = "sdk")]
+fn open_sdk(
+    config: &Config,
+    strategy: Strategy,
+    base: &SdkOptions,
+) -> Result<(Arc<Sdk>, SdkPool, EventReceiver), RunError> {
     let sdk_opts = sdk_options(strategy, base);
     let sdk = Sdk::load(&config.sdk.dir, &sdk_opts).map_err(RunError::Sdk)?;
     let events = sdk.events().ok_or(RunError::Sdk(SdkError::AlreadyLoaded))?;
@@ -734,7 +767,7 @@ fn final_summary(driver: &mut SupervisorDriver, clean: bool) -> RunSummary {
     };
     RunSummary {
         clean,
-        sdk_logins_left: driver.pool.sdk().state().ok().map(|s| s.logins),
+        sdk_logins_left: driver.backends.sdk_logins_left(),
         state_saved,
     }
 }
@@ -744,7 +777,7 @@ fn final_summary(driver: &mut SupervisorDriver, clean: bool) -> RunSummary {
 struct SupervisorLoop<'d> {
     driver: &'d RefCell<SupervisorDriver>,
     rx: &'d async_channel::Receiver<Msg>,
-    events: &'d mut EventReceiver,
+    events: &'d mut EventSource,
     /// Bumped every turn; the watchdog pings only while it moves.
     progress: Progress,
     housekeeping: Duration,
@@ -858,7 +891,7 @@ impl SupervisorLoop<'_> {
             }
         };
         let events = &mut *self.events;
-        let sdk_ev = async { Wake::Sdk(events.recv().await) };
+        let sdk_ev = async { Wake::Backend(events.recv().await) };
         future::or(
             sig,
             future::or(rl, future::or(timer, future::or(msg, sdk_ev))),
@@ -882,7 +915,11 @@ impl SupervisorLoop<'_> {
             Wake::Reload => d.reload(),
             Wake::Timer => {}
             Wake::Msg(m) => d.on_msg(m),
-            Wake::Sdk(e) => d.on_sdk_event(e),
+            Wake::Backend(e) => {
+                if let Some(e) = d.backends.translate(e) {
+                    d.on_backend_event(e);
+                }
+            }
         }
         for _ in 0..BATCH {
             match self.rx.try_recv() {
@@ -892,7 +929,11 @@ impl SupervisorLoop<'_> {
         }
         for _ in 0..BATCH {
             match self.events.try_recv() {
-                Some(e) => d.on_sdk_event(e),
+                Some(e) => {
+                    if let Some(e) = d.backends.translate(e) {
+                        d.on_backend_event(e);
+                    }
+                }
                 None => break,
             }
         }

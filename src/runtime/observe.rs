@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::ErrorClass;
 use crate::config::format_duration;
-use crate::sdk::ErrorClass;
 use crate::status::{CameraStatusReport, FleetStatusReport, LastErrorReport, QueueStatus};
 use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, State};
 use crate::{cam_error, cam_info};
@@ -18,6 +18,7 @@ pub(crate) fn describe(class: ErrorClass, code: u32) -> String {
             ErrorClass::Timeout => "no answer before the deadline".into(),
             other => other.name().into(),
         },
+        #[cfg(feature = "sdk")]
         0x8000..=0x80ff => format!("SDK exception {}", crate::sdk::ExceptionCode(code).name()),
         _ => format!("{} error {code}", class.name()),
     }
@@ -165,15 +166,7 @@ impl SupervisorDriver {
         st.state_writes = self.store.metrics().writes;
         st.sdk_deadlines_missed = self.obs.deadlines_missed;
         // A counter read inside the SDK (no I/O): fine on the executor thread.
-        st.sdk_handles = self
-            .pool
-            .sdk()
-            .state()
-            .ok()
-            .map(|s| crate::status::SdkHandles {
-                logins: s.logins,
-                real_plays: s.real_plays,
-            });
+        st.sdk_handles = self.backends.sdk_handles();
         st.detection_latency = self.obs.detection.clone();
         st.recovery_latency = self.obs.recovery.clone();
         st

@@ -11,12 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use async_channel::Sender;
 use smol::LocalExecutor;
 
+use crate::backend::{BackendEvent, Backends, Job, Outcome};
 use crate::config::{CameraConfig, Config, LoadOptions, LoginMode};
 use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
-use crate::sdk::{
-    LoginEpoch, LoginParams, SdkEvent, SdkLoginMode, SdkPool, StreamId, StreamParams,
-};
 use crate::store::{self, CameraState, Store};
 use crate::supervisor::{
     Action, ActionKind, CamId, Event, ExceptionKind, Millis, Persisted, Session, Settings, State,
@@ -25,7 +23,7 @@ use crate::supervisor::{
 use crate::watchdog::{Notifier, NotifyState};
 use crate::{cam_info, cam_warn};
 
-use super::calls::{self, Job, Msg, Outcome};
+use super::calls::{self, Msg};
 
 /// A call the core asked for, waiting for its turn in the camera's lane. Turned into a
 /// [`Job`] when it starts, so a login uses the configuration current at that moment.
@@ -49,15 +47,11 @@ pub(crate) struct CameraSlot {
     pub conf: CameraConfig,
     /// Removed from the configuration; the core is tearing it down.
     pub retired: bool,
-    /// The serial lane: SDK calls of this camera run one at a time, in the order the
+    /// The serial lane: backend calls of this camera run one at a time, in the order the
     /// core emitted them (stop stream before logout before the next login).
     lane: VecDeque<Intent>,
     /// A lane call is running.
     busy: bool,
-    /// The running stream, if any.
-    stream: Option<StreamId>,
-    /// Stream frames counted at the last `StreamData` report.
-    frames_seen: u64,
     /// The last evidence the session was healthy (login, heartbeat, stream data, SDK
     /// resume): where detection latency is measured from.
     pub last_good: Option<Instant>,
@@ -112,17 +106,12 @@ pub(crate) struct SupervisorDriver {
     pub load_opts: LoadOptions,
     pub settings: Settings,
     pub sup: Supervisor,
-    pub pool: SdkPool,
+    /// The backends this run opened.
+    pub backends: Backends,
     pub store: Store,
     pub clock: Clock,
     pub slots: Vec<CameraSlot>,
     pub by_id: HashMap<String, CamId>,
-    /// `lUserID` → camera and which login of the id it holds, for exception callbacks:
-    /// the SDK hands a freed id to the next login, so an exception queued for a session
-    /// logged out since must not reach the camera that holds the id now.
-    uids: HashMap<i32, (CamId, LoginEpoch)>,
-    /// Preview handle → camera and stream.
-    streams: HashMap<i32, (CamId, StreamId)>,
     /// The core's output buffer, reused.
     actions: Vec<Action>,
     pub tx: Sender<Msg>,
@@ -143,7 +132,7 @@ pub(crate) struct DriverParts {
     pub cfg: Config,
     pub load_opts: LoadOptions,
     pub sup: Supervisor,
-    pub pool: SdkPool,
+    pub backends: Backends,
     pub store: Store,
     pub clock: Clock,
     pub tx: Sender<Msg>,
@@ -161,13 +150,11 @@ impl SupervisorDriver {
             load_opts: p.load_opts,
             settings,
             sup: p.sup,
-            pool: p.pool,
+            backends: p.backends,
             store: p.store,
             clock: p.clock,
             slots: Vec::new(),
             by_id: HashMap::new(),
-            uids: HashMap::new(),
-            streams: HashMap::new(),
             actions: Vec::new(),
             tx: p.tx,
             ex: p.ex,
@@ -199,8 +186,6 @@ impl SupervisorDriver {
             retired: false,
             lane: VecDeque::new(),
             busy: false,
-            stream: None,
-            frames_seen: 0,
             last_good: None,
             down_at: None,
             last_text: None,
@@ -344,7 +329,7 @@ impl SupervisorDriver {
             let job = match intent {
                 Intent::Login { token } => Job::Login {
                     token,
-                    params: login_params(&slot.conf),
+                    conf: slot.conf.clone(),
                     deadline: s.login_deadline,
                 },
                 Intent::Heartbeat { session, token } => Job::Heartbeat {
@@ -356,39 +341,42 @@ impl SupervisorDriver {
                     session,
                     deadline: s.logout_deadline,
                 },
-                Intent::StartStream { session, token } => {
-                    let st = slot.conf.stream.unwrap_or(crate::config::StreamConfig {
+                Intent::StartStream { session, token } => Job::StartStream {
+                    token,
+                    session,
+                    stream: slot.conf.stream.unwrap_or(crate::config::StreamConfig {
                         channel: 1,
                         stream_type: crate::config::StreamType::Main,
-                    });
-                    Job::StartStream {
-                        token,
-                        session,
-                        params: StreamParams {
-                            channel: i32::try_from(st.channel).unwrap_or(1),
-                            stream_type: st.stream_type.sdk_value(),
-                            link_mode: 0,
-                        },
-                        deadline: s.stream_deadline,
-                    }
-                }
+                    }),
+                    deadline: s.stream_deadline,
+                },
                 Intent::StopStream { stream } => {
                     // Only streams we started and still hold; an unknown handle was
                     // stopped already.
-                    match self.streams.get(&stream.0) {
-                        Some(&(_, id)) => Job::StopStream {
-                            id,
-                            deadline: s.logout_deadline,
-                        },
-                        None => continue,
+                    if !self.backends.holds_stream(slot.conf.backend, stream) {
+                        continue;
+                    }
+                    Job::StopStream {
+                        stream,
+                        deadline: s.logout_deadline,
                     }
                 }
             };
             break job;
         };
         slot.busy = true;
+        let Some(backend) = self.backends.get(slot.conf.backend) else {
+            // Not open in this run (the config check and the reload keep such cameras
+            // out): the call is answered as refused, like one that ran.
+            let why = format!("backend {} is not available in this run", slot.conf.backend);
+            let outcome = job.refused(&why);
+            if self.tx.try_send(Msg::Done { cam, outcome }).is_err() {
+                log::error!("{}: {why}, and the inbox is full", slot.conf.id);
+            }
+            return;
+        };
         let id = slot.conf.id.clone();
-        let task = calls::run_job(self.pool.clone(), cam, id, job, self.tx.clone());
+        let task = calls::run_job(backend, cam, id, job, self.tx.clone());
         self.ex.spawn(task).detach();
     }
 
@@ -444,15 +432,8 @@ impl SupervisorDriver {
     fn on_outcome(&mut self, cam: CamId, outcome: Outcome) {
         let now = Instant::now();
         match outcome {
-            Outcome::LoginOk { token, uid, epoch } => {
-                self.uids.insert(uid.0, (cam, epoch));
-                self.handle(
-                    cam,
-                    Event::LoginOk {
-                        token,
-                        session: Session(uid.0),
-                    },
-                );
+            Outcome::LoginOk { token, session } => {
+                self.handle(cam, Event::LoginOk { token, session });
                 self.ensure_watch(cam);
             }
             Outcome::LoginFailed {
@@ -491,36 +472,20 @@ impl SupervisorDriver {
                 self.handle(cam, Event::HeartbeatFailed { token, class, code });
             }
             Outcome::LoggedOut { session } => {
-                if self.uids.get(&session.0).is_some_and(|&(c, _)| c == cam) {
-                    self.uids.remove(&session.0);
-                }
                 self.handle(cam, Event::LogoutDone { session });
             }
-            Outcome::StreamStarted { token, id } => {
-                self.streams.insert(id.handle, (cam, id));
+            Outcome::StreamStarted { token, stream } => {
                 if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
-                    slot.stream = Some(id);
-                    slot.frames_seen = 0;
                     slot.last_good = Some(now);
                 }
-                self.handle(
-                    cam,
-                    Event::StreamStarted {
-                        token,
-                        stream: StreamHandle(id.handle),
-                    },
-                );
+                self.handle(cam, Event::StreamStarted { token, stream });
             }
             Outcome::StreamFailed { token, class, code } => {
                 self.handle(cam, Event::StreamFailed { token, class, code });
             }
-            Outcome::StreamStopped { handle } => {
-                self.streams.remove(&handle);
-                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
-                    if slot.stream.is_some_and(|s| s.handle == handle) {
-                        slot.stream = None;
-                    }
-                }
+            // The backend has let the stream go; the core forgot it when it asked.
+            Outcome::StreamStopped { stream } => {
+                log::debug!("{}: stream {} stopped", self.id(cam), stream.0);
             }
             Outcome::Stuck { call, token } => {
                 // The core's own deadline alert logs the calls it tracks; a stream stop
@@ -585,24 +550,10 @@ impl SupervisorDriver {
         slot.watch = Some((session, self.ex.spawn(task)));
     }
 
-    /// An event from the SDK's callbacks.
-    pub(super) fn on_sdk_event(&mut self, ev: SdkEvent) {
+    /// An event a backend reported on its own (the SDK's callbacks).
+    pub(super) fn on_backend_event(&mut self, ev: BackendEvent) {
         match ev {
-            SdkEvent::Exception {
-                uid, epoch, kind, ..
-            } => {
-                let Some(&(cam, held)) = self.uids.get(&uid.0) else {
-                    log::debug!("sdk: {} for {uid} that no camera holds", kind.name());
-                    return;
-                };
-                if epoch != held {
-                    log::debug!(
-                        "sdk: {} for an earlier login of {uid}, which is logged out; ignored",
-                        kind.name()
-                    );
-                    return;
-                }
-                let kind = ExceptionKind::from_code(kind.0);
+            BackendEvent::Exception { cam, session, kind } => {
                 if matches!(kind, ExceptionKind::Resume | ExceptionKind::ReloginOk) {
                     if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
                         slot.last_good = Some(Instant::now());
@@ -613,22 +564,12 @@ impl SupervisorDriver {
                     log::Level::Info,
                     &id,
                     "exception",
-                    format_args!("SDK exception callback {kind:?} for {uid}"),
+                    format_args!("SDK exception callback {kind:?} for uid {}", session.0),
                 );
-                self.handle(
-                    cam,
-                    Event::Exception {
-                        kind,
-                        session: Session(uid.0),
-                    },
-                );
+                self.handle(cam, Event::Exception { kind, session });
             }
-            SdkEvent::StreamStarted { stream } | SdkEvent::StreamResumed { stream, .. } => {
-                if let Some(&(cam, _)) = self.streams.get(&stream.handle) {
-                    self.stream_data(cam);
-                }
-            }
-            SdkEvent::Overflow {
+            BackendEvent::StreamData { cam } => self.stream_data(cam),
+            BackendEvent::Overflow {
                 dropped,
                 unattributed,
             } => {
@@ -638,8 +579,6 @@ impl SupervisorDriver {
                      ({unattributed} for unknown sessions)"
                 );
             }
-            // hikwatch logs in synchronously on the pool; an async result is not ours.
-            SdkEvent::AsyncLogin { .. } => {}
         }
     }
 
@@ -653,18 +592,7 @@ impl SupervisorDriver {
     /// Reports stream data at most once per call (the runtime calls this about once a
     /// second): a camera whose frame counter moved gets one `StreamData`.
     pub(super) fn poll_streams(&mut self) {
-        let sdk = self.pool.sdk().clone();
-        let mut moved = Vec::new();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(id) = slot.stream else { continue };
-            if let Some(st) = sdk.stream_stats(id) {
-                if st.frames > slot.frames_seen {
-                    slot.frames_seen = st.frames;
-                    moved.push(CamId(u32::try_from(i).unwrap_or(u32::MAX)));
-                }
-            }
-        }
-        for cam in moved {
+        for cam in self.backends.streams_moved() {
             self.stream_data(cam);
         }
     }
@@ -744,7 +672,7 @@ impl SupervisorDriver {
                     .is_some_and(|s| s.state == State::Removed)
                 {
                     slot.retired = false;
-                    slot.stream = None;
+                    self.backends.forget_camera(cam);
                     cam_info!(slot.conf.id, "removed");
                 }
             }
@@ -797,6 +725,18 @@ impl SupervisorDriver {
     }
 
     fn apply(&mut self, new: Config) {
+        // A backend this run did not open cannot be opened now (the SDK is loaded once, at
+        // start): keep the running configuration.
+        if let Some(c) = new.cameras.iter().find(|c| !self.backends.has(c.backend)) {
+            log::error!(
+                "reload: camera {} uses backend {}, which this run did not open (no camera \
+                 used it at start); keeping the running configuration (restart to apply: \
+                 systemctl restart hikwatch)",
+                c.id,
+                c.backend
+            );
+            return;
+        }
         let d = crate::config::diff(&self.cfg, &new);
         for id in &d.removed {
             if let Some(cam) = self.by_id.remove(id) {
@@ -809,12 +749,15 @@ impl SupervisorDriver {
             else {
                 continue;
             };
-            if change.stream {
-                // The core fixes "stream or not" per camera: replace the camera.
-                cam_info!(
-                    change.id,
-                    "stream setting changed; starting the camera afresh"
-                );
+            if change.stream || change.backend {
+                // The core fixes "stream or not" per camera, and a session belongs to its
+                // backend: replace the camera (log out, then start afresh).
+                let what = if change.backend {
+                    "backend"
+                } else {
+                    "stream setting"
+                };
+                cam_info!(change.id, "{what} changed; starting the camera afresh");
                 self.by_id.remove(&change.id);
                 self.retire(cam);
                 let cam = self.add_camera(conf.clone());
@@ -887,21 +830,6 @@ impl SupervisorDriver {
         {
             cam_warn!(conf.id, "state: {e}");
         }
-    }
-}
-
-/// The SDK's login parameters for a configured camera.
-pub(crate) fn login_params(c: &CameraConfig) -> LoginParams {
-    LoginParams {
-        host: c.host.clone(),
-        port: c.port,
-        user: c.user.clone(),
-        password: c.password.clone(),
-        mode: match c.login_mode {
-            LoginMode::Private => SdkLoginMode::Private,
-            LoginMode::Isapi => SdkLoginMode::Isapi,
-            LoginMode::Auto => SdkLoginMode::Auto,
-        },
     }
 }
 

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::class::ErrorClass;
 use super::elf::{ElfProblem, Machine};
+use crate::backend::{BackendFailure, ErrorClass};
 
 /// An SDK version as `major.minor.build.revision` (from `NET_DVR_GetSDKBuildVersion`,
 /// one byte each: 0x06010930 is 6.1.9.48).
@@ -155,6 +155,16 @@ impl SdkError {
             SdkError::BadReply { .. } => ErrorClass::Unsupported,
             _ => ErrorClass::Fatal,
         }
+    }
+}
+
+impl BackendFailure for SdkError {
+    fn class(&self) -> ErrorClass {
+        SdkError::class(self)
+    }
+
+    fn code(&self) -> Option<u32> {
+        SdkError::code(self)
     }
 }
 

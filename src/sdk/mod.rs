@@ -10,8 +10,13 @@
 //!   `NET_DVR_Init`/`NET_DVR_Cleanup`.
 //! - [`events`]: callback trampolines and the lock-free path to async code
 //!   ([`Sdk::events`]); its module docs say which SDK threads call what.
-//! - [`pool`] / [`SdkPool`]: every blocking call on named worker threads with a deadline.
-//! - [`class`]: the error-code table ([`classify`]).
+//! - [`SdkPool`]: every blocking call on the neutral worker pool
+//!   ([`crate::backend::pool`]: named threads, a deadline per call).
+//! - [`class`]: the vendor error-code table ([`classify`]) into the neutral
+//!   [`ErrorClass`].
+//!
+//! Everything neutral (the pool, [`ErrorClass`], the call errors) lives in
+//! [`crate::backend`]; this module re-exports what its own signatures use.
 //!
 //! # Minimum SDK version: 6.1.0.0
 //!
@@ -29,7 +34,7 @@
 //! needs it: `ffi` (the symbol table), [`types`] (`repr(C)` structs and callback types),
 //! [`events`] (the `extern "C"` callbacks), and in this file the asynchronous-login scratch
 //! buffer and the `impl` blocks of [`Sdk`] that call through the table. [`class`],
-//! [`elf`], [`error`], [`pool`] are safe code (the password type is
+//! [`elf`], [`error`] are safe code (the password type is
 //! [`crate::password::Password`]).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -40,7 +45,6 @@ pub mod error;
 pub mod events;
 #[allow(unsafe_code)] // the raw symbol table
 mod ffi;
-pub mod pool;
 #[allow(unsafe_code)] // repr(C) structs, callback types, zeroed defaults
 pub mod types;
 
@@ -51,15 +55,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use crate::backend::ErrorClass;
+pub use crate::backend::pool::{CallError, Late, Pool, PoolOptions, PoolStats};
 pub use crate::password::Password;
-pub use class::{ErrorClass, LoginFailure, classify};
+pub use class::{LoginFailure, classify};
 pub use elf::Machine;
 pub use error::{SdkError, SdkVersion};
 pub use events::{
     AsyncLoginResult, EventCounters, EventReceiver, ExceptionCode, LoginEpoch, SdkEvent, StreamId,
     StreamStats, UserId,
 };
-pub use pool::{CallError, Late, Pool, PoolOptions, PoolStats};
+
+/// Why a pooled SDK call did not return a value: the neutral [`CallError`] with the SDK's
+/// error.
+pub type SdkCallError<T> = CallError<T, SdkError>;
 
 use ffi::Api;
 use types::*;
@@ -1092,11 +1101,16 @@ pub struct SdkPool {
 
 impl SdkPool {
     /// A pool of `opts.threads` workers for `sdk`.
+    ///
+    /// # Errors
+    /// [`SdkError::InvalidArgument`] for impossible sizes, or when the OS refuses to start
+    /// a thread.
     pub fn new(sdk: Arc<Sdk>, opts: PoolOptions) -> Result<SdkPool, SdkError> {
-        Ok(SdkPool {
-            pool: Pool::new(opts)?,
-            sdk,
-        })
+        let pool = Pool::new(opts).map_err(|e| SdkError::InvalidArgument {
+            field: "pool",
+            reason: e.to_string(),
+        })?;
+        Ok(SdkPool { pool, sdk })
     }
 
     /// The SDK.
@@ -1115,7 +1129,7 @@ impl SdkPool {
         &self,
         p: LoginParams,
         deadline: Duration,
-    ) -> Result<Login, CallError<Login>> {
+    ) -> Result<Login, SdkCallError<Login>> {
         let sdk = self.sdk.clone();
         let orphan_sdk = self.sdk.clone();
         self.pool
@@ -1138,7 +1152,7 @@ impl SdkPool {
         p: LoginParams,
         token: u32,
         deadline: Duration,
-    ) -> Result<UserId, CallError<UserId>> {
+    ) -> Result<UserId, SdkCallError<UserId>> {
         let sdk = self.sdk.clone();
         self.pool
             .run(
@@ -1152,7 +1166,7 @@ impl SdkPool {
 
     /// [`Sdk::logout`], as a teardown call: never cancelled or refused (a handle that is
     /// not logged out stays alive in the SDK), see [`Pool::run_teardown`].
-    pub async fn logout(&self, uid: UserId, deadline: Duration) -> Result<(), CallError<()>> {
+    pub async fn logout(&self, uid: UserId, deadline: Duration) -> Result<(), SdkCallError<()>> {
         let sdk = self.sdk.clone();
         self.pool
             .run_teardown("logout", deadline, move || sdk.logout(uid))
@@ -1160,7 +1174,7 @@ impl SdkPool {
     }
 
     /// [`Sdk::heartbeat`].
-    pub async fn heartbeat(&self, uid: UserId, deadline: Duration) -> Result<(), CallError<()>> {
+    pub async fn heartbeat(&self, uid: UserId, deadline: Duration) -> Result<(), SdkCallError<()>> {
         let sdk = self.sdk.clone();
         self.pool
             .run("heartbeat", deadline, move || sdk.heartbeat(uid), None)
@@ -1173,7 +1187,7 @@ impl SdkPool {
         uid: UserId,
         p: StreamParams,
         deadline: Duration,
-    ) -> Result<StreamId, CallError<StreamId>> {
+    ) -> Result<StreamId, SdkCallError<StreamId>> {
         let sdk = self.sdk.clone();
         let orphan_sdk = self.sdk.clone();
         self.pool
@@ -1189,7 +1203,11 @@ impl SdkPool {
     }
 
     /// [`Sdk::stop_stream`], as a teardown call (see [`SdkPool::logout`]).
-    pub async fn stop_stream(&self, s: StreamId, deadline: Duration) -> Result<(), CallError<()>> {
+    pub async fn stop_stream(
+        &self,
+        s: StreamId,
+        deadline: Duration,
+    ) -> Result<(), SdkCallError<()>> {
         let sdk = self.sdk.clone();
         self.pool
             .run_teardown("stop_stream", deadline, move || sdk.stop_stream(s))
@@ -1201,7 +1219,7 @@ impl SdkPool {
         &self,
         uid: UserId,
         deadline: Duration,
-    ) -> Result<DeviceInfo, CallError<DeviceInfo>> {
+    ) -> Result<DeviceInfo, SdkCallError<DeviceInfo>> {
         let sdk = self.sdk.clone();
         self.pool
             .run("device_info", deadline, move || sdk.device_info(uid), None)
@@ -1214,7 +1232,7 @@ impl SdkPool {
         uid: UserId,
         request: String,
         deadline: Duration,
-    ) -> Result<String, CallError<String>> {
+    ) -> Result<String, SdkCallError<String>> {
         let sdk = self.sdk.clone();
         self.pool
             .run("isapi", deadline, move || sdk.isapi(uid, &request), None)

@@ -43,7 +43,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 /// The first four bytes of every state file.
 pub const MAGIC: [u8; 4] = *b"HKWS";

@@ -6,7 +6,7 @@
 //! "Slow" classes add a floor; "very slow" ones wait ½–1 × `fatal_retry`. The counter `n`
 //! is reset only after a stable period online, never by one successful login.
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 use super::settings::Policy;
 

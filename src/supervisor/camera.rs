@@ -1,7 +1,7 @@
 //! One camera's state machine. [`Camera::step`] is the only place a transition happens;
 //! the table in the [module docs](super) mirrors its `match`.
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 use super::backoff::{self, Pace};
 use super::event::{

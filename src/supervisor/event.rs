@@ -1,6 +1,6 @@
 //! What goes into the core (events) and what comes out (actions). All small `Copy` values.
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 use super::time::Millis;
 

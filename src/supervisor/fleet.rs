@@ -45,7 +45,7 @@ pub struct Persisted {
     /// Remaining device lock wait (remaining lock + margin), if locked.
     pub lock_left: Option<Duration>,
     /// The last failure.
-    pub last_error: Option<(crate::sdk::ErrorClass, u32)>,
+    pub last_error: Option<(crate::backend::ErrorClass, u32)>,
     /// Logins issued so far.
     pub login_attempts: u64,
     /// Sessions lost so far.

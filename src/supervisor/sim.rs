@@ -29,7 +29,7 @@ use core::fmt::Write as _;
 use core::time::Duration;
 use std::collections::BinaryHeap;
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 use super::camera::State;
 use super::event::{

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::sdk::ErrorClass;
+use crate::backend::ErrorClass;
 
 use super::*;
 

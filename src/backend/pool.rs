@@ -1,8 +1,10 @@
-//! A bounded pool of named threads for blocking SDK calls, each with a deadline.
+//! A bounded pool of named threads for blocking calls, each with a deadline.
 //!
-//! HCNetSDK calls block (a login to a silent socket takes the receive timeout; a bad
-//! network can make one hang far longer), so none of them may run on the executor. The
-//! pool runs them on its own threads and hands the caller an async result.
+//! It knows nothing about the vendor SDK, which is its one user (`crate::sdk::SdkPool`): a
+//! job is any closure returning `Result<T, E>`, `E` being the caller's error type. HCNetSDK
+//! calls block (a login to a silent socket takes the receive timeout; a bad network can
+//! make one hang far longer), so none of them may run on the executor. The pool runs them
+//! on its own threads and hands the caller an async result.
 //!
 //! - **Bounded:** `threads` workers and a job queue of `queue` entries; a full queue is an
 //!   immediate [`CallError::Busy`], never unbounded growth.
@@ -35,7 +37,7 @@ use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use futures_lite::FutureExt;
 
-use super::error::SdkError;
+use super::{BackendFailure, ErrorClass};
 
 /// Sizing of a [`Pool`].
 #[derive(Clone, Debug)]
@@ -62,10 +64,10 @@ impl Default for PoolOptions {
     }
 }
 
-/// Why a pooled call did not return a value.
-pub enum CallError<T> {
-    /// The SDK (or the argument check before it) failed.
-    Sdk(SdkError),
+/// Why a pooled call did not return a value. `E` is the error type of the call itself.
+pub enum CallError<T, E> {
+    /// The call itself (or the argument check before it) failed.
+    Failed(E),
     /// The deadline passed.
     DeadlineExceeded {
         /// The call's name (e.g. `login`).
@@ -76,36 +78,36 @@ pub enum CallError<T> {
         /// and will never run). A started call is stuck inside the SDK.
         started: bool,
         /// The eventual result of a started call.
-        late: Late<T>,
+        late: Late<T, E>,
     },
     /// The job queue is full.
     Busy,
 }
 
-impl<T> CallError<T> {
-    /// The vendor error code, for SDK failures.
+impl<T, E: BackendFailure> CallError<T, E> {
+    /// The backend's own error code (for display), for failed calls.
     pub fn code(&self) -> Option<u32> {
         match self {
-            CallError::Sdk(e) => e.code(),
+            CallError::Failed(e) => e.code(),
             _ => None,
         }
     }
 
-    /// The reconnect class: the SDK error's; a missed deadline is a
-    /// [`super::ErrorClass::Timeout`], a full queue a [`super::ErrorClass::Resource`].
-    pub fn class(&self) -> super::ErrorClass {
+    /// The reconnect class: the call error's; a missed deadline is a
+    /// [`ErrorClass::Timeout`], a full queue a [`ErrorClass::Resource`].
+    pub fn class(&self) -> ErrorClass {
         match self {
-            CallError::Sdk(e) => e.class(),
-            CallError::DeadlineExceeded { .. } => super::ErrorClass::Timeout,
-            CallError::Busy => super::ErrorClass::Resource,
+            CallError::Failed(e) => e.class(),
+            CallError::DeadlineExceeded { .. } => ErrorClass::Timeout,
+            CallError::Busy => ErrorClass::Resource,
         }
     }
 }
 
-impl<T> fmt::Debug for CallError<T> {
+impl<T, E: fmt::Debug> fmt::Debug for CallError<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Sdk(e) => f.debug_tuple("Sdk").field(e).finish(),
+            CallError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
             CallError::DeadlineExceeded {
                 call,
                 deadline,
@@ -122,10 +124,10 @@ impl<T> fmt::Debug for CallError<T> {
     }
 }
 
-impl<T> fmt::Display for CallError<T> {
+impl<T, E: fmt::Display> fmt::Display for CallError<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Sdk(e) => e.fmt(f),
+            CallError::Failed(e) => e.fmt(f),
             CallError::DeadlineExceeded {
                 call,
                 deadline,
@@ -144,32 +146,26 @@ impl<T> fmt::Display for CallError<T> {
                 f,
                 "{call} not started within its {deadline:?} deadline (cancelled)"
             ),
-            CallError::Busy => f.write_str("the SDK call queue is full"),
+            CallError::Busy => f.write_str("the blocking call queue is full"),
         }
     }
 }
 
-impl<T> std::error::Error for CallError<T> {
+impl<T, E: std::error::Error + 'static> std::error::Error for CallError<T, E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CallError::Sdk(e) => Some(e),
+            CallError::Failed(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl<T> From<SdkError> for CallError<T> {
-    fn from(e: SdkError) -> Self {
-        CallError::Sdk(e)
-    }
-}
-
 /// The eventual result of a call that missed its deadline.
-pub struct Late<T> {
-    rx: Option<Receiver<Result<T, SdkError>>>,
+pub struct Late<T, E> {
+    rx: Option<Receiver<Result<T, E>>>,
 }
 
-impl<T> fmt::Debug for Late<T> {
+impl<T, E> fmt::Debug for Late<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Late")
             .field("pending", &self.rx.is_some())
@@ -177,11 +173,11 @@ impl<T> fmt::Debug for Late<T> {
     }
 }
 
-impl<T> Late<T> {
+impl<T, E> Late<T, E> {
     /// Waits for the late result; `None` when the call never ran (cancelled) or the
     /// worker died. Dropping the `Late` instead hands a late success to the call's orphan
     /// hook (a late login is logged out).
-    pub async fn result(mut self) -> Option<Result<T, SdkError>> {
+    pub async fn result(mut self) -> Option<Result<T, E>> {
         match self.rx.take() {
             Some(rx) => rx.recv().await.ok(),
             None => None,
@@ -270,17 +266,17 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// An [`SdkError::InvalidArgument`] for zero threads or a hard limit below `threads`,
-    /// or when the OS refuses to start a thread.
-    pub fn new(opts: PoolOptions) -> Result<Pool, SdkError> {
+    /// [`std::io::ErrorKind::InvalidInput`] for zero threads, a hard limit below
+    /// `threads` or an empty queue; the OS error when it refuses to start a thread.
+    pub fn new(opts: PoolOptions) -> std::io::Result<Pool> {
         if opts.threads == 0 || opts.max_threads < opts.threads || opts.queue == 0 {
-            return Err(SdkError::InvalidArgument {
-                field: "pool",
-                reason: format!(
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
                     "need 0 < threads <= max_threads and queue > 0, got {} / {} / {}",
                     opts.threads, opts.max_threads, opts.queue
                 ),
-            });
+            ));
         }
         let n = opts.threads;
         let inner = Arc::new(Inner {
@@ -295,10 +291,7 @@ impl Pool {
             work: Condvar::new(),
         });
         for _ in 0..n {
-            spawn_worker(&inner).map_err(|e| SdkError::InvalidArgument {
-                field: "pool",
-                reason: format!("cannot start a worker thread: {e}"),
-            })?;
+            spawn_worker(&inner)?;
         }
         Ok(Pool {
             _closer: Arc::new(Closer(inner.clone())),
@@ -320,16 +313,17 @@ impl Pool {
     /// Runs `f` on a worker; resolves with its result, or with
     /// [`CallError::DeadlineExceeded`] when `deadline` passes first (counted from now,
     /// queueing included). `orphan` receives a success nobody waits for any more.
-    pub async fn run<T, F>(
+    pub async fn run<T, E, F>(
         &self,
         call: &'static str,
         deadline: Duration,
         f: F,
         orphan: Option<Orphan<T>>,
-    ) -> Result<T, CallError<T>>
+    ) -> Result<T, CallError<T, E>>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         self.submit(call, deadline, f, orphan, false).await
     }
@@ -338,32 +332,34 @@ impl Pool {
     /// accepted even when the queue is full and never cancelled. At the deadline the
     /// caller gets [`CallError::DeadlineExceeded`] (`started` tells whether a worker had
     /// picked it up) and the result arrives later through [`Late`].
-    pub async fn run_teardown<T, F>(
+    pub async fn run_teardown<T, E, F>(
         &self,
         call: &'static str,
         deadline: Duration,
         f: F,
-    ) -> Result<T, CallError<T>>
+    ) -> Result<T, CallError<T, E>>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         self.submit(call, deadline, f, None, true).await
     }
 
-    async fn submit<T, F>(
+    async fn submit<T, E, F>(
         &self,
         call: &'static str,
         deadline: Duration,
         f: F,
         orphan: Option<Orphan<T>>,
         must_run: bool,
-    ) -> Result<T, CallError<T>>
+    ) -> Result<T, CallError<T, E>>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, SdkError> + Send + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let (tx, rx) = async_channel::bounded::<Result<T, SdkError>>(1);
+        let (tx, rx) = async_channel::bounded::<Result<T, E>>(1);
         let phase = Arc::new(AtomicU8::new(QUEUED));
         let job_phase = phase.clone();
         let inner = self.inner.clone();
@@ -382,7 +378,7 @@ impl Pool {
             None
         };
         match async { rx.recv().await.ok() }.or(timed_out).await {
-            Some(r) => r.map_err(CallError::Sdk),
+            Some(r) => r.map_err(CallError::Failed),
             None => {
                 if must_run && phase.load(Acquire) == QUEUED {
                     // Still waiting for a worker; it will run, and its result comes late.
@@ -415,7 +411,7 @@ impl Pool {
                 }
                 // It finished just now: the result is in the channel (or the worker died).
                 match rx.recv().await {
-                    Ok(r) => r.map_err(CallError::Sdk),
+                    Ok(r) => r.map_err(CallError::Failed),
                     Err(_) => Err(CallError::DeadlineExceeded {
                         call,
                         deadline,
@@ -444,15 +440,20 @@ impl Pool {
         let (live, stuck) = (s.live, s.stuck);
         drop(s);
         log::warn!(
-            "sdk: {call} exceeded its {deadline:?} deadline; {stuck} of {live} workers stuck"
+            "{}: {call} exceeded its {deadline:?} deadline; {stuck} of {live} workers stuck",
+            self.inner.opts.name
         );
         if want_more {
             if let Err(e) = spawn_worker(&self.inner) {
-                log::error!("sdk: cannot start a replacement worker: {e}");
+                log::error!(
+                    "{}: cannot start a replacement worker: {e}",
+                    self.inner.opts.name
+                );
             }
         } else if healthy == 0 {
             log::error!(
-                "sdk: all {live} workers are stuck and the hard limit {} is reached",
+                "{}: all {live} workers are stuck and the hard limit {} is reached",
+                self.inner.opts.name,
                 self.inner.opts.max_threads
             );
         }
@@ -460,14 +461,14 @@ impl Pool {
     }
 }
 
-fn run_job<T, F>(
+fn run_job<T, E, F>(
     inner: &Inner,
     phase: &AtomicU8,
     f: F,
-    tx: Sender<Result<T, SdkError>>,
+    tx: Sender<Result<T, E>>,
     orphan: Option<Orphan<T>>,
 ) where
-    F: FnOnce() -> Result<T, SdkError>,
+    F: FnOnce() -> Result<T, E>,
 {
     if phase
         .compare_exchange(QUEUED, RUNNING, AcqRel, Acquire)
@@ -530,6 +531,10 @@ fn worker_loop(inner: &Inner) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error type of the test jobs.
+    #[derive(Debug)]
+    struct JobFailed;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
@@ -546,20 +551,11 @@ mod tests {
     #[test]
     fn runs_and_returns() {
         let p = pool(2, 4);
-        let r = smol::block_on(p.run("x", Duration::from_secs(5), || Ok(7), None));
+        let r = smol::block_on(p.run("x", Duration::from_secs(5), || Ok::<_, JobFailed>(7), None));
         assert_eq!(r.ok(), Some(7));
-        let r: Result<(), _> = smol::block_on(p.run(
-            "x",
-            Duration::from_secs(5),
-            || {
-                Err(SdkError::InvalidArgument {
-                    field: "f",
-                    reason: "r".into(),
-                })
-            },
-            None,
-        ));
-        assert!(matches!(r, Err(CallError::Sdk(_))));
+        let r: Result<(), _> =
+            smol::block_on(p.run("x", Duration::from_secs(5), || Err(JobFailed), None));
+        assert!(matches!(r, Err(CallError::Failed(JobFailed))));
     }
 
     #[test]
@@ -571,7 +567,7 @@ mod tests {
             Duration::from_millis(100),
             move || {
                 let _ = release_rx.recv();
-                Ok(42)
+                Ok::<_, JobFailed>(42)
             },
             None,
         ));
@@ -585,7 +581,12 @@ mod tests {
         };
         // The only worker is stuck; a replacement must serve the next call.
         let t = Instant::now();
-        let r = smol::block_on(p.run("next", Duration::from_secs(10), || Ok(1), None));
+        let r = smol::block_on(p.run(
+            "next",
+            Duration::from_secs(10),
+            || Ok::<_, JobFailed>(1),
+            None,
+        ));
         assert_eq!(r.ok(), Some(1));
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(p.stats().stuck, 1);
@@ -595,7 +596,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             // Wake idle workers so the surplus one notices and exits.
-            let _ = smol::block_on(p.run("poke", Duration::from_secs(5), || Ok(()), None));
+            let _ = smol::block_on(p.run(
+                "poke",
+                Duration::from_secs(5),
+                || Ok::<_, JobFailed>(()),
+                None,
+            ));
             let s = p.stats();
             if s.live == 1 && s.stuck == 0 {
                 break;
@@ -617,7 +623,7 @@ mod tests {
             Duration::from_millis(50),
             || {
                 std::thread::sleep(Duration::from_millis(300));
-                Ok(5usize)
+                Ok::<_, JobFailed>(5usize)
             },
             Some(Box::new(hook)),
         ));
@@ -645,7 +651,7 @@ mod tests {
                 Duration::from_secs(30),
                 move || {
                     let _ = rx.recv();
-                    Ok(())
+                    Ok::<_, JobFailed>(())
                 },
                 None,
             ))
@@ -656,7 +662,7 @@ mod tests {
             Duration::from_millis(100),
             || {
                 RAN.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+                Ok::<_, JobFailed>(())
             },
             None,
         ));
@@ -670,7 +676,7 @@ mod tests {
         assert_eq!(RAN.load(Ordering::SeqCst), 0);
     }
 
-    type Waiting = std::thread::JoinHandle<Result<(), CallError<()>>>;
+    type Waiting = std::thread::JoinHandle<Result<(), CallError<(), JobFailed>>>;
 
     /// A one-thread pool with a queue of one: its worker blocked until `tx` sends, and
     /// its queue holding one call, so the next ordinary call is refused.
@@ -690,7 +696,7 @@ mod tests {
                 Duration::from_secs(30),
                 move || {
                     let _ = rx.recv();
-                    Ok(())
+                    Ok::<_, JobFailed>(())
                 },
                 None,
             ))
@@ -698,7 +704,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let filler = p.clone();
         let queued = std::thread::spawn(move || {
-            smol::block_on(filler.run("fill", Duration::from_secs(30), || Ok(()), None))
+            smol::block_on(filler.run(
+                "fill",
+                Duration::from_secs(30),
+                || Ok::<_, JobFailed>(()),
+                None,
+            ))
         });
         std::thread::sleep(Duration::from_millis(100));
         (p, tx, running, queued)
@@ -708,13 +719,18 @@ mod tests {
     fn teardown_calls_are_never_cancelled_nor_refused() {
         static RAN: AtomicUsize = AtomicUsize::new(0);
         let (p, tx, h, h2) = blocked_and_full("td");
-        let busy = smol::block_on(p.run("plain", Duration::from_secs(1), || Ok(()), None));
+        let busy = smol::block_on(p.run(
+            "plain",
+            Duration::from_secs(1),
+            || Ok::<_, JobFailed>(()),
+            None,
+        ));
         assert!(matches!(busy, Err(CallError::Busy)));
         // A teardown call is accepted anyway, misses its deadline in the queue, and still
         // runs once the worker is free; its result arrives through `Late`.
         let r = smol::block_on(p.run_teardown("logout", Duration::from_millis(100), || {
             RAN.fetch_add(1, Ordering::SeqCst);
-            Ok(5)
+            Ok::<_, JobFailed>(5)
         }));
         let late = match r {
             Err(CallError::DeadlineExceeded {
@@ -736,7 +752,7 @@ mod tests {
     #[test]
     fn full_queue_is_busy() {
         let (p, tx, h1, h2) = blocked_and_full("q");
-        let r = smol::block_on(p.run("c", Duration::from_secs(1), || Ok(()), None));
+        let r = smol::block_on(p.run("c", Duration::from_secs(1), || Ok::<_, JobFailed>(()), None));
         assert!(matches!(r, Err(CallError::Busy)));
         tx.send(()).expect("release");
         assert!(h1.join().expect("join").is_ok());
