@@ -18,12 +18,15 @@
 //! Backends (a camera's `backend` in the config picks one):
 //! - `SdkBackend` (`sdk.rs`): the vendor HCNetSDK through `crate::sdk::SdkPool`. Only with
 //!   the cargo feature `sdk` (default); loaded only when some camera uses it.
+//! - `IsapiBackend` (`isapi.rs`): hikwatch's own ISAPI client, calls as tasks on the
+//!   executor; no vendor SDK.
 //!
 //! [`Backends`] holds the backends of a run and answers the runtime's questions that are
 //! not about one call (events, stream data, the SDK's handle counts for status), so the
 //! runtime itself needs no `cfg` for the SDK.
 
 pub mod class;
+pub(crate) mod isapi;
 pub mod pool;
 #[cfg(feature = "sdk")]
 pub(crate) mod sdk;
@@ -34,6 +37,7 @@ use crate::config::{BackendKind, CameraConfig, StreamConfig};
 use crate::supervisor::{CamId, ExceptionKind, Session, StreamHandle, Token};
 
 pub use class::ErrorClass;
+pub(crate) use isapi::IsapiBackend;
 pub use pool::{CallError, Late, Orphan, Pool, PoolOptions, PoolStats};
 #[cfg(feature = "sdk")]
 pub(crate) use sdk::SdkBackend;
@@ -53,6 +57,8 @@ pub(crate) enum Backend {
     /// The vendor HCNetSDK.
     #[cfg(feature = "sdk")]
     Sdk(SdkBackend),
+    /// hikwatch's own ISAPI client.
+    Isapi(IsapiBackend),
 }
 
 impl Backend {
@@ -65,19 +71,18 @@ impl Backend {
         id: String,
         job: Job,
     ) -> (Outcome, Option<LateOutcome>) {
-        // A build without the SDK has no backend to run it (the enum is empty there).
-        #[cfg(not(feature = "sdk"))]
-        drop((cam, id, job));
         match self {
             #[cfg(feature = "sdk")]
             Backend::Sdk(b) => b.run(cam, id, job).await,
+            Backend::Isapi(b) => {
+                let _ = id; // the ISAPI backend logs with its own prefix
+                b.run(cam, job).await
+            }
         }
     }
 }
 
-/// One call of a camera's serial lane, with everything a backend needs for it. (Until the
-/// runtime's ISAPI backend exists, a build without the SDK only refuses jobs.)
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+/// One call of a camera's serial lane, with everything a backend needs for it.
 #[derive(Debug)]
 pub(crate) enum Job {
     /// Log in with the camera's configuration as it is when the call starts.
@@ -136,7 +141,6 @@ impl Job {
 }
 
 /// The result of one lane call.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Outcome {
     LoginOk {
@@ -242,11 +246,12 @@ impl EventSource {
 }
 
 /// The backends of one run: the SDK backend when some camera uses it (and the build has
-/// it).
-#[derive(Debug, Default)]
+/// it), the ISAPI backend always.
+#[derive(Debug)]
 pub(crate) struct Backends {
     #[cfg(feature = "sdk")]
     sdk: Option<SdkBackend>,
+    isapi: IsapiBackend,
 }
 
 impl EventSource {
@@ -262,6 +267,21 @@ impl EventSource {
 }
 
 impl Backends {
+    /// The backends of a run without the SDK (yet). `alert_silence`: open each ISAPI
+    /// session's event stream for the link watch, with this silence limit.
+    pub(crate) fn new(alert_silence: Option<Duration>) -> Backends {
+        Backends {
+            #[cfg(feature = "sdk")]
+            sdk: None,
+            isapi: IsapiBackend::new(alert_silence),
+        }
+    }
+
+    /// The event stream opened with an ISAPI session's login, once (for its link watch).
+    pub(crate) fn take_alert(&self, session: Session) -> Option<crate::isapi::AlertStream> {
+        self.isapi.take_alert(session)
+    }
+
     /// Adds the SDK backend (the runtime loaded the SDK because some camera uses it).
     #[cfg(feature = "sdk")]
     pub(crate) fn set_sdk(&mut self, b: SdkBackend) {
@@ -285,7 +305,7 @@ impl Backends {
             BackendKind::Sdk => self.sdk.is_some(),
             #[cfg(not(feature = "sdk"))]
             BackendKind::Sdk => false,
-            BackendKind::Isapi => false,
+            BackendKind::Isapi => true,
         }
     }
 
@@ -297,7 +317,7 @@ impl Backends {
             BackendKind::Sdk => self.sdk.clone().map(Backend::Sdk),
             #[cfg(not(feature = "sdk"))]
             BackendKind::Sdk => None,
-            BackendKind::Isapi => None,
+            BackendKind::Isapi => Some(Backend::Isapi(self.isapi.clone())),
         }
     }
 
@@ -333,12 +353,12 @@ impl Backends {
     }
 
     /// Forgets what the backends still know of a removed camera.
-    #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
     pub(crate) fn forget_camera(&self, cam: CamId) {
         #[cfg(feature = "sdk")]
         if let Some(b) = &self.sdk {
             b.forget_camera(cam);
         }
+        self.isapi.forget_camera(cam);
     }
 
     /// The SDK's live handles (logins, previews), when the SDK is loaded and can say.

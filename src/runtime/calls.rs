@@ -307,6 +307,38 @@ pub(crate) async fn run_watch(
     .await;
 }
 
+/// The link watch of an ISAPI session: reads its event stream until it ends (a lost link)
+/// or sends nothing for its silence limit (a silent one), and reports that.
+pub(crate) async fn run_alert_watch(
+    cam: CamId,
+    session: Session,
+    mut alert: crate::isapi::AlertStream,
+    tx: Sender<Msg>,
+) {
+    let silent = loop {
+        match alert.next_part().await {
+            Ok(_) => {} // an event or the device's heartbeat: the link is alive
+            Err(crate::isapi::IsapiError::StreamSilent) => break true,
+            Err(e) => {
+                log::debug!(
+                    "isapi: the event stream of session {} ended: {e}",
+                    session.0
+                );
+                break false;
+            }
+        }
+    };
+    send(
+        &tx,
+        Msg::LinkLost {
+            cam,
+            session,
+            silent,
+        },
+    )
+    .await;
+}
+
 /// Runs a probe and reports it.
 pub(crate) async fn run_probe(
     cam: CamId,

@@ -16,7 +16,8 @@
 //!   progress counter. About once a second (more often with a short `WatchdogSec`) it
 //!   also reports stream data, flushes rate-limited log summaries, updates `STATUS=` and
 //!   writes the state file when a write is due;
-//! - **call tasks**, one per SDK call or probe the core asks for. A camera's SDK calls run
+//! - **call tasks**, one per backend call or probe the core asks for (SDK calls on the
+//!   SDK pool's threads, ISAPI calls as tasks here; see [`crate::backend`]). A camera's SDK calls run
 //!   one at a time in the order the core emitted them (its *lane*: stop the stream, then
 //!   log out, then the next login); probes run beside it. SDK calls go through the
 //!   [`SdkPool`] with the core's deadline; a call past it is reported to the core as
@@ -28,7 +29,9 @@
 //!   resets it at once; the watch then reports `Event::LinkLost` and the core confirms
 //!   with one heartbeat (milliseconds instead of up to a heartbeat interval). A device
 //!   that closes the idle connection but accepts a new one is watched on the new one;
-//!   the watch ends with the session's logout;
+//!   the watch ends with the session's logout. An ISAPI session's watch is its own event
+//!   stream (`alertStream`, opened with the login): its end is `LinkLost`, its silence
+//!   `LinkSilent`;
 //! - **the status server** (`hikwatch status`) and, when configured, **the metrics
 //!   listener**, both answering from a snapshot of the supervisor;
 //! - **the watchdog**, pinging systemd (`WATCHDOG=1`) and the hardware watchdog only when
@@ -598,6 +601,10 @@ impl Daemon {
     }
 }
 
+/// The silence limit of an ISAPI session's event stream when `link_watch_timeout` is 0
+/// (keepalives off): devices send a heartbeat part every few seconds.
+const ALERT_SILENCE_DEFAULT: Duration = Duration::from_secs(30);
+
 /// Opens the backends `config` needs: the SDK only when some camera uses it.
 #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
 fn open_backends(
@@ -611,8 +618,17 @@ fn open_backends(
             "strategy {strategy} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
         );
     }
+    // The ISAPI sessions' event streams are their link watch (strategies that watch links).
+    let settings = config.supervisor.settings();
+    let alert_silence = settings.strategy.traits().link_watch.then(|| {
+        if settings.link_watch_timeout.is_zero() {
+            ALERT_SILENCE_DEFAULT
+        } else {
+            settings.link_watch_timeout
+        }
+    });
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
-    let mut backends = Backends::default();
+    let mut backends = Backends::new(alert_silence);
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
     let mut events = EventSource::default();
     #[cfg(feature = "sdk")]

@@ -12,7 +12,7 @@ use async_channel::Sender;
 use smol::LocalExecutor;
 
 use crate::backend::{BackendEvent, Backends, Job, Outcome};
-use crate::config::{CameraConfig, Config, LoadOptions, LoginMode};
+use crate::config::{BackendKind, CameraConfig, Config, LoadOptions, LoginMode};
 use crate::histogram::Histogram;
 use crate::logging::RepeatLog;
 use crate::store::{self, CameraState, Store};
@@ -289,11 +289,13 @@ impl SupervisorDriver {
             slot.conf.host.clone(),
             slot.conf.port,
             self.settings.probe_deadline,
-            match slot.conf.login_mode {
-                // An ISAPI device is alive when its web service answers, not when its
-                // kernel accepts a connection (a hung device still does).
-                LoginMode::Isapi => calls::ProbeKind::Http,
-                LoginMode::Private | LoginMode::Auto => calls::ProbeKind::Connect,
+            // An ISAPI device is alive when its web service answers, not when its kernel
+            // accepts a connection (a hung device still does).
+            match (slot.conf.backend, slot.conf.login_mode) {
+                (BackendKind::Isapi, _) | (_, LoginMode::Isapi) => calls::ProbeKind::Http,
+                (BackendKind::Sdk, LoginMode::Private | LoginMode::Auto) => {
+                    calls::ProbeKind::Connect
+                }
             },
             self.tx.clone(),
         );
@@ -538,6 +540,16 @@ impl SupervisorDriver {
             return;
         }
         slot.watch_retry_at = None;
+        // An ISAPI session's own event stream, opened with its login, is its link watch;
+        // without one (refused, or already used up by an earlier watch) the idle TCP
+        // connection below is.
+        if slot.conf.backend == BackendKind::Isapi {
+            if let Some(alert) = self.backends.take_alert(session) {
+                let task = calls::run_alert_watch(cam, session, alert, self.tx.clone());
+                slot.watch = Some((session, self.ex.spawn(task)));
+                return;
+            }
+        }
         let task = calls::run_watch(
             cam,
             session,

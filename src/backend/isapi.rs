@@ -1,0 +1,257 @@
+//! The ISAPI backend: the runtime's calls through hikwatch's own ISAPI client
+//! ([`crate::isapi`]), as tasks on the executor (async-io sockets, no thread per call).
+//!
+//! - **sessions.** The supervisor's [`Session`] of an ISAPI camera is a number this backend
+//!   hands out at each login; the table maps it to the logged-in [`IsapiClient`] (session
+//!   cookie or Digest state). A camera's calls run one at a time (its lane), so a call
+//!   takes the client out of the table and puts it back when done.
+//! - **deadlines.** Every request has the call's deadline as its total deadline (connect,
+//!   send, the whole answer); the call as a whole is raced against the same deadline plus
+//!   [`DEADLINE_SLACK`] (a login makes several requests). A call past it is dropped
+//!   (nothing keeps running, so there is no late result) and reported as stuck, like an
+//!   SDK call past its deadline.
+//! - **errors** become [`super::ErrorClass`] through [`IsapiError::class`], so the
+//!   device's lockout answers reach the same never-lock-a-camera policy as the SDK's
+//!   errors 1 and 153.
+//! - **link watch.** With a login, the backend opens the device's event stream
+//!   (`alertStream`) when the run watches links; the runtime takes it
+//!   ([`IsapiBackend::take_alert`]) and reads it: its end or its silence is a lost link.
+//! - **teardown.** Logout is one try: a session nobody heartbeats expires at the device,
+//!   so there is no handle to keep retrying for (unlike the SDK's).
+//! - **streams** are not supported yet (the config refuses `[camera.stream]` for ISAPI
+//!   cameras); a stream start is answered as refused.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::FutureExt;
+
+use crate::config::CameraConfig;
+use crate::isapi::{AlertStream, IsapiClient, IsapiError, IsapiOptions};
+use crate::supervisor::{CamId, Session, Token};
+
+use super::{BackendFailure, Job, LateOutcome, Outcome};
+
+/// How much longer than its deadline a whole call may take before it is dropped (each of
+/// its requests has the deadline itself).
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+
+/// A logged-in session.
+#[derive(Debug)]
+struct IsapiSession {
+    cam: CamId,
+    /// `None` while a call of the camera's lane uses it.
+    client: Option<IsapiClient>,
+    /// The event stream opened at login, until the runtime's link watch takes it.
+    alert: Option<AlertStream>,
+}
+
+/// The live sessions.
+#[derive(Debug, Default)]
+struct IsapiTables {
+    sessions: HashMap<i32, IsapiSession>,
+    /// The last session number handed out.
+    last: i32,
+}
+
+/// The ISAPI backend. Cloning gives another handle to the same sessions (for a call task).
+#[derive(Clone, Debug)]
+pub(crate) struct IsapiBackend {
+    tables: Rc<RefCell<IsapiTables>>,
+    /// Open the event stream at login, with this silence limit (`None`: the run watches no
+    /// links).
+    alert_silence: Option<Duration>,
+}
+
+/// Why a call of this backend did not finish.
+enum CallEnd {
+    Failed(IsapiError),
+    /// The call's deadline (plus slack) passed.
+    Deadline,
+}
+
+/// `fut`, unless `deadline` plus [`DEADLINE_SLACK`] passes first.
+async fn within<T>(
+    deadline: Duration,
+    fut: impl std::future::Future<Output = Result<T, IsapiError>>,
+) -> Result<T, CallEnd> {
+    async { fut.await.map_err(CallEnd::Failed) }
+        .or(async {
+            Timer::after(deadline + DEADLINE_SLACK).await;
+            Err(CallEnd::Deadline)
+        })
+        .await
+}
+
+/// The first address of `host:port` (host names resolved off the executor thread).
+async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    let host = host.to_string();
+    smol::unblock(move || (host.as_str(), port).to_socket_addrs().ok()?.next()).await
+}
+
+impl IsapiBackend {
+    /// A backend that opens the event stream at each login when `alert_silence` is set.
+    pub(crate) fn new(alert_silence: Option<Duration>) -> IsapiBackend {
+        IsapiBackend {
+            tables: Rc::new(RefCell::new(IsapiTables::default())),
+            alert_silence,
+        }
+    }
+
+    /// The event stream opened with `session`'s login, once.
+    pub(crate) fn take_alert(&self, session: Session) -> Option<AlertStream> {
+        self.tables
+            .borrow_mut()
+            .sessions
+            .get_mut(&session.0)
+            .and_then(|s| s.alert.take())
+    }
+
+    /// Forgets the sessions of a removed camera (they were logged out, or expire).
+    pub(crate) fn forget_camera(&self, cam: CamId) {
+        self.tables
+            .borrow_mut()
+            .sessions
+            .retain(|_, s| s.cam != cam);
+    }
+
+    /// Runs one lane call (see the module docs). Never has a late result.
+    pub(crate) async fn run(self, cam: CamId, job: Job) -> (Outcome, Option<LateOutcome>) {
+        let outcome = match job {
+            Job::Login {
+                token,
+                conf,
+                deadline,
+            } => self.login(cam, token, &conf, deadline).await,
+            Job::Heartbeat {
+                token,
+                session,
+                deadline,
+            } => self.heartbeat(token, session, deadline).await,
+            Job::Logout { session, deadline } => {
+                let held = self.tables.borrow_mut().sessions.remove(&session.0);
+                if let Some(mut client) = held.and_then(|s| s.client) {
+                    if let Err(CallEnd::Failed(e)) = within(deadline, client.logout()).await {
+                        log::debug!("isapi: logout failed ({e}); the device expires the session");
+                    }
+                }
+                Outcome::LoggedOut { session }
+            }
+            job @ (Job::StartStream { .. } | Job::StopStream { .. }) => {
+                job.refused("stream watching with backend isapi is not supported yet")
+            }
+        };
+        (outcome, None)
+    }
+
+    async fn login(
+        &self,
+        cam: CamId,
+        token: Token,
+        conf: &CameraConfig,
+        deadline: Duration,
+    ) -> Outcome {
+        let failed = |e: &IsapiError| Outcome::LoginFailed {
+            token,
+            class: e.class(),
+            code: e.code().unwrap_or(0),
+            text: e.to_string(),
+        };
+        let attempt = async {
+            let Some(addr) = resolve(&conf.host, conf.port).await else {
+                return Err(IsapiError::Connect(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} does not resolve", conf.host),
+                )));
+            };
+            let options = IsapiOptions {
+                request_timeout: deadline,
+                ..IsapiOptions::default()
+            };
+            let mut client = IsapiClient::new(addr, options);
+            client
+                .login(&conf.user, conf.password.expose().as_bytes())
+                .await?;
+            let alert = match self.alert_silence {
+                Some(silence) => match client.open_alert_stream(silence).await {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        log::debug!("isapi: {}: no event stream ({e})", conf.id);
+                        None
+                    }
+                },
+                None => None,
+            };
+            Ok((client, alert))
+        };
+        match within(deadline, attempt).await {
+            Ok((client, alert)) => {
+                let mut t = self.tables.borrow_mut();
+                // Session numbers are positive and unique among the live ones.
+                let mut n = t.last;
+                loop {
+                    n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
+                    if !t.sessions.contains_key(&n) {
+                        break;
+                    }
+                }
+                t.last = n;
+                let session = IsapiSession {
+                    cam,
+                    client: Some(client),
+                    alert,
+                };
+                t.sessions.insert(n, session);
+                Outcome::LoginOk {
+                    token,
+                    session: Session(n),
+                }
+            }
+            Err(CallEnd::Failed(e)) => failed(&e),
+            Err(CallEnd::Deadline) => Outcome::Stuck {
+                call: "login",
+                token: Some(token),
+            },
+        }
+    }
+
+    async fn heartbeat(&self, token: Token, session: Session, deadline: Duration) -> Outcome {
+        let taken = self
+            .tables
+            .borrow_mut()
+            .sessions
+            .get_mut(&session.0)
+            .and_then(|s| s.client.take());
+        let Some(mut client) = taken else {
+            let e = IsapiError::SessionLost;
+            return Outcome::HeartbeatFailed {
+                token,
+                class: e.class(),
+                code: 0,
+            };
+        };
+        let r = within(deadline, client.heartbeat()).await;
+        if let Some(s) = self.tables.borrow_mut().sessions.get_mut(&session.0) {
+            s.client = Some(client);
+        }
+        match r {
+            Ok(()) => Outcome::HeartbeatOk { token },
+            Err(CallEnd::Failed(e)) => Outcome::HeartbeatFailed {
+                token,
+                class: e.class(),
+                code: e.code().unwrap_or(0),
+            },
+            Err(CallEnd::Deadline) => Outcome::Stuck {
+                call: "heartbeat",
+                token: Some(token),
+            },
+        }
+    }
+}
