@@ -128,17 +128,30 @@ fn the_other_strategies_log_in_and_log_out_with_the_isapi_backend() {
 }
 
 #[test]
-fn the_poll_strategy_detects_a_power_off_and_recovers() {
-    let _g = serial();
-    let dir = TempDir::new("rti-poll-off");
-    let f = fleet(1);
-    let run = Run::start(config(&dir.0, &f, "strategy = \"poll\"", &[]));
-    run.wait_state("c0", "online");
-    assert!(f.camera(0).power_off());
-    run.wait_camera("c0", "down after the power-off", |c| c["state"] != "online");
-    f.camera(0).power_on().expect("power on");
-    run.wait_camera("c0", "online again", |c| {
-        c["state"] == "online" && c["reconnects"].as_u64() >= Some(1)
-    });
-    assert!(run.stop().clean);
+fn every_other_strategy_detects_a_power_off_and_recovers() {
+    // poll by its heartbeat; event and queue by the event stream standing in for the SDK's
+    // own keepalive (they act on exceptions only).
+    for strategy in ["poll", "event", "queue"] {
+        let _g = serial();
+        let dir = TempDir::new(&format!("rti-{strategy}-off"));
+        let f = fleet(1);
+        let run = Run::start(config(
+            &dir.0,
+            &f,
+            &format!("strategy = \"{strategy}\"\nbackoff_initial = \"1s\""),
+            &[],
+        ));
+        run.wait_state("c0", "online");
+        assert!(f.camera(0).power_off());
+        run.wait_camera(
+            "c0",
+            &format!("{strategy}: down after the power-off"),
+            |c| c["state"] != "online",
+        );
+        f.camera(0).power_on().expect("power on");
+        run.wait_camera("c0", &format!("{strategy}: online again"), |c| {
+            c["state"] == "online" && c["reconnects"].as_u64() >= Some(1)
+        });
+        assert!(run.stop().clean, "{strategy}");
+    }
 }

@@ -41,6 +41,14 @@ pub(crate) enum Msg {
         /// rather than a reset.
         silent: bool,
     },
+    /// The event stream of an ISAPI session ended or fell silent, with a strategy that
+    /// acts on exceptions but watches no links: the SDK's "keepalive failed" exception.
+    KeepaliveLost {
+        /// The camera.
+        cam: CamId,
+        /// The session whose stream it was.
+        session: Session,
+    },
     /// A TCP probe finished (a timeout is `open: false`).
     Probe {
         /// The camera.
@@ -308,11 +316,13 @@ pub(crate) async fn run_watch(
 }
 
 /// The link watch of an ISAPI session: reads its event stream until it ends (a lost link)
-/// or sends nothing for its silence limit (a silent one), and reports that.
+/// or sends nothing for its silence limit (a silent one), and reports that; as
+/// [`Msg::KeepaliveLost`] when `as_keepalive` (strategies without link watch).
 pub(crate) async fn run_alert_watch(
     cam: CamId,
     session: Session,
     mut alert: crate::isapi::AlertStream,
+    as_keepalive: bool,
     tx: Sender<Msg>,
 ) {
     let silent = loop {
@@ -328,6 +338,10 @@ pub(crate) async fn run_alert_watch(
             }
         }
     };
+    if as_keepalive {
+        send(&tx, Msg::KeepaliveLost { cam, session }).await;
+        return;
+    }
     send(
         &tx,
         Msg::LinkLost {

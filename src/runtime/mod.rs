@@ -618,9 +618,12 @@ fn open_backends(
             "strategy {strategy} is a BENCHMARK-ONLY peer (scripts/bench.sh): do not run it in production",
         );
     }
-    // The ISAPI sessions' event streams are their link watch (strategies that watch links).
+    // The ISAPI sessions' event streams are their link watch (strategies that watch links)
+    // or, for strategies that act on the SDK's exception callbacks, the stand-in for the
+    // SDK's own keepalive.
     let settings = config.supervisor.settings();
-    let alert_silence = settings.strategy.traits().link_watch.then(|| {
+    let traits = settings.strategy.traits();
+    let alert_silence = (traits.link_watch || traits.exceptions).then(|| {
         if settings.link_watch_timeout.is_zero() {
             ALERT_SILENCE_DEFAULT
         } else {

@@ -396,6 +396,22 @@ impl SupervisorDriver {
                 cam_info!(self.id(cam), "late answer of a call past its deadline");
                 self.on_outcome(cam, outcome);
             }
+            Msg::KeepaliveLost { cam, session } => {
+                if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
+                    if slot.watch.as_ref().is_some_and(|(s, _)| *s == session) {
+                        slot.watch = None;
+                    }
+                }
+                let id = self.id(cam).to_string();
+                self.repeat.log(
+                    log::Level::Info,
+                    &id,
+                    "exception",
+                    format_args!("the device's event stream ended or fell silent"),
+                );
+                let kind = ExceptionKind::Exchange;
+                self.handle(cam, Event::Exception { kind, session });
+            }
             Msg::Probe { cam, token, open } => {
                 self.handle(cam, Event::ProbeResult { token, open });
             }
@@ -512,7 +528,15 @@ impl SupervisorDriver {
     /// `StrategyTraits::link_watch`), unless one runs for it or the last one could not connect a
     /// moment ago.
     fn ensure_watch(&mut self, cam: CamId) {
-        if !self.settings.strategy.traits().link_watch {
+        let traits = self.settings.strategy.traits();
+        let isapi = self
+            .slots
+            .get(cam.0 as usize)
+            .is_some_and(|s| s.conf.backend == BackendKind::Isapi);
+        // Without link watch, an ISAPI session's event stream still stands in for the
+        // SDK's own keepalive where the strategy acts on its exceptions.
+        let as_keepalive = !traits.link_watch;
+        if as_keepalive && !(isapi && traits.exceptions) {
             return;
         }
         let Some(session) = self.sup.status(cam).and_then(|s| s.session) else {
@@ -543,12 +567,16 @@ impl SupervisorDriver {
         // An ISAPI session's own event stream, opened with its login, is its link watch;
         // without one (refused, or already used up by an earlier watch) the idle TCP
         // connection below is.
-        if slot.conf.backend == BackendKind::Isapi {
+        if isapi {
             if let Some(alert) = self.backends.take_alert(session) {
-                let task = calls::run_alert_watch(cam, session, alert, self.tx.clone());
+                let task =
+                    calls::run_alert_watch(cam, session, alert, as_keepalive, self.tx.clone());
                 slot.watch = Some((session, self.ex.spawn(task)));
                 return;
             }
+        }
+        if as_keepalive {
+            return; // no event stream: nothing stands in for the keepalive
         }
         let task = calls::run_watch(
             cam,
