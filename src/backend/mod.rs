@@ -83,6 +83,9 @@ impl Backend {
 }
 
 /// One call of a camera's serial lane, with everything a backend needs for it.
+// Streams: only the SDK backend watches them (the ISAPI backend refuses them until its
+// RTSP client exists), so a build without the SDK reads none of their fields.
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Job {
     /// Log in with the camera's configuration as it is when the call starts.
@@ -141,6 +144,8 @@ impl Job {
 }
 
 /// The result of one lane call.
+// See `Job`: a build without the SDK never starts a stream.
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Outcome {
     LoginOk {
