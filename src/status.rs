@@ -75,6 +75,8 @@ pub struct CameraStatusReport {
     pub id: String,
     /// One of [`states`] (`"online"` means a live session).
     pub state: String,
+    /// The backend that talks to it: `"sdk"` or `"isapi"`.
+    pub backend: String,
     /// When the camera entered `state`.
     pub since: SystemTime,
     /// The last error, if any since start.
@@ -160,6 +162,8 @@ impl FleetStatusReport {
             crate::json::push_str(&mut o, &c.id);
             o.push_str(",\"state\":");
             crate::json::push_str(&mut o, &c.state);
+            o.push_str(",\"backend\":");
+            crate::json::push_str(&mut o, &c.backend);
             let _ = write!(o, ",\"since\":{}", unix_secs(c.since));
             o.push_str(",\"last_error\":");
             match &c.last_error {

@@ -21,6 +21,7 @@ fn sample() -> FleetStatusReport {
     let cam = |id: &str, state: &str, code: Option<u32>| CameraStatusReport {
         id: id.into(),
         state: state.into(),
+        backend: "sdk".into(),
         since: at(1_700_000_100),
         last_error: code.map(|c| LastErrorReport {
             code: Some(c),

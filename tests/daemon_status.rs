@@ -23,6 +23,7 @@ fn sample() -> FleetStatusReport {
         CameraStatusReport {
             id: "gate-1".into(),
             state: states::ONLINE.into(),
+            backend: "sdk".into(),
             since: at(1_700_000_100),
             last_error: None,
             login_attempts: 1,
@@ -32,6 +33,7 @@ fn sample() -> FleetStatusReport {
         CameraStatusReport {
             id: "lobby".into(),
             state: states::BACKOFF.into(),
+            backend: "isapi".into(),
             since: at(1_700_000_500),
             last_error: Some(LastErrorReport {
                 code: Some(7),
@@ -45,6 +47,7 @@ fn sample() -> FleetStatusReport {
         CameraStatusReport {
             id: "yard".into(),
             state: states::AUTH_HOLD.into(),
+            backend: "sdk".into(),
             since: at(1_700_000_300),
             last_error: Some(LastErrorReport {
                 code: None,
@@ -100,7 +103,7 @@ fn json_is_valid_and_stable() {
     assert_eq!(
         one.to_json(at(160)),
         format!(
-            "{{\"cameras\":[{{\"id\":\"gate-1\",\"state\":\"online\",\"since\":1700000100,\"last_error\":null,\"login_attempts\":1,\"reconnects\":0,\"next_attempt\":null}}],\"queue\":{{\"depth\":0,\"capacity\":0,\"overflows\":0}},\"state_writes\":0,\"sdk_deadlines_missed\":0,\"version\":\"{}\",\"sdk\":null,\"uptime_secs\":60}}\n",
+            "{{\"cameras\":[{{\"id\":\"gate-1\",\"state\":\"online\",\"backend\":\"sdk\",\"since\":1700000100,\"last_error\":null,\"login_attempts\":1,\"reconnects\":0,\"next_attempt\":null}}],\"queue\":{{\"depth\":0,\"capacity\":0,\"overflows\":0}},\"state_writes\":0,\"sdk_deadlines_missed\":0,\"version\":\"{}\",\"sdk\":null,\"uptime_secs\":60}}\n",
             env!("CARGO_PKG_VERSION")
         )
     );

@@ -64,7 +64,9 @@ fn online_power_off_recovered_and_a_clean_stop_logs_out_with_the_default_strateg
     let run = Run::start(config(&dir.0, &f, "", &[]));
     run.wait_state("c0", "online");
     run.wait_state("c1", "online");
-    assert!(run.status().expect("status")["sdk"].is_null());
+    let status = run.status().expect("status");
+    assert!(status["sdk"].is_null(), "no SDK loaded: {status}");
+    assert_eq!(status["cameras"][0]["backend"], "isapi", "{status}");
 
     // Power off: the event stream ends, the confirming heartbeat fails, the camera is down;
     // back on, it logs in again.

@@ -143,6 +143,7 @@ impl SupervisorDriver {
             st.cameras.push(CameraStatusReport {
                 id: slot.conf.id.clone(),
                 state: cs.state.name().into(),
+                backend: slot.conf.backend.as_str().into(),
                 since: self.clock.wall(cs.since),
                 last_error: cs.last_error.map(|e| LastErrorReport {
                     code: (e.code != 0).then_some(e.code),
