@@ -390,7 +390,7 @@ pub fn check_id(id: &str) -> Result<(), &'static str> {
 }
 
 /// `id`, cut to a displayable length (error messages quote it).
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     id.chars().take(MAX_ID_LEN + 8).collect()
 }
 

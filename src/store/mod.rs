@@ -738,7 +738,7 @@ impl Store {
     fn entry_mut(&mut self, id: &str) -> Result<&mut CameraEntry, StoreError> {
         if !self.entries.contains_key(id) {
             format::check_id(id).map_err(|reason| StoreError::InvalidId {
-                id: id.chars().take(MAX_ID_LEN + 8).collect(),
+                id: format::short_id(id),
                 reason,
             })?;
             if self.entries.len() >= MAX_CAMERAS {
@@ -799,7 +799,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         if let Some(s) = session {
             format::check_session(s).map_err(|reason| StoreError::InvalidSession {
-                id: id.chars().take(MAX_ID_LEN + 8).collect(),
+                id: format::short_id(id),
                 reason,
             })?;
         }
