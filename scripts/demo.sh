@@ -21,7 +21,7 @@ if [ "$(uname -s)/$(uname -m)" != "Linux/x86_64" ]; then
   exit 1
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "demo.sh: cargo not found; install Rust 1.85 or newer with rustup (https://rustup.rs)" >&2
+  echo "demo.sh: cargo not found; install Rust 1.87 or newer with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 

@@ -85,6 +85,36 @@ fn session_login_heartbeat_device_info_logout() {
 }
 
 #[test]
+fn a_session_left_by_a_killed_process_is_ended_by_its_cookie() {
+    let f = fleet(7);
+    let cam = f.camera(0);
+    let cookie = run(async {
+        let mut first = client(f.addr(0));
+        first.login(USER, PASS).await.expect("login");
+        let cookie = first.session_cookie().expect("session cookie").to_owned();
+        // Dropped without a logout: what a kill -9 leaves.
+        drop(first);
+        cookie
+    });
+    assert_eq!(cam.stats().sessions, 1);
+    run(async {
+        let mut next = client(f.addr(0));
+        next.end_left_session(&cookie).await.expect("ended");
+        assert_eq!(cam.stats().sessions, 0);
+        // Ending it again (or one the camera expired) is no error: the slot is free.
+        next.end_left_session(&cookie).await.expect("already gone");
+        // A cookie that would break the request is refused before anything is sent.
+        let accepted = cam.stats().accepted;
+        assert!(matches!(
+            next.end_left_session("a\r\nHost: x").await,
+            Err(IsapiError::Unsupported(_))
+        ));
+        assert_eq!(cam.stats().accepted, accepted);
+    });
+    assert_eq!(cam.stats().logouts, 1);
+}
+
+#[test]
 fn heartbeat_401_is_session_lost_in_the_network_class() {
     let f = fleet(7);
     let mut c = client(f.addr(0));

@@ -39,6 +39,7 @@ fn good_file() -> Vec<u8> {
         },
         153,
     ));
+    r.device_session = Some("WebSession_0f=1e".into());
     format::encode(T2025, &[9; 16], &[r, Record::fresh("cam-2")]).expect("encode")
 }
 
@@ -278,7 +279,7 @@ fn state_show_prints_table_and_json() {
     let now = (T2025 / 1000 + 60).to_string();
     let (code, out, err) = show(&["state", "show", path_str(&path), "--now", &now]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("format v2, 2 cameras"), "{out}");
+    assert!(out.contains("format v3, 2 cameras"), "{out}");
     assert!(
         out.contains("written 2025-01-01T00:00:00Z (wall clock); 1m since the write"),
         "{out}"
@@ -290,6 +291,9 @@ fn state_show_prints_table_and_json() {
     assert!(row.contains("in 3m12s"), "{row}");
     assert!(row.contains("locked 26m left"), "{row}");
     assert!(row.contains("locked (153, device said 27m)"), "{row}");
+    // A remembered session is shown by its presence only (it is a credential).
+    assert!(row.contains("locked 26m left, session to end"), "{row}");
+    assert!(!out.contains("WebSession"), "{out}");
 
     let (code, out, _) = show(&["state", "show", path_str(&path), "--json", "--now", &now]);
     assert_eq!(code, Some(0));
@@ -298,6 +302,8 @@ fn state_show_prints_table_and_json() {
         "{out}"
     );
     assert!(out.contains("\"next_due_in_ms\":192000"), "{out}");
+    assert!(out.contains("\"device_session\":true"), "{out}");
+    assert!(!out.contains("WebSession"), "{out}");
     assert!(out.contains("\"lock_left_ms\":1560000"), "{out}");
     assert!(out.contains("\"class\":\"locked\",\"code\":153"), "{out}");
     fs::remove_dir_all(&dir).ok();

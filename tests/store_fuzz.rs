@@ -67,9 +67,10 @@ fn arb_record(id: String) -> impl Strategy<Value = Record> {
         any::<Option<u64>>(),
         any::<(u64, u64)>(),
         any::<Option<u64>>(),
+        proptest::option::of("[!-~]{1,128}"),
     )
         .prop_map(
-            move |(credential, (a, f), due, e, hold, lock, (rc, la), online)| Record {
+            move |(credential, (a, f), due, e, hold, lock, (rc, la), online, session)| Record {
                 id: id.clone(),
                 credential,
                 attempts: a,
@@ -81,6 +82,7 @@ fn arb_record(id: String) -> impl Strategy<Value = Record> {
                 reconnects: rc,
                 login_attempts: la,
                 last_online_ago_ms: online,
+                device_session: session.clone(),
             },
         )
 }
@@ -282,6 +284,7 @@ fn migrated(r: &RecordV1) -> Record {
         reconnects: u64::from(r.reconnects),
         login_attempts: u64::from(r.login_attempts),
         last_online_ago_ms: None,
+        device_session: None,
     }
 }
 

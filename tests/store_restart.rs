@@ -593,3 +593,60 @@ fn store_is_send_and_the_interval_has_a_floor() {
     );
     fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_device_session_outlives_the_process_until_it_is_forgotten() {
+    let dir = tempdir("device-session");
+    set_wall(T2025);
+    let path = dir.join("state");
+    let cams = [key("isapi-cam", "pw"), key("sdk-cam", "pw")];
+    let t0 = Instant::now();
+    let (mut store, _) = Store::open(&path, opts(), &cams, t0);
+    assert_eq!(store.device_session("isapi-cam"), None);
+    // Remembered at login: a change, then none when the same session is set again.
+    assert!(
+        store
+            .set_device_session("isapi-cam", Some("WebSession_ab=cd01"))
+            .expect("valid session")
+    );
+    assert!(
+        !store
+            .set_device_session("isapi-cam", Some("WebSession_ab=cd01"))
+            .expect("valid session")
+    );
+    // What would go into a header of its own, or no longer fit the file, is refused and
+    // nothing is recorded.
+    for bad in [
+        "x\r\nHost: evil",
+        "",
+        &"y".repeat(format::MAX_SESSION_LEN + 1),
+    ] {
+        assert!(
+            matches!(
+                store.set_device_session("sdk-cam", Some(bad)),
+                Err(StoreError::InvalidSession { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(store.device_session("sdk-cam"), None);
+    store.flush(t0).expect("flush");
+    drop(store);
+
+    // The process was killed: the next one finds the session it has to end.
+    let t1 = Instant::now();
+    let (mut store, loaded) = Store::open(&path, opts(), &cams, t1);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        store.device_session("isapi-cam"),
+        Some("WebSession_ab=cd01")
+    );
+    assert_eq!(store.device_session("sdk-cam"), None);
+    // Ended on the device: forgotten, and so after the next restart too.
+    assert!(store.set_device_session("isapi-cam", None).expect("forget"));
+    store.flush(t1).expect("flush");
+    drop(store);
+    let (store, _) = Store::open(&path, opts(), &cams, Instant::now());
+    assert_eq!(store.device_session("isapi-cam"), None);
+    let _ = fs::remove_dir_all(&dir);
+}

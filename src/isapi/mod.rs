@@ -171,6 +171,16 @@ impl IsapiClient {
         }
     }
 
+    /// The session cookie (`name=value`), while logged in with session login: all a later
+    /// process needs to end this session ([`IsapiClient::end_left_session`]) if this one
+    /// dies before its logout.
+    pub fn session_cookie(&self) -> Option<&str> {
+        match &self.creds {
+            Credentials::Session { cookie, .. } => Some(cookie),
+            Credentials::None | Credentials::Digest(_) => None,
+        }
+    }
+
     /// The method of the current login, if logged in.
     pub fn auth_method(&self) -> Option<IsapiAuthMethod> {
         match self.creds {
@@ -420,6 +430,34 @@ impl IsapiClient {
         };
         self.creds = Credentials::None;
         self.conn = None;
+        result
+    }
+
+    /// Ends a session that an earlier process left behind (killed before its logout),
+    /// known only by its cookie ([`IsapiClient::session_cookie`]): `PUT sessionLogout`
+    /// with that cookie. Until the device expires such a session it occupies one of its
+    /// session slots. A device that no longer knows the session answers `401`, which is
+    /// success here: the slot is free either way. Any login of this client is forgotten.
+    ///
+    /// # Errors
+    /// Transport errors and answers other than `200` or `401`;
+    /// [`IsapiError::Unsupported`] for a cookie that is not visible ASCII (it goes into a
+    /// header, so a line break would be a header of its own), with nothing sent.
+    pub async fn end_left_session(&mut self, cookie: &str) -> Result<(), IsapiError> {
+        if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IsapiError::Unsupported(
+                "a session cookie that is not visible ASCII",
+            ));
+        }
+        self.creds = Credentials::Session {
+            cookie: cookie.to_owned(),
+            id: String::new(),
+        };
+        let result = match self.logout().await {
+            Err(IsapiError::SessionLost) => Ok(()),
+            other => other,
+        };
+        self.creds = Credentials::None;
         result
     }
 

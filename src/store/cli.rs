@@ -129,6 +129,13 @@ pub(super) fn render_table(path: &Path, f: &StateFile, len: usize, now: SystemTi
             (false, Some(l)) => format!("locked {} left", clock::human(l)),
             (false, None) => "-".to_owned(),
         };
+        // A remembered device session is a login a previous process could not end; the
+        // next start logs it out. Only its presence is shown: it is a credential.
+        let hold = match &r.device_session {
+            Some(_) if hold == "-" => "session to end".to_owned(),
+            Some(_) => format!("{hold}, session to end"),
+            None => hold,
+        };
         rows.push([
             r.id.clone(),
             next,
@@ -227,7 +234,8 @@ pub(super) fn render_json(path: &Path, f: &StateFile, len: usize, now: SystemTim
             s,
             "{}{{\"id\":{},\"attempts\":{},\"consecutive_failures\":{},\"next_due_in_ms\":{},\
              \"auth_hold\":{},\"lock_left_ms\":{},\"last_error\":{},\"reconnects\":{},\
-             \"login_attempts\":{},\"last_online_ago_ms\":{},\"credential_fingerprint\":{}}}",
+             \"login_attempts\":{},\"last_online_ago_ms\":{},\"credential_fingerprint\":{},\
+             \"device_session\":{}}}",
             if i == 0 { "" } else { "," },
             crate::json::string(&r.id),
             r.attempts,
@@ -240,6 +248,7 @@ pub(super) fn render_json(path: &Path, f: &StateFile, len: usize, now: SystemTim
             r.login_attempts,
             json_ms(v.last_online_ago),
             r.credential.is_some(),
+            r.device_session.is_some(),
         );
     }
     s.push_str("]}\n");
@@ -331,7 +340,7 @@ gate         -             -                -                                 0 
             "{\"id\":\"cam-1\",\"attempts\":4,\"consecutive_failures\":4,\"next_due_in_ms\":252000,\
              \"auth_hold\":false,\"lock_left_ms\":1620000,\"last_error\":{\"class\":\"locked\",\
              \"code\":153,\"retries_left\":null,\"secs_left\":1742},\"reconnects\":0,\
-             \"login_attempts\":9,\"last_online_ago_ms\":10860000,\"credential_fingerprint\":false}"
+             \"login_attempts\":9,\"last_online_ago_ms\":10860000,\"credential_fingerprint\":false,\"device_session\":false}"
         ), "{j}");
         assert!(j.contains("\"id\":\"door \\\"east\\\"\""), "{j}");
         assert!(j.contains("\"next_due_in_ms\":0,"), "{j}");

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! offset 0   4 bytes  magic "HKWS" (HiKwatch State)
-//! offset 4   1 byte   format version (1 = legacy, 2 = current)
+//! offset 4   1 byte   format version (1 and 2 = legacy, 3 = current)
 //! offset 5   n bytes  postcard payload, layout chosen by the version byte
 //! offset 5+n 4 bytes  CRC-32 (ISO-HDLC, the zlib/Ethernet one), little-endian,
 //!                     over bytes 0 .. 5+n (magic and version included)
@@ -16,11 +16,16 @@
 //! layout. The reader checks the CRC itself before decoding, so that a damaged file is
 //! reported as such and not as whatever postcard error the damage happens to cause.
 //!
-//! # Version 2 (current) payload, in postcard order
+//! # Version 3 (current) payload, in postcard order
 //!
 //! `written_at_ms: u64` (wall clock at write, Unix ms; may be a 1970 reading on boards
 //! without an RTC) · `salt: [u8; 16]` (per-file random salt for the credential
 //! fingerprints) · `records: seq of` [`Record`] (sorted by id).
+//!
+//! # Version 2 (legacy) payload
+//!
+//! As version 3, but a record ends after `last_online_ago_ms`: it has no
+//! `device_session`. [`decode`] migrates it with no remembered session.
 //!
 //! # Version 1 (legacy) payload
 //!
@@ -47,10 +52,12 @@ use crate::backend::ErrorClass;
 
 /// The first four bytes of every state file.
 pub const MAGIC: [u8; 4] = *b"HKWS";
-/// The legacy layout; still decoded, never written.
+/// The first legacy layout; still decoded, never written.
 pub const VERSION_1: u8 = 1;
+/// The second legacy layout (no device session); still decoded, never written.
+pub const VERSION_2: u8 = 2;
 /// The layout this build writes.
-pub const CURRENT_VERSION: u8 = 2;
+pub const CURRENT_VERSION: u8 = 3;
 /// Magic plus version byte.
 pub const HEADER_LEN: usize = 5;
 /// The trailing CRC-32.
@@ -61,13 +68,18 @@ pub const CRC_LEN: usize = 4;
 pub const MAX_ID_LEN: usize = 64;
 /// Most cameras one file holds: hikwatch's one camera limit. An edge gateway handles tens
 /// of cameras, whose file is a few KiB; the worst case ([`MAX_FILE_LEN`], every record at
-/// its longest) is about 306 KiB.
+/// its longest) is about 568 KiB (306 KiB of it without device sessions).
 pub use crate::MAX_CAMERAS;
-/// Worst-case encoded size of one v2 record: id (1 + 64) + fingerprint (1 + 10) +
+/// Longest remembered device session, in bytes: the `Cookie` header value of an ISAPI
+/// session login (`WebSession_<hex>=<token>`, well under 100 bytes on the devices seen).
+pub const MAX_SESSION_LEN: usize = 128;
+/// Worst-case encoded size of one v3 record: id (1 + 64) + fingerprint (1 + 10) +
 /// attempts (5) + failures (5) + next due (1 + 10) + last error (1 + variant 1 + payload
 /// 1 + 5 + code 5) + hold (1) +
-/// lock (1 + 10) + reconnects (10) + login attempts (10) + last online (1 + 10).
-pub const MAX_RECORD_LEN: usize = 65 + 11 + 5 + 5 + 11 + 13 + 1 + 11 + 10 + 10 + 11;
+/// lock (1 + 10) + reconnects (10) + login attempts (10) + last online (1 + 10) + device
+/// session (1 + 2 + 128).
+pub const MAX_RECORD_LEN: usize =
+    65 + 11 + 5 + 5 + 11 + 13 + 1 + 11 + 10 + 10 + 11 + 1 + 2 + MAX_SESSION_LEN;
 /// Largest file the reader accepts: header, payload header (10 + 16 + 3 for the record
 /// count), [`MAX_CAMERAS`] worst-case records and the CRC.
 pub const MAX_FILE_LEN: usize = HEADER_LEN + 29 + MAX_CAMERAS * MAX_RECORD_LEN + CRC_LEN;
@@ -176,7 +188,7 @@ impl StoredError {
     }
 }
 
-/// One camera as stored in a version-2 file. **The field order is the v2 wire layout**:
+/// One camera as stored in a version-3 file. **The field order is the v3 wire layout**:
 /// changing it needs a new format version (and a golden-bytes test change shows it).
 ///
 /// Durations are relative to the file's `written_at_ms`: what was left, or how long ago,
@@ -206,6 +218,12 @@ pub struct Record {
     pub login_attempts: u64,
     /// Milliseconds between the last time the camera was online and the write.
     pub last_online_ago_ms: Option<u64>,
+    /// The device session a live login holds (the ISAPI session cookie), so that a daemon
+    /// killed before it could log out ends that session after its restart instead of
+    /// leaving it to occupy one of the camera's session slots until the camera expires
+    /// it. At most [`MAX_SESSION_LEN`] visible ASCII bytes; `None`: no session, or one
+    /// that needs no logout.
+    pub device_session: Option<String>,
 }
 
 impl Record {
@@ -223,6 +241,7 @@ impl Record {
             reconnects: 0,
             login_attempts: 0,
             last_online_ago_ms: None,
+            device_session: None,
         }
     }
 }
@@ -230,7 +249,7 @@ impl Record {
 /// A decoded state file, whatever version it was read from, in the current form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateFile {
-    /// The format version the bytes had (1 or 2).
+    /// The format version the bytes had (1, 2 or 3).
     pub version: u8,
     /// Wall clock when the file was written, Unix milliseconds.
     pub written_at_ms: u64,
@@ -299,6 +318,14 @@ pub enum FormatError {
         /// The id.
         id: String,
     },
+    /// A remembered device session is longer than [`MAX_SESSION_LEN`] or has bytes that
+    /// cannot go into an HTTP header (it would be sent to the camera as one).
+    BadSession {
+        /// The camera id.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -340,6 +367,9 @@ impl fmt::Display for FormatError {
             }
             FormatError::BadId { id, reason } => write!(f, "camera id {id:?}: {reason}"),
             FormatError::DuplicateId { id } => write!(f, "camera id {id:?} appears twice"),
+            FormatError::BadSession { id, reason } => {
+                write!(f, "camera {id:?}: device_session: {reason}")
+            }
         }
     }
 }
@@ -360,7 +390,7 @@ pub fn check_id(id: &str) -> Result<(), &'static str> {
 }
 
 /// `id`, cut to a displayable length (error messages quote it).
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     id.chars().take(MAX_ID_LEN + 8).collect()
 }
 
@@ -379,16 +409,62 @@ fn check_records(records: &[Record]) -> Result<(), FormatError> {
         if !seen.insert(r.id.as_str()) {
             return Err(FormatError::DuplicateId { id: r.id.clone() });
         }
+        if let Some(session) = &r.device_session {
+            check_session(session).map_err(|reason| FormatError::BadSession {
+                id: short_id(&r.id),
+                reason,
+            })?;
+        }
     }
     Ok(())
 }
 
-/// The v2 payload as written (borrows the records).
+/// Checks a device session against the file's rules; the reason when it breaks one. The
+/// session goes back to the camera in a `Cookie` header, so a damaged or planted file must
+/// not be able to put a line break (a header of its own) or anything but visible ASCII
+/// there.
+pub fn check_session(session: &str) -> Result<(), &'static str> {
+    if session.is_empty() {
+        Err("empty")
+    } else if session.len() > MAX_SESSION_LEN {
+        Err("longer than 128 bytes")
+    } else if !session.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("has bytes other than visible ASCII")
+    } else {
+        Ok(())
+    }
+}
+
+/// The v3 payload as written (borrows the records).
 #[derive(Serialize)]
-struct PayloadV2Ref<'a> {
+struct PayloadV3Ref<'a> {
     written_at_ms: u64,
     salt: [u8; 16],
     records: &'a [Record],
+}
+
+/// The v3 payload as read.
+#[derive(Deserialize)]
+struct PayloadV3 {
+    written_at_ms: u64,
+    salt: [u8; 16],
+    records: Vec<Record>,
+}
+
+/// A v2 record: a v3 [`Record`] without `device_session`.
+#[derive(Deserialize)]
+struct RecordV2 {
+    id: String,
+    credential: Option<u64>,
+    attempts: u32,
+    consecutive_failures: u32,
+    next_due_ms: Option<u64>,
+    last_error: Option<StoredError>,
+    auth_hold: bool,
+    lock_left_ms: Option<u64>,
+    reconnects: u64,
+    login_attempts: u64,
+    last_online_ago_ms: Option<u64>,
 }
 
 /// The v2 payload as read.
@@ -396,7 +472,7 @@ struct PayloadV2Ref<'a> {
 struct PayloadV2 {
     written_at_ms: u64,
     salt: [u8; 16],
-    records: Vec<Record>,
+    records: Vec<RecordV2>,
 }
 
 /// The v1 error class: no payloads.
@@ -458,7 +534,7 @@ pub fn encode(
     out.push(CURRENT_VERSION);
     let mut digest = CRC32.digest();
     digest.update(&out);
-    let payload = PayloadV2Ref {
+    let payload = PayloadV3Ref {
         written_at_ms,
         salt: *salt,
         records,
@@ -492,7 +568,7 @@ pub fn decode(bytes: &[u8]) -> Result<StateFile, FormatError> {
         return Err(FormatError::Truncated { len: bytes.len() });
     }
     let version = bytes[MAGIC.len()];
-    if version != VERSION_1 && version != CURRENT_VERSION {
+    if !(VERSION_1..=CURRENT_VERSION).contains(&version) {
         return Err(FormatError::UnknownVersion { version });
     }
     if bytes.len() > MAX_FILE_LEN {
@@ -510,7 +586,8 @@ pub fn decode(bytes: &[u8]) -> Result<StateFile, FormatError> {
         let all = &bytes[HEADER_LEN..];
         let cut = match version {
             VERSION_1 => looks_cut::<PayloadV1>(all),
-            _ => looks_cut::<PayloadV2>(all),
+            VERSION_2 => looks_cut::<PayloadV2>(all),
+            _ => looks_cut::<PayloadV3>(all),
         };
         if cut {
             return Err(FormatError::Truncated { len: bytes.len() });
@@ -520,8 +597,9 @@ pub fn decode(bytes: &[u8]) -> Result<StateFile, FormatError> {
     let payload = &body[HEADER_LEN..];
     let file = match version {
         VERSION_1 => migrate_v1(take_all::<PayloadV1>(payload)?),
+        VERSION_2 => migrate_v2(take_all::<PayloadV2>(payload)?),
         _ => {
-            let p = take_all::<PayloadV2>(payload)?;
+            let p = take_all::<PayloadV3>(payload)?;
             StateFile {
                 version: CURRENT_VERSION,
                 written_at_ms: p.written_at_ms,
@@ -587,12 +665,42 @@ fn migrate_v1(p: PayloadV1) -> StateFile {
             reconnects: u64::from(r.reconnects),
             login_attempts: u64::from(r.login_attempts),
             last_online_ago_ms: None,
+            device_session: None,
         })
         .collect();
     StateFile {
         version: VERSION_1,
         written_at_ms: p.written_at_s.saturating_mul(1000),
         salt: [0; 16],
+        records,
+    }
+}
+
+/// Migrates a version-2 payload: the same records, with no remembered device session (a
+/// v2 build never remembered one).
+fn migrate_v2(p: PayloadV2) -> StateFile {
+    let records = p
+        .records
+        .into_iter()
+        .map(|r| Record {
+            id: r.id,
+            credential: r.credential,
+            attempts: r.attempts,
+            consecutive_failures: r.consecutive_failures,
+            next_due_ms: r.next_due_ms,
+            last_error: r.last_error,
+            auth_hold: r.auth_hold,
+            lock_left_ms: r.lock_left_ms,
+            reconnects: r.reconnects,
+            login_attempts: r.login_attempts,
+            last_online_ago_ms: r.last_online_ago_ms,
+            device_session: None,
+        })
+        .collect();
+    StateFile {
+        version: VERSION_2,
+        written_at_ms: p.written_at_ms,
+        salt: p.salt,
         records,
     }
 }
@@ -620,6 +728,7 @@ mod tests {
                 reconnects: 7,
                 login_attempts: 40,
                 last_online_ago_ms: Some(3_600_000),
+                device_session: Some("WebSession_1a=2b".into()),
             },
             Record::fresh("gate"),
         ]
@@ -628,11 +737,48 @@ mod tests {
     /// Pins every byte of a small current-version file. If this fails, the wire layout
     /// changed: that needs a new format version and a migration, not a new expected value.
     #[test]
-    fn golden_bytes_v2() {
+    fn golden_bytes_v3() {
         let salt = [0xAA; 16];
         let bytes = encode(1_735_689_600_000, &salt, &sample()).expect("encodes");
         #[rustfmt::skip]
         let expected: &[u8] = &[
+            b'H', b'K', b'W', b'S', 3,                       // magic, version
+            0x80, 0xF8, 0xA5, 0xF9, 0xC1, 0x32,              // written_at_ms 1735689600000
+            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,  // salt
+            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
+            2,                                               // 2 records
+            5, b'c', b'a', b'm', b'-', b'1',                 // id
+            1, 0x88, 0x8E, 0x98, 0xA8, 0xC0, 0xE0, 0x80, 0x81, 0x01, // Some(fingerprint)
+            3,                                               // attempts
+            2,                                               // consecutive_failures
+            1, 0xE0, 0xB0, 0x0F,                             // Some(252000 ms)
+            1, 3, 1, 0xCE, 0x0D, 0x99, 0x01,                 // Some(Locked{Some(1742)}), 153
+            0,                                               // auth_hold false
+            1, 0xA0, 0xF0, 0x62,                             // Some(1620000 ms)
+            7,                                               // reconnects
+            40,                                              // login_attempts
+            1, 0x80, 0xDD, 0xDB, 0x01,                       // Some(3600000 ms)
+            1, 16, b'W', b'e', b'b', b'S', b'e', b's', b's', b'i', // Some(device session)
+            b'o', b'n', b'_', b'1', b'a', b'=', b'2', b'b',
+            4, b'g', b'a', b't', b'e',                       // id
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                 // all None / zero / false
+            0x7E, 0x99, 0x93, 0x22,                          // CRC-32 LE
+        ];
+        assert_eq!(bytes, expected, "got {bytes:02x?}");
+        let back = decode(&bytes).expect("decodes");
+        assert_eq!(back.version, CURRENT_VERSION);
+        assert_eq!(back.written_at_ms, 1_735_689_600_000);
+        assert_eq!(back.salt, salt);
+        assert_eq!(back.records, sample());
+    }
+
+    /// A version-2 file (the bytes a v2 build wrote, pinned when v2 was current) decodes
+    /// and migrates with no remembered device session.
+    #[test]
+    fn golden_bytes_v2_migrates() {
+        let salt = [0xAA; 16];
+        #[rustfmt::skip]
+        let v2: &[u8] = &[
             b'H', b'K', b'W', b'S', 2,                       // magic, version
             0x80, 0xF8, 0xA5, 0xF9, 0xC1, 0x32,              // written_at_ms 1735689600000
             0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,  // salt
@@ -653,12 +799,16 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                    // all None / zero / false
             0x63, 0x41, 0x74, 0x2A,                          // CRC-32 LE
         ];
-        assert_eq!(bytes, expected, "got {bytes:02x?}");
-        let back = decode(&bytes).expect("decodes");
-        assert_eq!(back.version, CURRENT_VERSION);
+        let back = decode(v2).expect("decodes");
+        assert_eq!(back.version, VERSION_2);
         assert_eq!(back.written_at_ms, 1_735_689_600_000);
         assert_eq!(back.salt, salt);
-        assert_eq!(back.records, sample());
+        let mut expected = sample();
+        expected[0].device_session = None;
+        assert_eq!(back.records, expected);
+        // Re-encoding writes the current version.
+        let again = encode(back.written_at_ms, &back.salt, &back.records).expect("encodes");
+        assert_eq!(again[4], CURRENT_VERSION);
     }
 
     /// A version-1 file, built by hand from the v1 layout in the module docs (not by any
@@ -808,6 +958,17 @@ mod tests {
             encode(0, &[0; 16], &many),
             Err(FormatError::TooManyCameras { .. })
         ));
+        for bad in ["", "a\r\nHost: x", "a b", &"x".repeat(MAX_SESSION_LEN + 1)] {
+            let mut r = Record::fresh("cam");
+            r.device_session = Some(bad.into());
+            assert!(
+                matches!(
+                    encode(0, &[0; 16], &[r]),
+                    Err(FormatError::BadSession { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -829,6 +990,7 @@ mod tests {
             reconnects: u64::MAX,
             login_attempts: u64::MAX,
             last_online_ago_ms: Some(u64::MAX),
+            device_session: Some("~".repeat(MAX_SESSION_LEN)),
         };
         let one = encode(u64::MAX, &[0xFF; 16], &[worst(0)]).expect("encodes");
         let empty = encode(u64::MAX, &[0xFF; 16], &[]).expect("encodes");

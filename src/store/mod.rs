@@ -274,6 +274,14 @@ pub enum StoreError {
     },
     /// Already [`MAX_CAMERAS`] cameras.
     TooManyCameras(crate::CameraLimitExceeded),
+    /// A device session the file cannot hold (too long, or bytes that cannot go into an
+    /// HTTP header); it is not remembered.
+    InvalidSession {
+        /// The camera id.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -283,6 +291,9 @@ impl fmt::Display for StoreError {
             StoreError::Encode(e) => write!(f, "encoding state: {e}"),
             StoreError::InvalidId { id, reason } => write!(f, "camera id {id:?}: {reason}"),
             StoreError::TooManyCameras(e) => write!(f, "state not saved: {e}"),
+            StoreError::InvalidSession { id, reason } => {
+                write!(f, "camera {id:?}: device session not remembered: {reason}")
+            }
         }
     }
 }
@@ -292,7 +303,9 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Write(e) => Some(e),
             StoreError::Encode(e) => Some(e),
-            StoreError::InvalidId { .. } | StoreError::TooManyCameras(_) => None,
+            StoreError::InvalidId { .. }
+            | StoreError::TooManyCameras(_)
+            | StoreError::InvalidSession { .. } => None,
         }
     }
 }
@@ -330,6 +343,8 @@ struct CameraEntry {
     login_attempts: u64,
     /// May be negative: online before the store was opened.
     last_online: Option<i64>,
+    /// The device session of the live login (see [`Store::set_device_session`]).
+    device_session: Option<String>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -354,6 +369,7 @@ impl CameraEntry {
             reconnects: 0,
             login_attempts: 0,
             last_online: None,
+            device_session: None,
         }
     }
 
@@ -417,6 +433,7 @@ impl CameraEntry {
                 let ago = (i128::from(reference) - i128::from(t)).max(0) / 1_000_000;
                 u64::try_from(ago).unwrap_or(u64::MAX)
             }),
+            device_session: self.device_session.clone(),
         }
     }
 }
@@ -465,6 +482,7 @@ fn restore(
         reconnects: rec.reconnects,
         login_attempts: rec.login_attempts,
         last_online,
+        device_session: rec.device_session.clone(),
     }
 }
 
@@ -720,7 +738,7 @@ impl Store {
     fn entry_mut(&mut self, id: &str) -> Result<&mut CameraEntry, StoreError> {
         if !self.entries.contains_key(id) {
             format::check_id(id).map_err(|reason| StoreError::InvalidId {
-                id: id.chars().take(MAX_ID_LEN + 8).collect(),
+                id: format::short_id(id),
                 reason,
             })?;
             if self.entries.len() >= MAX_CAMERAS {
@@ -763,6 +781,41 @@ impl Store {
             self.dirty = true;
         }
         Ok(changed)
+    }
+
+    /// Remembers the device session camera `id`'s live login holds, or forgets it (`None`,
+    /// after its logout). A remembered session outlives the process: the next start finds
+    /// it with [`Store::device_session`] and can end it on the device. Marks the store
+    /// dirty and returns `true` when that changed what the store held.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::update`], and [`StoreError::InvalidSession`] for a session the file
+    /// cannot hold; nothing is recorded then.
+    pub fn set_device_session(
+        &mut self,
+        id: &str,
+        session: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if let Some(s) = session {
+            format::check_session(s).map_err(|reason| StoreError::InvalidSession {
+                id: format::short_id(id),
+                reason,
+            })?;
+        }
+        let entry = self.entry_mut(id)?;
+        if entry.device_session.as_deref() == session {
+            return Ok(false);
+        }
+        entry.device_session = session.map(str::to_owned);
+        self.dirty = true;
+        Ok(true)
+    }
+
+    /// The device session remembered for camera `id`: one a previous process left behind
+    /// (killed before its logout), or the live one this process set.
+    pub fn device_session(&self, id: &str) -> Option<&str> {
+        self.entries.get(id)?.device_session.as_deref()
     }
 
     /// Keeps only the cameras in `ids` (the rest were removed from the config). Returns
