@@ -43,10 +43,14 @@ pub enum IsapiError {
     /// The device offers no login the client can use, or the answer uses a feature the
     /// client does not implement; says which.
     Unsupported(&'static str),
-    /// The event stream ended (the device closed it).
+    /// The event stream or the RTSP video stream ended (the device closed it).
     StreamEnded,
-    /// The event stream sent no complete part (event or heartbeat) for the silence limit.
+    /// The event stream sent no complete part (event or heartbeat), or the RTSP video
+    /// stream no complete frame, for the silence limit.
     StreamSilent,
+    /// An RTSP status the client cannot go on with (`rtsp.rs`). 453 "Not Enough
+    /// Bandwidth" is Hikvision's answer at its stream limit.
+    RtspStatus(u16),
 }
 
 impl IsapiError {
@@ -76,6 +80,18 @@ impl IsapiError {
                 403 => ErrorClass::Fatal,
                 404 | 405 | 501 => ErrorClass::Unsupported,
                 500 | 502 | 504 => ErrorClass::Network,
+                s => ErrorClass::Unknown(u32::from(*s)),
+            },
+            IsapiError::RtspStatus(s) => match s {
+                // The device's stream limit (or a busy device): the class the SDK backend
+                // gives a refused preview, so the supervisor stays logged in and asks again
+                // after `resource_throttle` (`Alert::StreamRefused`).
+                453 | 503 => ErrorClass::Resource,
+                // 454 Session Not Found: the device forgot the RTSP session.
+                454 | 500 | 502 | 504 => ErrorClass::Network,
+                403 => ErrorClass::Fatal,
+                // No such stream, method, transport or version.
+                404 | 405 | 461 | 501 | 505 => ErrorClass::Unsupported,
                 s => ErrorClass::Unknown(u32::from(*s)),
             },
         }
@@ -120,10 +136,11 @@ impl fmt::Display for IsapiError {
             IsapiError::Busy => f.write_str("the device is busy or at its session limit (503)"),
             IsapiError::Status(s) => write!(f, "unexpected HTTP status {s}"),
             IsapiError::Unsupported(what) => write!(f, "not supported: {what}"),
-            IsapiError::StreamEnded => f.write_str("the device ended the event stream"),
+            IsapiError::StreamEnded => f.write_str("the device ended the stream"),
             IsapiError::StreamSilent => {
-                f.write_str("the event stream sent nothing for longer than the silence limit")
+                f.write_str("the stream sent nothing for longer than the silence limit")
             }
+            IsapiError::RtspStatus(s) => write!(f, "RTSP status {s}"),
         }
     }
 }

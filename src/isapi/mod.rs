@@ -2,7 +2,8 @@
 //!
 //! What it does: log in the way the device expects it (the session-login exchange the SDK
 //! uses, or HTTP Digest for devices without it; never Basic), keep the session alive with
-//! `sessionHeartbeat`, read `deviceInfo`, log out, and read the device's event stream.
+//! `sessionHeartbeat`, read `deviceInfo`, log out, read the device's event stream, and watch
+//! its live video over RTSP (`rtsp`).
 //! Everything runs on the async-io reactor (no thread per call); every request has a total
 //! deadline and size limits, so a misbehaving device ends in a classified [`IsapiError`].
 //! `hikwatch probe --backend isapi` uses it; docs/isapi.md describes the protocol.
@@ -11,6 +12,7 @@
 //! - `http`: the HTTP/1.1 client (limits, deadline, pure parsers).
 //! - `auth`: session-login hashing, lockout answers, Digest.
 //! - `alert`: the multipart event stream.
+//! - `rtsp`: live video over RTSP/1.0 (TCP-interleaved RTP), counted for stream gaps.
 //! - `xml`: tolerant field extraction.
 //! - `error`: [`IsapiError`] and its mapping to the supervisor's error classes.
 
@@ -18,6 +20,7 @@ pub mod alert;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod rtsp;
 pub mod xml;
 
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use alert::{AlertEvent, AlertPart, AlertStream};
 pub use error::IsapiError;
 pub use http::{HttpLimits, HttpResponse};
+pub use rtsp::{RtspOptions, RtspSession, StreamProgress};
 
 use auth::{DigestCredentials, SessionChallenge};
 use http::{HttpConnection, request_bytes, with_deadline};

@@ -25,6 +25,8 @@ const MAX_NONCES: usize = 64;
 pub(crate) struct DigestState {
     /// Digest only: no session login.
     pub enabled: bool,
+    /// The RTSP server asks for Digest too (see [`crate::Camera::set_rtsp_digest`]).
+    pub rtsp: bool,
     /// Nonces issued, newest last.
     pub nonces: VecDeque<String>,
 }
@@ -84,8 +86,8 @@ impl CamShared {
         )
     }
 
-    fn verdict(&self, st: &CamState, req: &Request) -> Verdict {
-        let Some(p) = req.authorization.as_deref().and_then(params) else {
+    fn verdict(&self, st: &CamState, method: &str, authorization: Option<&str>) -> Verdict {
+        let Some(p) = authorization.and_then(params) else {
             return Verdict::Missing;
         };
         let get = |k: &str| {
@@ -95,7 +97,7 @@ impl CamShared {
                 .unwrap_or("")
         };
         let ha1 = md5_hex(format!("{}:{REALM}:{}", self.common.user, st.password).as_bytes());
-        let ha2 = md5_hex(format!("{}:{}", req.method, get("uri")).as_bytes());
+        let ha2 = md5_hex(format!("{method}:{}", get("uri")).as_bytes());
         let nonce = get("nonce");
         let expected = if get("qop").is_empty() {
             md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes())
@@ -132,7 +134,7 @@ impl CamShared {
         let k = self.common.lockout_threshold;
         let lock_s = self.common.lock_duration.as_secs();
         let mut lock = self.current_lock(st, ip, now);
-        let verdict = self.verdict(st, req);
+        let verdict = self.verdict(st, &req.method, req.authorization.as_deref());
         if matches!(verdict, Verdict::Missing) {
             let mut r = unauthorized(path);
             r.www_authenticate = Some(self.challenge(st, false));
@@ -179,6 +181,25 @@ impl CamShared {
         }
     }
 
+    /// Checks an RTSP request while [`crate::Camera::set_rtsp_digest`] is on: `Err` is the
+    /// `WWW-Authenticate` value of the `401` to send (a missing, stale or wrong
+    /// `Authorization`). RTSP failures do not count towards the per-IP lock.
+    pub(crate) fn rtsp_digest_check(
+        &self,
+        method: &str,
+        authorization: Option<&str>,
+    ) -> Result<(), String> {
+        let mut st = self.lock();
+        if !st.digest.rtsp {
+            return Ok(());
+        }
+        match self.verdict(&st, method, authorization) {
+            Verdict::Ok => Ok(()),
+            Verdict::Stale => Err(self.challenge(&mut st, true)),
+            Verdict::Missing | Verdict::Wrong => Err(self.challenge(&mut st, false)),
+        }
+    }
+
     /// Answers one request in Digest mode. Called with the state lock held.
     pub(crate) fn handle_digest(
         &self,
@@ -215,6 +236,17 @@ impl crate::Camera {
         self.cam.log(
             EventKind::Request,
             format!("digest_only={}", if on { "on" } else { "off" }),
+        );
+    }
+
+    /// RTSP Digest on or off (default off, as the vendor SDK's tests expect): with it on,
+    /// every RTSP request but `OPTIONS` needs HTTP Digest credentials (MD5, `qop=auth`)
+    /// with the camera's user and password, like a real camera's default.
+    pub fn set_rtsp_digest(&self, on: bool) {
+        self.cam.lock().digest.rtsp = on;
+        self.cam.log(
+            EventKind::Request,
+            format!("rtsp_digest={}", if on { "on" } else { "off" }),
         );
     }
 

@@ -110,6 +110,7 @@ struct RtspRequest {
     url: String,
     cseq: String,
     transport: Option<String>,
+    authorization: Option<String>,
 }
 
 enum Parsed {
@@ -163,6 +164,7 @@ fn parse(buf: &[u8]) -> Parsed {
         match k.trim().to_ascii_lowercase().as_str() {
             "cseq" => req.cseq = v.to_owned(),
             "transport" => req.transport = Some(v.to_owned()),
+            "authorization" => req.authorization = Some(v.to_owned()),
             "content-length" => match v.parse() {
                 Ok(n) if n <= 64 * 1024 => length = n,
                 _ => return Parsed::Bad,
@@ -192,6 +194,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Stream Not Found",
         453 => "Not Enough Bandwidth",
         454 => "Session Not Found",
@@ -352,7 +355,20 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>) {
                 Parsed::Request(req, n) => {
                     buf.drain(..n);
                     let kind = stream_of(&req.url);
+                    let auth = if req.method == "OPTIONS" {
+                        Ok(())
+                    } else {
+                        cam.rtsp_digest_check(&req.method, req.authorization.as_deref())
+                    };
                     let (status, headers, body) = match req.method.as_str() {
+                        _ if auth.is_err() => (
+                            401,
+                            format!(
+                                "WWW-Authenticate: {}\r\n",
+                                auth.as_ref().err().map_or("", String::as_str)
+                            ),
+                            String::new(),
+                        ),
                         "OPTIONS" => (
                             200,
                             "Public: OPTIONS, DESCRIBE, PLAY, PAUSE, SETUP, TEARDOWN, \
