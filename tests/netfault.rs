@@ -122,6 +122,35 @@ fn thread_names(pid: i32) -> String {
         .join(" ")
 }
 
+/// With `HIKWATCH_NETFAULT_GDB=FILE`, appends every thread's stack of `pid` (gdb, batch
+/// mode) to FILE under `label`: a diagnostic for where the SDK's extra threads wait.
+fn dump_stacks(pid: i32, label: &str) {
+    let Ok(file) = std::env::var("HIKWATCH_NETFAULT_GDB") else {
+        return;
+    };
+    let out = std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 12",
+        ])
+        .output();
+    let text = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("gdb did not run: {e}\n"),
+    };
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+    {
+        let _ = writeln!(f, "===== {label}\n{text}");
+    }
+}
+
 fn lab_namespaces(lab_name: &str) -> Vec<String> {
     std::fs::read_dir(NetLab::netns_dir())
         .map(|r| {
@@ -507,15 +536,21 @@ fn netfault_seeded_random_faults_leak_nothing() {
     let mut rng = fastrand_like(0x5eed);
     let mut changes = 0;
     // Rounds of faults, each followed by a heal (HIKWATCH_NETFAULT_ROUNDS, default 2; the
-    // soak time is shared between them): the SDK grows its thread pool for work that a
-    // fault makes slow (and keeps those threads), so the leak check is that the rounds
-    // after the first, with the same kind of faults, leave no more than the first.
+    // soak time is shared between them). The SDK runs its own work on a growing thread
+    // pool (libhpr's flexible pool: at most 512 threads, a thread ends after 60 s without
+    // work). A fault makes its tasks slow, so the pool grows to the most tasks stuck at
+    // once; afterwards its idle threads poll for work and share the steady per-session
+    // tasks, so few of them ever go 60 s without any and the pool stays near that
+    // high-water mark (docs/sdk-notes.md). The leak check is therefore a bound by the
+    // fleet, not "no growth": the stuck tasks are bounded by the sessions (hikwatch makes
+    // one call per camera at a time; the SDK keeps its own work per session).
     let rounds: u64 = std::env::var("HIKWATCH_NETFAULT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&r| r >= 2)
         .unwrap_or(2);
     eprintln!("threads at the start: {}", thread_names(pid));
+    dump_stacks(pid, "start");
     let mut after = Vec::new();
     for round in 0..rounds {
         let end = Instant::now() + Duration::from_secs(soak_secs(60) / rounds);
@@ -532,12 +567,29 @@ fn netfault_seeded_random_faults_leak_nothing() {
         // timeouts: give them half a minute.
         std::thread::sleep(Duration::from_secs(30));
         after.push((proc_count(pid, "fd"), proc_count(pid, "task")));
+        dump_stacks(pid, &format!("after round {}", round + 1));
         eprintln!(
             "after round {}: {} fds, threads {}",
             round + 1,
             after[after.len() - 1].0,
             thread_names(pid)
         );
+    }
+    // With HIKWATCH_NETFAULT_QUIET_SECS, a quiet spell after the last round shows whether
+    // the SDK's grown pool gives its idle threads back (a measurement, not asserted).
+    if let Some(quiet) = std::env::var("HIKWATCH_NETFAULT_QUIET_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        for minute in 0..quiet.div_ceil(60) {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!(
+                "quiet, {} s after the last round: threads {}",
+                (minute + 1) * 60 + 30,
+                thread_names(pid)
+            );
+        }
+        dump_stacks(pid, "after the quiet spell");
     }
     let st = d.status().expect("status");
     let logins = st["sdk"]["logins"].as_u64();
@@ -557,10 +609,10 @@ fn netfault_seeded_random_faults_leak_nothing() {
         after.iter().all(|&(fds, _)| fds <= fds0 + 4),
         "fds {fds0} -> {after:?}"
     );
-    let threads1 = after[0].1;
+    let bound = threads0 + 2 * n + 8;
     assert!(
-        after[1..].iter().all(|&(_, t)| t <= threads1 + 4),
-        "threads grew again after the first round: {threads0} -> {after:?}"
+        after.iter().all(|&(_, t)| t <= bound),
+        "threads {threads0} -> {after:?}: more than 2 per camera + 8 ({bound})"
     );
     stop(d);
 }
