@@ -45,6 +45,7 @@ pub mod probe;
 pub mod runtime;
 #[cfg(feature = "sdk")]
 pub mod sdk;
+mod stable_sort;
 pub mod status;
 pub mod store;
 pub mod supervisor;

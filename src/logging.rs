@@ -348,7 +348,7 @@ impl RateLimiter {
             }
             e.suppressed > 0 || age < window.saturating_mul(2)
         });
-        out.sort_by(|a, b| (&a.camera, a.key).cmp(&(&b.camera, b.key)));
+        crate::stable_sort::sort_by(&mut out, |a, b| (&a.camera, a.key).cmp(&(&b.camera, b.key)));
         out
     }
 
@@ -370,7 +370,7 @@ impl RateLimiter {
             }
             false
         });
-        out.sort_by_key(|s| s.key);
+        crate::stable_sort::sort_by(&mut out, |a, b| a.key.cmp(b.key));
         out
     }
 

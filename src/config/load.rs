@@ -958,8 +958,8 @@ fn camera_tables(ctx: &mut Ctx<'_>, doc: &DeTable<'_>, backend: &GlobalBackend) 
 }
 
 /// Config file first, then the profile; by line, problems without a line last.
-fn sort_problems(p: &mut [Problem], config_name: &str) {
-    p.sort_by(|a, b| {
+fn sort_problems(p: &mut Vec<Problem>, config_name: &str) {
+    crate::stable_sort::sort_by(p, |a, b| {
         let key = |x: &Problem| {
             (
                 x.file != config_name,

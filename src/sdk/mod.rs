@@ -433,7 +433,8 @@ fn find_lib(dir: &Path, stem: &str) -> Option<PathBuf> {
     if exact.is_file() {
         return Some(exact);
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+    // The greatest name (what sorting and taking the last gave), without a sort.
+    std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -443,9 +444,7 @@ fn find_lib(dir: &Path, stem: &str) -> Option<PathBuf> {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(&format!("{stem}.so")))
         })
-        .collect();
-    found.sort();
-    found.pop()
+        .max()
 }
 
 fn c_path(p: &Path, field: &'static str) -> Result<CString, SdkError> {

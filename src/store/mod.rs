@@ -587,9 +587,12 @@ impl Store {
             Some(f) if f.version == format::CURRENT_VERSION => f.salt,
             _ => new_salt(),
         };
-        let mut on_file: BTreeMap<String, Record> = file
-            .map(|f| f.records.into_iter().map(|r| (r.id.clone(), r)).collect())
-            .unwrap_or_default();
+        // Inserted one by one (a later duplicate wins, as with `collect`): collecting
+        // into a map sorts the pairs first, a sort of its own in the binary.
+        let mut on_file: BTreeMap<String, Record> = BTreeMap::new();
+        for r in file.into_iter().flat_map(|f| f.records) {
+            on_file.insert(r.id.clone(), r);
+        }
 
         let mut store = Store {
             path,
