@@ -18,6 +18,13 @@
 //!   ([`IsapiBackend::take_alert`]) and reads it: its end or its silence is a lost link.
 //! - **teardown.** Logout is one try: a session nobody heartbeats expires at the device,
 //!   so there is no handle to keep retrying for (unlike the SDK's).
+//! - **left sessions.** A session login's cookie is reported to the runtime
+//!   ([`IsapiBackend::take_device_sessions`]), which keeps it in the state file until the
+//!   logout ends it or the device says it no longer knows it (`401`). A process killed
+//!   before its logout leaves the session in one of the device's slots; the next login of
+//!   the camera ends it first (`end_left_session`: the cookie only, no password, so it is
+//!   no login attempt for the device's lockout count). See [`IsapiBackend::login`] for
+//!   what happens when that fails.
 //! - **streams** are not supported yet (the config refuses `[camera.stream]` for ISAPI
 //!   cameras); a stream start is answered as refused.
 
@@ -56,6 +63,9 @@ struct IsapiTables {
     sessions: HashMap<i32, IsapiSession>,
     /// The last session number handed out.
     last: i32,
+    /// Device sessions taken (`Some(cookie)`) or given up (`None`) since the runtime last
+    /// asked, per camera, oldest first.
+    device_sessions: Vec<(CamId, Option<String>)>,
 }
 
 /// The ISAPI backend. Cloning gives another handle to the same sessions (for a call task).
@@ -114,6 +124,16 @@ impl IsapiBackend {
             .and_then(|s| s.alert.take())
     }
 
+    /// See [`super::Backends::take_device_sessions`].
+    pub(crate) fn take_device_sessions(&self) -> Vec<(CamId, Option<String>)> {
+        std::mem::take(&mut self.tables.borrow_mut().device_sessions)
+    }
+
+    fn note_device_session(&self, cam: CamId, cookie: Option<&str>) {
+        let mut t = self.tables.borrow_mut();
+        t.device_sessions.push((cam, cookie.map(str::to_owned)));
+    }
+
     /// Forgets the sessions of a removed camera (they were logged out, or expire).
     pub(crate) fn forget_camera(&self, cam: CamId) {
         self.tables
@@ -128,18 +148,30 @@ impl IsapiBackend {
             Job::Login {
                 token,
                 conf,
+                left_session,
                 deadline,
-            } => self.login(cam, token, &conf, deadline).await,
+            } => {
+                self.login(cam, token, &conf, left_session.as_deref(), deadline)
+                    .await
+            }
             Job::Heartbeat {
                 token,
                 session,
                 deadline,
-            } => self.heartbeat(token, session, deadline).await,
+            } => self.heartbeat(cam, token, session, deadline).await,
             Job::Logout { session, deadline } => {
                 let held = self.tables.borrow_mut().sessions.remove(&session.0);
                 if let Some(mut client) = held.and_then(|s| s.client) {
-                    if let Err(CallEnd::Failed(e)) = within(deadline, client.logout()).await {
-                        log::debug!("isapi: logout failed ({e}); the device expires the session");
+                    match within(deadline, client.logout()).await {
+                        // Ended, or the device no longer knows it (`401`).
+                        Ok(()) | Err(CallEnd::Failed(IsapiError::SessionLost)) => {
+                            self.note_device_session(cam, None);
+                        }
+                        // Kept in the state file: the next login ends it.
+                        Err(CallEnd::Failed(e)) => {
+                            log::debug!("isapi: logout failed ({e}); ended at the next login");
+                        }
+                        Err(CallEnd::Deadline) => {}
                     }
                 }
                 Outcome::LoggedOut { session }
@@ -151,11 +183,19 @@ impl IsapiBackend {
         (outcome, None)
     }
 
+    /// Logs in, after ending `left`, the session an earlier login left behind. If that
+    /// fails in transport (device unreachable, or silent until the deadline) the login
+    /// would too: the call fails with that error and the cookie stays remembered, since
+    /// the session may still be live; the next login tries again, so nothing blocks for
+    /// longer than the call's deadline. Any other answer (the device heard us and refused)
+    /// would be the same next time: the cookie is forgotten, the session left to the
+    /// device's expiry, and the login goes on. Ending a session sends no password.
     async fn login(
         &self,
         cam: CamId,
         token: Token,
         conf: &CameraConfig,
+        left: Option<&str>,
         deadline: Duration,
     ) -> Outcome {
         let failed = |e: &IsapiError| Outcome::LoginFailed {
@@ -176,6 +216,25 @@ impl IsapiBackend {
                 ..IsapiOptions::default()
             };
             let mut client = IsapiClient::new(addr, options);
+            if let Some(cookie) = left {
+                match client.end_left_session(cookie).await {
+                    Ok(()) => {
+                        crate::cam_info!(conf.id, "ended the device session a previous login left")
+                    }
+                    Err(
+                        e @ (IsapiError::Connect(_)
+                        | IsapiError::Io(_)
+                        | IsapiError::Closed
+                        | IsapiError::Timeout),
+                    ) => return Err(e),
+                    Err(e) => crate::cam_warn!(
+                        conf.id,
+                        "the device did not end the session a previous login left ({e}); \
+                         it expires there"
+                    ),
+                }
+                self.note_device_session(cam, None);
+            }
             client
                 .login(&conf.user, conf.password.expose().as_bytes())
                 .await?;
@@ -193,6 +252,7 @@ impl IsapiBackend {
         };
         match within(deadline, attempt).await {
             Ok((client, alert)) => {
+                self.note_device_session(cam, client.session_cookie());
                 let mut t = self.tables.borrow_mut();
                 // Session numbers are positive and unique among the live ones.
                 let mut n = t.last;
@@ -222,7 +282,13 @@ impl IsapiBackend {
         }
     }
 
-    async fn heartbeat(&self, token: Token, session: Session, deadline: Duration) -> Outcome {
+    async fn heartbeat(
+        &self,
+        cam: CamId,
+        token: Token,
+        session: Session,
+        deadline: Duration,
+    ) -> Outcome {
         let taken = self
             .tables
             .borrow_mut()
@@ -243,11 +309,16 @@ impl IsapiBackend {
         }
         match r {
             Ok(()) => Outcome::HeartbeatOk { token },
-            Err(CallEnd::Failed(e)) => Outcome::HeartbeatFailed {
-                token,
-                class: e.class(),
-                code: e.code().unwrap_or(0),
-            },
+            Err(CallEnd::Failed(e)) => {
+                if matches!(e, IsapiError::SessionLost) {
+                    self.note_device_session(cam, None); // the device does not know it
+                }
+                Outcome::HeartbeatFailed {
+                    token,
+                    class: e.class(),
+                    code: e.code().unwrap_or(0),
+                }
+            }
             Err(CallEnd::Deadline) => Outcome::Stuck {
                 call: "heartbeat",
                 token: Some(token),

@@ -92,6 +92,9 @@ pub(crate) enum Job {
     Login {
         token: Token,
         conf: CameraConfig,
+        /// The device session an earlier login of this camera left behind (the state
+        /// file's, ISAPI only): ended before logging in. Other backends ignore it.
+        left_session: Option<String>,
         deadline: Duration,
     },
     Heartbeat {
@@ -355,6 +358,12 @@ impl Backends {
             return b.streams_moved();
         }
         Vec::new()
+    }
+
+    /// The device sessions cameras took or gave up since the last call (ISAPI session
+    /// login): `Some(cookie)` to remember in the state file, `None` to forget.
+    pub(crate) fn take_device_sessions(&self) -> Vec<(CamId, Option<String>)> {
+        self.isapi.take_device_sessions()
     }
 
     /// Forgets what the backends still know of a removed camera.

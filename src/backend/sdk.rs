@@ -171,6 +171,7 @@ impl SdkBackend {
                 token,
                 conf,
                 deadline,
+                ..
             } => self.login(cam, token, &conf, deadline).await,
             Job::Heartbeat {
                 token,

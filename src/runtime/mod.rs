@@ -60,7 +60,9 @@
 //! 30 s, which the `event` and `queue` strategies rely on), then the state file: each
 //! camera that had a backoff, an auth-hold or a lock is restored into it (the store spreads
 //! the restored attempts over `start_spread`, and the core never schedules one earlier
-//! than its own spread slot); cameras no longer configured are dropped from the file.
+//! than its own spread slot); cameras no longer configured are dropped from the file. A
+//! device session a killed run left behind (ISAPI session login) is ended before the
+//! camera's next login.
 //! Then the status socket, the metrics listener and `READY=1` with `STATUS=`.
 //!
 //! # Reload (SIGHUP)
@@ -765,6 +767,12 @@ fn add_cameras(driver: &mut SupervisorDriver, cameras: &[CameraConfig], loaded: 
         }
         if start.origin == Origin::CredentialsChanged {
             crate::cam_info!(conf.id, "credentials changed since the last run");
+        }
+        if driver.store.device_session(&conf.id).is_some() {
+            crate::cam_info!(
+                conf.id,
+                "the last run left a device session; ending it first"
+            );
         }
     }
 }

@@ -332,6 +332,7 @@ impl SupervisorDriver {
                 Intent::Login { token } => Job::Login {
                     token,
                     conf: slot.conf.clone(),
+                    left_session: self.store.device_session(&slot.conf.id).map(str::to_owned),
                     deadline: s.login_deadline,
                 },
                 Intent::Heartbeat { session, token } => Job::Heartbeat {
@@ -386,6 +387,7 @@ impl SupervisorDriver {
     pub(super) fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Done { cam, outcome } => {
+                self.record_device_sessions();
                 self.on_outcome(cam, outcome);
                 if let Some(slot) = self.slots.get_mut(cam.0 as usize) {
                     slot.busy = false;
@@ -443,6 +445,29 @@ impl SupervisorDriver {
                 self.repeat
                     .log(log::Level::Info, &id, "link", format_args!("{what}"));
                 self.handle(cam, event);
+            }
+        }
+    }
+
+    /// Records in the store the device sessions the backends took or gave up (written
+    /// with the next flush, so a kill within `[state] flush_interval` of a login leaves
+    /// that session to the device's expiry). Not for cameras gone from the store, nor new
+    /// sessions of a camera being removed (its logout follows).
+    fn record_device_sessions(&mut self) {
+        for (cam, cookie) in self.backends.take_device_sessions() {
+            let Some(slot) = self.slots.get(cam.0 as usize) else {
+                continue;
+            };
+            let id = &slot.conf.id;
+            let skip = match cookie {
+                Some(_) => slot.retired,
+                None => self.store.device_session(id).is_none(),
+            };
+            if skip {
+                continue;
+            }
+            if let Err(e) = self.store.set_device_session(id, cookie.as_deref()) {
+                cam_warn!(id, "state: {e}");
             }
         }
     }
