@@ -7,16 +7,20 @@
 #     checked against a pinned sha256 and unpacked into vendor/ (ignored by git);
 #   - with the cross targets, when the vendor's aarch64 SDK is beside the repository
 #     (../shared/vendor-sdk): the arm64 libuuid.so.1 it needs (scripts/fetch-arm64-libs.sh).
-# Usage: scripts/setup.sh [--no-apt] [--no-cross]
+# Usage: scripts/setup.sh [--no-apt] [--no-cross] [--no-sdk]
+#   --no-sdk: no vendor SDK download (the ISAPI backend needs none; scripts/demo.sh
+#   --backend isapi).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_apt=1
 want_cross=1
+want_sdk=1
 for arg in "$@"; do
   case "$arg" in
     --no-apt) want_apt=0 ;;
     --no-cross) want_cross=0 ;;
+    --no-sdk) want_sdk=0 ;;
     *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +63,7 @@ if [ "$want_cross" = 1 ]; then
 fi
 
 # --- the real SDK (x86_64) for tests -----------------------------------------------------
-scripts/fetch-sdk.sh
+if [ "$want_sdk" = 1 ]; then scripts/fetch-sdk.sh; fi
 
 # --- arm64 libuuid for the vendor's aarch64 SDK (tests under qemu-aarch64) ------------------
 if [ "$want_cross" = 1 ] && [ -d ../shared/vendor-sdk/hcnetsdk-6.1.8.101-aarch64 ]; then

@@ -94,7 +94,10 @@ if [ "$quick" = 0 ]; then
   step "cargo clippy (armv7)"
   cargo clippy --workspace --all-targets --locked --target armv7-unknown-linux-gnueabihf -- -D warnings
 
-  step "cargo test (armv7 under qemu-arm, C stand-in SDK)"
+  # --workspace includes the ISAPI backend's tests (e2e_isapi: the daemon binary against
+  # simcam for every strategy; isapi_probe; runtime_isapi): no SDK, so on both ARM targets
+  # they speak the real camera protocol end to end (about 12 s each under qemu).
+  step "cargo test (armv7 under qemu-arm: C stand-in SDK; ISAPI backend + simcam)"
   cargo test --workspace --locked --target armv7-unknown-linux-gnueabihf
 
   if [ "$have_shared" = 1 ]; then

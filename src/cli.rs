@@ -76,7 +76,8 @@ impl Topic {
                 "Usage: hikwatch probe [--backend sdk] --sdk DIR --host H --port P --user U\n\
                  \x20                     --password-file F [--mode private|isapi|auto] [--json]\n\
                  \x20      hikwatch probe --backend isapi --host H --port P --user U\n\
-                 \x20                     --password-file F [--json]\n"
+                 \x20                     --password-file F [--json]\n\
+                 \x20      hikwatch probe -c FILE --camera ID [--json]\n"
             }
         }
     }
@@ -134,7 +135,10 @@ error code or HTTP failure, its class and advice when a step fails.
   --password-file F    a file holding the password (never on the command line)
   --mode M             SDK login mode: private (default), isapi or auto; sdk only
   --json               one-line JSON instead of the summary
-Exit status: 0 every step worked, 1 a step failed, 64 usage error.
+  -c FILE --camera ID  the camera of a config file, with its backend (the camera's
+                       `backend`, else the file's), address, user and password
+Exit status: 0 every step worked, 1 a step failed, 64 usage error, 78 the config cannot
+be loaded.
 "
             }
         }
@@ -151,6 +155,7 @@ Usage:
   hikwatch state show FILE [--json]      decode a state file
   hikwatch probe [--backend sdk|isapi] [--sdk DIR] --host H --port P --user U
                  --password-file F [--mode private|isapi|auto] [--json]
+  hikwatch probe -c FILE --camera ID [--json]
                                          one login, heartbeat, device info and logout
   hikwatch help [COMMAND]                this text, or a command's options
   hikwatch --version
@@ -189,6 +194,15 @@ pub enum Command {
     },
     /// `hikwatch probe`.
     Probe(ProbeArgs),
+    /// `hikwatch probe -c FILE --camera ID`: a camera of a config file.
+    ProbeCamera {
+        /// The config file.
+        config: PathBuf,
+        /// The camera's id.
+        camera: String,
+        /// JSON output.
+        json: bool,
+    },
     /// `hikwatch help [COMMAND]`, `--help`, `CMD --help`: the overview or one command's.
     Help(Option<Topic>),
     /// `hikwatch --version`.
@@ -409,8 +423,11 @@ fn sdk_probe(_sdk: Option<PathBuf>, _mode: Option<&str>) -> Parsed<ProbeBackend>
 fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     let (mut sdk, mut host, mut port, mut user, mut pwf) = (None, None, None, None, None);
     let (mut mode, mut json, mut backend) = (None, false, None);
+    let (mut config, mut camera) = (None, None);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
+            Short('c') | Long("config") => config = Some(path_value(p)?),
+            Long("camera") => camera = Some(text_value(p)?),
             Long("sdk") => sdk = Some(path_value(p)?),
             Long("password-file") => pwf = Some(path_value(p)?),
             Long("host") => host = Some(text_value(p)?),
@@ -437,6 +454,27 @@ fn probe(p: &mut lexopt::Parser) -> Parsed<Option<Command>> {
     }
     fn need<T>(v: Option<T>, flag: &str) -> Parsed<T> {
         v.ok_or_else(|| format!("{flag} is required"))
+    }
+    if config.is_some() || camera.is_some() {
+        let given = [
+            (sdk.is_some(), "--sdk"),
+            (host.is_some(), "--host"),
+            (port.is_some(), "--port"),
+            (user.is_some(), "--user"),
+            (pwf.is_some(), "--password-file"),
+            (mode.is_some(), "--mode"),
+            (backend.is_some(), "--backend"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(set, _)| *set) {
+            return Err(format!(
+                "{flag} cannot be combined with --camera (the config file says it)"
+            ));
+        }
+        return Ok(Some(Command::ProbeCamera {
+            config: config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+            camera: need(camera, "--camera")?,
+            json,
+        }));
     }
     let backend = if backend == Some(true) {
         if sdk.is_some() {
@@ -499,6 +537,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         )),
         Command::StateShow { file, json, now } => crate::store::show(&file, json, now),
         Command::Probe(a) => crate::probe::main(&a),
+        Command::ProbeCamera {
+            config,
+            camera,
+            json,
+        } => crate::probe::main_camera(&config, &camera, json),
         Command::Help(topic) => {
             print!("{}", help_text(topic));
             ExitCode::SUCCESS
@@ -730,5 +773,30 @@ mod tests {
         assert!(e.message.contains("--mode applies"), "{e}");
         let e = err(&["probe", "--backend", "onvif"]);
         assert!(e.message.contains("not sdk or isapi"), "{e}");
+    }
+
+    #[test]
+    fn probe_takes_a_camera_from_a_config_file() {
+        assert_eq!(
+            ok(&["probe", "-c", "/h.toml", "--camera", "gate", "--json"]),
+            Command::ProbeCamera {
+                config: PathBuf::from("/h.toml"),
+                camera: "gate".into(),
+                json: true,
+            }
+        );
+        let Command::ProbeCamera { config, .. } = ok(&["probe", "--camera", "gate"]) else {
+            panic!("not a config probe");
+        };
+        assert_eq!(config, PathBuf::from(DEFAULT_CONFIG));
+        let e = err(&["probe", "-c", "/h.toml"]);
+        assert!(e.message.contains("--camera is required"), "{e}");
+        for flag in [["--host", "h"], ["--backend", "isapi"], ["--sdk", "/s"]] {
+            let e = err(&[&["probe", "--camera", "gate"][..], &flag[..]].concat());
+            assert!(
+                e.message.contains("cannot be combined with --camera"),
+                "{e}"
+            );
+        }
     }
 }

@@ -3,19 +3,24 @@
 //! which step, the SDK error code or HTTP failure, its class and what to check), 64 for
 //! bad usage.
 //!
+//! `probe -c FILE --camera ID` takes the camera from a config file, as the daemon would
+//! talk to it: address, user, password and backend (the camera's `backend`, else the
+//! file's; `[sdk] dir` and `login_mode` for the SDK backend).
+//!
 //! Two backends: `sdk` (the vendor HCNetSDK, the default) and `isapi` (the crate's own
 //! ISAPI client, no SDK needed). Every SDK call runs on the SDK layer's blocking pool with a
 //! deadline and every ISAPI request has a total deadline, so a camera that hangs makes the
 //! probe fail with a timeout instead of hanging the shell.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::backend::ErrorClass;
 #[cfg(feature = "sdk")]
 use crate::backend::{CallError, PoolOptions};
+use crate::config::{BackendKind, Config};
 use crate::isapi::{IsapiClient, IsapiDeviceInfo, IsapiError, IsapiOptions};
 use crate::password::Password;
 #[cfg(feature = "sdk")]
@@ -58,7 +63,8 @@ pub struct ProbeArgs {
     pub port: u16,
     /// The user name (`--user`).
     pub user: String,
-    /// A file holding the password (`--password-file`).
+    /// A file holding the password (`--password-file`; empty, and not read, when the
+    /// camera comes from a config file).
     pub password_file: PathBuf,
     /// JSON output instead of the summary for people (`--json`).
     pub json: bool,
@@ -156,19 +162,22 @@ struct ProbeReport {
 }
 
 fn run(a: &ProbeArgs) -> ProbeReport {
-    let mut r = ProbeReport::default();
-    let password = match Password::from_file(&a.password_file) {
-        Ok(p) => p,
-        Err(e) => {
-            r.failure = Some(Failure {
+    match Password::from_file(&a.password_file) {
+        Ok(p) => run_with(a, p),
+        Err(e) => ProbeReport {
+            failure: Some(Failure {
                 stage: "password-file",
                 code: None,
                 class: ErrorClass::Fatal,
                 message: format!("cannot read {}: {e}", a.password_file.display()),
-            });
-            return r;
-        }
-    };
+            }),
+            ..ProbeReport::default()
+        },
+    }
+}
+
+fn run_with(a: &ProbeArgs, password: Password) -> ProbeReport {
+    let mut r = ProbeReport::default();
     match &a.backend {
         #[cfg(feature = "sdk")]
         ProbeBackend::Sdk { sdk, mode } => run_sdk(a, sdk, *mode, password, &mut r),
@@ -469,11 +478,53 @@ fn json(a: &ProbeArgs, r: &ProbeReport) -> String {
 /// Runs `hikwatch probe` and prints its summary; exit 0 when every step worked, 1 when
 /// one failed.
 pub fn main(a: &ProbeArgs) -> ExitCode {
-    let r = run(a);
+    report(a, &run(a))
+}
+
+/// `hikwatch probe -c FILE --camera ID`: the camera `id` of the config `config`, with its
+/// backend. Exit 78 when the config cannot be loaded, 64 when it has no such camera.
+pub fn main_camera(config: &Path, id: &str, json: bool) -> ExitCode {
+    let loaded = match Config::load(config) {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(crate::exit::CONFIG);
+        }
+    };
+    #[cfg(feature = "sdk")]
+    let sdk = loaded.sdk.dir;
+    let Some(cam) = loaded.cameras.into_iter().find(|c| c.id == id) else {
+        eprintln!("{}: no camera with id {id:?}", config.display());
+        return ExitCode::from(crate::exit::USAGE);
+    };
+    let backend = match cam.backend {
+        BackendKind::Isapi => ProbeBackend::Isapi,
+        #[cfg(feature = "sdk")]
+        BackendKind::Sdk => ProbeBackend::Sdk {
+            sdk,
+            mode: crate::backend::sdk::login_params(&cam).mode,
+        },
+        // The config load has refused a camera on a backend this build lacks.
+        #[cfg(not(feature = "sdk"))]
+        BackendKind::Sdk => return ExitCode::from(crate::exit::CONFIG),
+    };
+    let a = ProbeArgs {
+        backend,
+        host: cam.host,
+        port: cam.port,
+        user: cam.user,
+        password_file: PathBuf::new(),
+        json,
+    };
+    report(&a, &run_with(&a, cam.password))
+}
+
+/// Prints the summary of `r`; exit 0 when every step worked, 1 when one failed.
+fn report(a: &ProbeArgs, r: &ProbeReport) -> ExitCode {
     if a.json {
-        println!("{}", json(a, &r));
+        println!("{}", json(a, r));
     } else {
-        print!("{}", human(a, &r));
+        print!("{}", human(a, r));
     }
     if r.failure.is_none() {
         ExitCode::SUCCESS

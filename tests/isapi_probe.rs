@@ -140,3 +140,69 @@ fn sdk_only_options_are_usage_errors_with_isapi() {
     assert_eq!(o.status.code(), Some(64));
     assert_eq!(f.camera(0).stats().requests, 0, "nothing was sent");
 }
+
+/// `probe -c FILE --camera ID`: the camera's own `backend = "isapi"` (the file's default
+/// is the SDK, and there is no `[sdk]` table), or the file's; address, user and password
+/// from the config.
+#[test]
+fn a_camera_of_a_config_file_is_probed_with_its_backend() {
+    let f = Fleet::start(FleetConfig {
+        cameras: 2,
+        ..FleetConfig::default()
+    })
+    .expect("simcam");
+    let pwf = password_file("pw-config", "hik12345");
+    let camera = |id: &str, i: usize, own: &str| {
+        format!(
+            "[[camera]]\nid = {id:?}\nhost = \"{}\"\nport = {}\nuser = \"admin\"\n\
+             password_file = {:?}\n{own}",
+            f.addr(i).ip(),
+            f.addr(i).port(),
+            pwf.display().to_string()
+        )
+    };
+    let dir = pwf.parent().expect("dir").to_path_buf();
+    let probe_config = |name: &str, text: String, args: &[&str]| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write config");
+        harness::target_command(env!("CARGO_BIN_EXE_hikwatch"))
+            .args(["probe", "-c"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run hikwatch")
+    };
+    let own = format!(
+        "{}{}",
+        camera("gate", 0, "backend = \"isapi\"\n"),
+        camera("yard", 1, "backend = \"isapi\"\n")
+    );
+    let o = probe_config("own.toml", own.clone(), &["--camera", "yard", "--json"]);
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["backend"], "isapi", "{v}");
+    assert_eq!(v["port"], f.addr(1).port(), "{v}");
+    assert_eq!(v["sdk_version"], Value::Null);
+    assert_eq!(
+        v["device"]["serial"],
+        f.camera(1).identity().serial.as_str()
+    );
+    assert_eq!(f.camera(1).stats().logins_ok, 1);
+    assert_eq!(f.camera(1).stats().sessions, 0, "logged out");
+    assert_eq!(
+        f.camera(0).stats().requests,
+        0,
+        "the other camera untouched"
+    );
+
+    let file = format!("backend = \"isapi\"\n{}", camera("gate", 0, ""));
+    let o = probe_config("file.toml", file, &["--camera", "gate"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("(isapi isapi): OK"), "{t}");
+
+    let o = probe_config("own2.toml", own, &["--camera", "door"]);
+    assert_eq!(o.status.code(), Some(64));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("no camera with id \"door\""), "{e}");
+}

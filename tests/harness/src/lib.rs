@@ -285,8 +285,12 @@ impl CameraSpec {
 /// A `hikwatch.toml` for tests: paths inside a [`TempDir`], short timings.
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
-    /// `[sdk] dir`.
+    /// `[sdk] dir`; empty: no `[sdk]` table (a config whose cameras all use ISAPI).
     pub sdk_dir: PathBuf,
+    /// `backend` at the top of the file (`None`: not written, the SDK by default).
+    pub backend: Option<String>,
+    /// `backend` of single cameras: (camera id, `"sdk"` or `"isapi"`).
+    pub camera_backends: Vec<(String, String)>,
     /// `[supervisor]` keys, as TOML values (`"\"1s\""`, `"3"`), in order.
     pub supervisor: Vec<(String, String)>,
     /// `[state] flush_interval`.
@@ -311,6 +315,8 @@ impl DaemonConfig {
     pub fn new(sdk_dir: &Path) -> DaemonConfig {
         DaemonConfig {
             sdk_dir: sdk_dir.to_path_buf(),
+            backend: None,
+            camera_backends: Vec::new(),
             supervisor: vec![("start_spread".into(), "\"1s\"".into())],
             flush_interval: "1s".into(),
             log_level: "info".into(),
@@ -320,6 +326,22 @@ impl DaemonConfig {
             cameras: Vec::new(),
             extra: String::new(),
         }
+    }
+
+    /// Like [`DaemonConfig::new`] for the ISAPI backend: `backend = "isapi"` at the top and
+    /// no `[sdk]` table (no vendor SDK anywhere).
+    pub fn isapi() -> DaemonConfig {
+        let mut c = DaemonConfig::new(Path::new(""));
+        c.backend = Some("isapi".into());
+        c
+    }
+
+    /// Gives camera `id` a `backend` of its own (`"sdk"` or `"isapi"`).
+    pub fn camera_backend(mut self, id: &str, backend: &str) -> DaemonConfig {
+        self.camera_backends.retain(|(c, _)| c != id);
+        self.camera_backends
+            .push((id.to_string(), backend.to_string()));
+        self
     }
 
     /// Sets a `[supervisor]` key to a TOML value (replacing an earlier one).
@@ -339,9 +361,14 @@ impl DaemonConfig {
     /// The TOML text, with the state file, status socket and password files in `dir`.
     pub fn toml(&self, dir: &TempDir) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "[sdk]\ndir = {:?}", self.sdk_dir.display().to_string());
-        if let Some(n) = self.threads {
-            let _ = writeln!(t, "threads = {n}");
+        if let Some(b) = &self.backend {
+            let _ = writeln!(t, "backend = {b:?}");
+        }
+        if !self.sdk_dir.as_os_str().is_empty() {
+            let _ = writeln!(t, "[sdk]\ndir = {:?}", self.sdk_dir.display().to_string());
+            if let Some(n) = self.threads {
+                let _ = writeln!(t, "threads = {n}");
+            }
         }
         let _ = writeln!(
             t,
@@ -377,6 +404,9 @@ impl DaemonConfig {
                 format!("{}.pass", c.id),
                 c.login_mode
             );
+            if let Some((_, b)) = self.camera_backends.iter().find(|(id, _)| *id == c.id) {
+                let _ = writeln!(t, "backend = {b:?}");
+            }
             if let Some(st) = &c.stream {
                 let _ = writeln!(t, "[camera.stream]\nchannel = 1\ntype = {st:?}");
             }

@@ -5,7 +5,8 @@
 //!    real password hash, heartbeats, logout, a lockout after `LOCKOUT` wrong passwords.
 //! 2. Writes an embedded default config into a temp folder (hybrid strategy, short but
 //!    realistic timings; state file, status socket and password files in the folder) and
-//!    runs the real `hikwatch run` binary on the real x86_64 HCNetSDK.
+//!    runs the real `hikwatch run` binary on the real x86_64 HCNetSDK (`--backend isapi`:
+//!    hikwatch's own ISAPI client, no SDK).
 //! 3. Injects faults on a fixed schedule, cameras picked by a seed: a power-off, a
 //!    password changed on the camera, a group power-off, a silent cut (freeze, no RST);
 //!    then the repairs: power-on, the password fixed in the config + SIGHUP, thaw.
@@ -42,8 +43,8 @@ use nix::sys::signal::SigSet;
 use simcam::{EventKind, Fleet, FleetConfig};
 
 const USAGE: &str = "\
-usage: demo [--quick | --duration D] [--cameras N] [--seed N] [--sdk DIR] [--hikwatch BIN]
-            [--plain] [--log FILE] [--print-config]
+usage: demo [--quick | --duration D] [--cameras N] [--seed N] [--backend sdk|isapi]
+            [--sdk DIR] [--hikwatch BIN] [--plain] [--log FILE] [--print-config]
 
 Runs the real `hikwatch run` against a simulated camera fleet, injects faults on a
 schedule, shows a live status table and ends with a summary. No camera, no config.
@@ -53,6 +54,8 @@ schedule, shows a live status table and ends with a summary. No camera, no confi
   --quick          --duration 35s
   --cameras N      simulated cameras (default 16, 8..=64)
   --seed N         picks which cameras get which fault (default 1)
+  --backend B      sdk (default): the vendor HCNetSDK; isapi: hikwatch's own ISAPI client,
+                   no SDK needed
   --sdk DIR        HCNetSDK folder (default $HIKWATCH_TEST_SDK, else vendor/hcnetsdk-linux64)
   --hikwatch BIN   the daemon binary (default: `hikwatch` next to this program)
   --plain          periodic plain lines even on a terminal
@@ -166,6 +169,8 @@ struct Args {
     duration: Duration,
     cameras: usize,
     seed: u64,
+    /// `--backend isapi`: hikwatch's own ISAPI client, no SDK.
+    isapi: bool,
     sdk: Option<PathBuf>,
     hikwatch: Option<PathBuf>,
     plain: bool,
@@ -202,6 +207,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         duration: Duration::from_secs(115),
         cameras: 16,
         seed: 1,
+        isapi: false,
         sdk: None,
         hikwatch: None,
         plain: false,
@@ -233,6 +239,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     .parse()
                     .map_err(|_| format!("--seed {v:?}: not a number"))?;
             }
+            "--backend" => {
+                let v = value("--backend")?;
+                a.isapi = match v.as_str() {
+                    "sdk" => false,
+                    "isapi" => true,
+                    _ => return Err(format!("--backend {v:?}: give sdk or isapi")),
+                };
+            }
             "--sdk" => a.sdk = Some(PathBuf::from(value("--sdk")?)),
             "--hikwatch" => a.hikwatch = Some(PathBuf::from(value("--hikwatch")?)),
             "--plain" => a.plain = true,
@@ -240,6 +254,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--print-config" => a.print_config = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if a.isapi && a.sdk.is_some() {
+        return Err("--sdk applies to --backend sdk only".into());
     }
     Ok(Some(a))
 }
@@ -761,8 +778,10 @@ fn launcher(dir: &TempDir, bin: &Path) -> PathBuf {
     if runs { script } else { bin.to_path_buf() }
 }
 
-fn demo_config(sdk: &Path, ids: &[String], fleet: &Fleet) -> DaemonConfig {
-    let mut cfg = DaemonConfig::new(sdk);
+/// The daemon's config: the SDK in `sdk`, or the ISAPI backend (no `[sdk]` table) when
+/// `sdk` is `None`.
+fn demo_config(sdk: Option<&Path>, ids: &[String], fleet: &Fleet) -> DaemonConfig {
+    let mut cfg = sdk.map_or_else(DaemonConfig::isapi, DaemonConfig::new);
     for (k, v) in SUPERVISOR {
         cfg = cfg.set(k, v);
     }
@@ -1256,7 +1275,11 @@ fn summary(run: &Run<'_>, faults: &[Fault], end: &End, early: bool) -> bool {
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
-    let sdk = sdk_dir(args)?;
+    let sdk = if args.isapi {
+        None
+    } else {
+        Some(sdk_dir(args)?)
+    };
     let bin = hikwatch_bin(args)?;
     let ids = camera_ids(args.cameras);
     let mut faults = plan(args.cameras, args.seed, args.duration);
@@ -1274,14 +1297,18 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     if let Ok(mut g) = WORKDIR.lock() {
         *g = Some(dir.path().to_path_buf());
     }
-    let cfg = demo_config(&sdk, &ids, &fleet);
+    let cfg = demo_config(sdk.as_deref(), &ids, &fleet);
     let tty = std::io::stdout().is_terminal() && !args.plain;
     println!(
         "hikwatch demo: {} simulated cameras (simcam on 127.0.0.1, ISAPI login,\n\
-         \x20 lockout after {LOCKOUT} wrong passwords), the real HCNetSDK, no config needed",
-        args.cameras
+         \x20 lockout after {LOCKOUT} wrong passwords), {}, no config needed",
+        args.cameras,
+        backend_name(args)
     );
-    println!("  SDK:     {}", sdk.display());
+    match &sdk {
+        Some(sdk) => println!("  SDK:     {}", sdk.display()),
+        None => println!("  backend: isapi (no SDK loaded)"),
+    }
     println!("  config:  {}", dir.join("hikwatch.toml").display());
     println!(
         "           hybrid, heartbeat 2s x 3, backoff 1s..5s, probes 1s (demo --print-config)"
@@ -1324,8 +1351,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         dir: &dir,
         daemon,
         title: format!(
-            "hikwatch demo: {} cameras, real HCNetSDK, hybrid strategy",
-            args.cameras
+            "hikwatch demo: {} cameras, {}, hybrid strategy",
+            args.cameras,
+            backend_name(args)
         ),
         ids,
         screen,
@@ -1383,14 +1411,24 @@ fn print_config(args: &Args) -> ExitCode {
         }
     };
     let dir = TempDir::new("demo-config");
-    let sdk = sdk_dir(args).unwrap_or_else(|_| PathBuf::from("vendor/hcnetsdk-linux64"));
-    let cfg = demo_config(&sdk, &camera_ids(args.cameras), &fleet);
+    let sdk = (!args.isapi)
+        .then(|| sdk_dir(args).unwrap_or_else(|_| PathBuf::from("vendor/hcnetsdk-linux64")));
+    let cfg = demo_config(sdk.as_deref(), &camera_ids(args.cameras), &fleet);
     println!(
         "# The hikwatch.toml a demo run writes into its temp folder (ports and the folder\n\
          # differ per run; each <id>.pass holds the camera's password).\n{}",
         cfg.toml(&dir)
     );
     ExitCode::SUCCESS
+}
+
+/// How the daemon talks to the cameras, for the headings.
+fn backend_name(args: &Args) -> &'static str {
+    if args.isapi {
+        "the ISAPI backend (no SDK)"
+    } else {
+        "the real HCNetSDK"
+    }
 }
 
 fn camera_ids(n: usize) -> Vec<String> {
@@ -1457,12 +1495,19 @@ mod tests {
             (35, 8, 7, true)
         );
         assert!(args(&["--help"]).unwrap().is_none());
+        assert!(args(&["--backend", "isapi"]).unwrap().unwrap().isapi);
+        assert!(!args(&["--backend", "sdk"]).unwrap().unwrap().isapi);
         for (bad, why) in [
             (&["--duration", "10s"][..], "30s..60m"),
             (&["--duration"][..], "needs a value"),
             (&["--cameras", "7"][..], "8..=64"),
             (&["--seed", "x"][..], "not a number"),
             (&["--what"][..], "unknown argument"),
+            (&["--backend", "onvif"][..], "give sdk or isapi"),
+            (
+                &["--backend", "isapi", "--sdk", "/s"][..],
+                "--backend sdk only",
+            ),
         ] {
             let e = args(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
