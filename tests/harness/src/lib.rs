@@ -303,6 +303,9 @@ pub struct DaemonConfig {
     pub cameras: Vec<CameraSpec>,
     /// Raw TOML appended at the end (more tables, e.g. `[watchdog]`).
     pub extra: String,
+    /// The file's `backend` (`"sdk"`, `"isapi"`); `None` leaves the daemon's default. With
+    /// `"isapi"` the file has no `[sdk]` table: no SDK is named, so none can be loaded.
+    pub backend: Option<String>,
 }
 
 impl DaemonConfig {
@@ -319,6 +322,7 @@ impl DaemonConfig {
             threads: None,
             cameras: Vec::new(),
             extra: String::new(),
+            backend: None,
         }
     }
 
@@ -339,9 +343,14 @@ impl DaemonConfig {
     /// The TOML text, with the state file, status socket and password files in `dir`.
     pub fn toml(&self, dir: &TempDir) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "[sdk]\ndir = {:?}", self.sdk_dir.display().to_string());
-        if let Some(n) = self.threads {
-            let _ = writeln!(t, "threads = {n}");
+        if let Some(b) = &self.backend {
+            let _ = writeln!(t, "backend = {b:?}");
+        }
+        if self.backend.as_deref() != Some("isapi") {
+            let _ = writeln!(t, "[sdk]\ndir = {:?}", self.sdk_dir.display().to_string());
+            if let Some(n) = self.threads {
+                let _ = writeln!(t, "threads = {n}");
+            }
         }
         let _ = writeln!(
             t,

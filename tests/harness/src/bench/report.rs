@@ -172,7 +172,13 @@ pub fn markdown(runs: &[Finished], m: &Machine, svg: Option<&str>) -> String {
     let _ = writeln!(
         o,
         "| daemon settings | defaults (`heartbeat_interval` 5 s × 3, login cap {LOGIN_CAP}, SDK heartbeat 30 s), \
-         `strategy` per row, `log.repeat_window` 1 s |\n"
+         `backend/strategy` per row, `log.repeat_window` 1 s |"
+    );
+    let _ = writeln!(
+        o,
+        "| backends | `sdk/…` rows: the SDK backend (the vendor SDK, ISAPI login mode); `isapi/…` \
+         rows: the ISAPI backend (`backend = \"isapi\"`, no SDK loaded: SDK handles `–`); the \
+         peers `naive` and `sdk` exist on the SDK backend only |\n"
     );
 
     if !runs.is_empty() {
