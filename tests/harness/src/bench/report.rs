@@ -277,7 +277,11 @@ fn table(o: &mut String, s: Scenario, rows: &[&Finished]) {
             m.peak_rss_kib as f64 / 1024.0,
             i128::from(m.rss_kib.1) - i128::from(m.rss_kib.0),
             m.state_writes,
-            pair(m.sdk_handles.0, m.sdk_handles.1),
+            if f.strategy.starts_with("isapi/") {
+                "–".to_string() // no SDK loaded
+            } else {
+                pair(m.sdk_handles.0, m.sdk_handles.1)
+            },
             pair(Some(m.threads.0), Some(m.threads.1)),
             pair(Some(m.fds.0), Some(m.fds.1)),
             m.online_end.0,
