@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --no-aarch64) aarch64=0 ;;
     --footprint-only) footprint_only=1; args+=("$1") ;;
     --publish) publish=1 ;;
-    --scenario|--strategies|--seed|--outage-mins)
+    --scenario|--strategies|--backends|--seed|--outage-mins)
       [ $# -ge 2 ] || { echo "bench.sh: $1 needs a value" >&2; exit 2; }
       if [ "$1" = --scenario ] && [ "$2" = netfault ]; then
         netfault=1; [ "$main_scenarios" = 1 ] && main_scenarios=0

@@ -364,7 +364,9 @@ impl DaemonConfig {
         if let Some(b) = &self.backend {
             let _ = writeln!(t, "backend = {b:?}");
         }
-        if !self.sdk_dir.as_os_str().is_empty() {
+        // No `[sdk]` table without an SDK folder or for a file whose backend is ISAPI:
+        // no SDK is named, so none can be loaded.
+        if !self.sdk_dir.as_os_str().is_empty() && self.backend.as_deref() != Some("isapi") {
             let _ = writeln!(t, "[sdk]\ndir = {:?}", self.sdk_dir.display().to_string());
             if let Some(n) = self.threads {
                 let _ = writeln!(t, "threads = {n}");

@@ -1,6 +1,7 @@
 //! The footprint on ARM: the armv7 footprint (the stripped release binary's
 //! size, and the memory of the armv7 daemon under qemu-arm with the C stand-in SDK at 64
-//! cameras), and the aarch64 daemon with the vendor's own aarch64 HCNetSDK under
+//! cameras, and with the ISAPI backend and no SDK against simcam cameras, [`run_isapi`]),
+//! and the aarch64 daemon with the vendor's own aarch64 HCNetSDK under
 //! qemu-aarch64 against simcam cameras ([`run_vendor`]).
 //!
 //! Under qemu-user the guest lives inside the emulator's process, so `/proc` shows the
@@ -31,6 +32,8 @@ pub struct Footprint {
     pub guest_rss_kib: u64,
     /// Threads of the emulated daemon (qemu-user runs guest threads as host threads).
     pub threads: u64,
+    /// Open descriptors of the qemu process (the guest's, plus a few of qemu's own).
+    pub fds: u64,
     /// Cameras online at the end.
     pub online: usize,
 }
@@ -188,8 +191,112 @@ pub fn run(
         qemu_rss_kib: (m.proc.rss_kib, m.proc.hwm_kib),
         guest_rss_kib: guest_rss_kib(&m.smaps),
         threads: m.proc.threads,
+        fds: m.proc.fds,
         online: m.online,
     })
+}
+
+/// The armv7 daemon with the ISAPI backend under qemu-arm, at one fleet size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IsapiFootprint {
+    /// Cameras configured (simcam, `backend = "isapi"`).
+    pub cameras: usize,
+    /// Cameras online at the end.
+    pub online: usize,
+    /// Seconds it ran with every camera online.
+    pub secs: f64,
+    /// The guest's resident memory by owner (no SDK: `sdk` stays 0).
+    pub guest: GuestRss,
+    /// The qemu-arm process: RSS at the end and peak, KiB.
+    pub qemu_rss_kib: (u64, u64),
+    /// Threads of the emulated daemon (qemu adds one of its own).
+    pub threads: u64,
+    /// Open descriptors of the qemu process (the guest's, plus a few of qemu's own).
+    pub fds: u64,
+}
+
+/// Runs the armv7 `bin` under `qemu-arm` with `backend = "isapi"` (no `[sdk]`, so no SDK
+/// of any kind is loaded) against `cameras` simcam cameras, for `secs` once all are online.
+///
+/// # Errors
+/// When simcam or the daemon do not start, not every camera comes online, or `/proc`
+/// cannot be read.
+pub fn run_isapi(bin: &Path, cameras: usize, secs: Duration) -> Result<IsapiFootprint, String> {
+    let bin = &std::fs::canonicalize(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let fleet = simcam::Fleet::start(simcam::FleetConfig {
+        cameras,
+        threads: 2,
+        ..simcam::FleetConfig::default()
+    })
+    .map_err(|e| format!("simcam: {e}"))?;
+    let dir = TempDir::new("footprint-isapi");
+    let wrapper = qemu_wrapper(&dir, "qemu-arm", "/usr/arm-linux-gnueabihf", bin)?;
+    let mut cfg = crate::DaemonConfig::new(Path::new("/nonexistent-no-sdk"));
+    cfg.backend = Some("isapi".into());
+    cfg.supervisor.clear();
+    cfg.flush_interval = "10s".into();
+    cfg.repeat_window = "1s".into();
+    for i in 0..cameras {
+        cfg = cfg.camera(crate::CameraSpec::of(&fleet, i, &format!("cam-{i}")));
+    }
+    let mut d = Daemon::spawn(&wrapper, &dir, &cfg, SpawnOptions::default());
+    let m = measure(&mut d, cameras, secs, "armv7 daemon (ISAPI) under qemu-arm")?;
+    Ok(IsapiFootprint {
+        cameras,
+        online: m.online,
+        secs: m.secs,
+        guest: guest_rss_by_owner(&m.smaps, 1 << 32, &bin.display().to_string(), &[]),
+        qemu_rss_kib: (m.proc.rss_kib, m.proc.hwm_kib),
+        threads: m.proc.threads,
+        fds: m.proc.fds,
+    })
+}
+
+/// The report's subsection for the armv7 ISAPI runs (smallest fleet first): one row per
+/// fleet size and the cost per camera between the first and the last.
+pub fn markdown_isapi(runs: &[IsapiFootprint]) -> String {
+    let mut s = String::from(
+        "\n### armv7 with the ISAPI backend (no SDK)\n\n\
+         The same armv7 release binary under `qemu-arm` with `backend = \"isapi\"` and no \
+         `[sdk]` table (no SDK and no stand-in is loaded), against simcam cameras (session \
+         login, heartbeat every 5 s, one event stream per camera; product defaults). Guest \
+         memory by owner from `/proc/PID/smaps` (mappings below 4 GiB); descriptors are the \
+         qemu process's (the guest's plus a few of qemu's own).\n\n\
+         | cameras online | daemon binary | system libraries | anonymous (heaps, stacks) | guest total | whole qemu process (peak) | threads | fds |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        s.push_str(&format!(
+            "| {}/{} | {:.1} MiB | {:.1} MiB | {:.1} MiB | **{:.1} MiB** | {:.1} MiB ({:.1} MiB) | {} | {} |\n",
+            r.online,
+            r.cameras,
+            mib(r.guest.daemon),
+            mib(r.guest.system),
+            mib(r.guest.anon),
+            mib(r.guest.total()),
+            mib(r.qemu_rss_kib.0),
+            mib(r.qemu_rss_kib.1),
+            r.threads,
+            r.fds,
+        ));
+    }
+    if let (Some(a), Some(b)) = (runs.first(), runs.last()) {
+        if b.cameras > a.cameras {
+            let n = (b.cameras - a.cameras) as f64;
+            let per = |x: u64, y: u64| (y as f64 - x as f64) / n;
+            s.push_str(&format!(
+                "\nCost per logged-in camera ({} → {} cameras): guest memory {:.1} KiB \
+                 (anonymous {:.1} KiB), threads {:.2}, descriptors {:.2}.\n",
+                a.cameras,
+                b.cameras,
+                per(a.guest.total(), b.guest.total()),
+                per(a.guest.anon, b.guest.anon),
+                per(a.threads, b.threads),
+                per(a.fds, b.fds),
+            ));
+        }
+    }
+    s
 }
 
 /// What [`measure`] read from a running daemon.
@@ -389,7 +496,7 @@ pub fn markdown(f: &Footprint) -> String {
          | | |\n|---|---|\n\
          | stripped release binary (`armv7-unknown-linux-gnueabihf`, opt-level z, LTO, panic=abort) | {} bytes ({:.1} KiB; limit 1 MiB) |\n\
          | daemon under `qemu-arm` with the C stand-in SDK, {} cameras online, after {:.0} s | guest mappings RSS **{:.1} MiB**; whole qemu-arm process RSS {:.1} MiB (peak {:.1} MiB) |\n\
-         | threads | {} |\n\n\
+         | threads, descriptors | {}, {} |\n\n\
          The stand-in SDK (`tests/fakesdk`) is a few KiB of C; the vendor's ARM SDK (not \
          public for 32-bit ARM) adds its own libraries, threads and per-session buffers on a \
          real gateway. The qemu figure includes the emulator's translated code and heap; the \
@@ -402,6 +509,7 @@ pub fn markdown(f: &Footprint) -> String {
         f.qemu_rss_kib.0 as f64 / 1024.0,
         f.qemu_rss_kib.1 as f64 / 1024.0,
         f.threads,
+        f.fds,
     )
 }
 

@@ -35,6 +35,42 @@ pub use run::{RawRun, RunConfig};
 /// Every strategy the benchmark knows, in table order.
 pub const STRATEGIES: [&str; 6] = ["poll", "event", "queue", "hybrid", "naive", "sdk"];
 
+/// The benchmark-only peers: rows of the SDK backend only (`naive` is the seed's scheme
+/// over the SDK, `sdk` is the SDK's own reconnect).
+pub const SDK_ONLY: [&str; 2] = ["naive", "sdk"];
+
+/// Every backend the benchmark knows, in table order (`backend = …`).
+pub const BACKENDS: [&str; 2] = ["sdk", "isapi"];
+
+/// Splits a run label into backend and strategy: `isapi/hybrid` → (`isapi`, `hybrid`); a
+/// bare strategy runs on the SDK backend.
+pub fn split_label(label: &str) -> (&str, &str) {
+    label.split_once('/').unwrap_or(("sdk", label))
+}
+
+/// The run labels of `backends` × `strategies`, backend by backend: `sdk/hybrid`, …,
+/// `isapi/hybrid`. A strategy written `backend/strategy` runs on that backend only; the
+/// peers ([`SDK_ONLY`]) are left out for any other backend than `sdk`.
+pub fn labels(backends: &[String], strategies: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in backends {
+        for s in strategies {
+            let (only, st) = match s.split_once('/') {
+                Some((only, st)) => (Some(only), st),
+                None => (None, s.as_str()),
+            };
+            if only.is_some_and(|o| o != b) || (b != "sdk" && SDK_ONLY.contains(&st)) {
+                continue;
+            }
+            let l = format!("{b}/{st}");
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
 /// The login cap every run uses (the daemon's default `max_concurrent_logins`).
 pub const LOGIN_CAP: usize = 8;
 
@@ -171,7 +207,8 @@ impl Metrics {
 pub struct Finished {
     /// The scenario.
     pub scenario: Scenario,
-    /// The strategy.
+    /// The run's label: backend and strategy (`sdk/hybrid`, `isapi/poll`; a bare
+    /// strategy ran on the SDK backend).
     pub strategy: String,
     /// What was recorded.
     pub raw: RawRun,
@@ -180,7 +217,8 @@ pub struct Finished {
 }
 
 /// Runs every strategy of `strategies` through `plan` side by side (staggered), and
-/// returns the finished runs in `strategies` order.
+/// returns the finished runs in `strategies` order. An entry is a strategy (SDK backend)
+/// or a label `backend/strategy` ([`labels`]).
 ///
 /// # Errors
 /// A run that could not start (the fleet's ports).
@@ -196,10 +234,13 @@ pub fn run_scenario(
             .iter()
             .enumerate()
             .map(|(k, strategy)| {
+                let (backend, st) = split_label(strategy);
                 let cfg = RunConfig {
                     hikwatch: hikwatch.to_path_buf(),
                     sdk_dir: sdk_dir.to_path_buf(),
-                    strategy: strategy.clone(),
+                    strategy: st.to_string(),
+                    backend: backend.to_string(),
+                    label: strategy.clone(),
                     plan: plan.clone(),
                     delay: plan.stagger * u32::try_from(k).unwrap_or(0),
                     verbose,
@@ -224,4 +265,40 @@ pub fn run_scenario(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| (*x).to_string()).collect()
+    }
+
+    #[test]
+    fn labels_pair_backends_with_strategies_and_keep_the_peers_on_the_sdk() {
+        let all = labels(&v(&BACKENDS), &v(&STRATEGIES));
+        assert_eq!(
+            all,
+            v(&[
+                "sdk/poll",
+                "sdk/event",
+                "sdk/queue",
+                "sdk/hybrid",
+                "sdk/naive",
+                "sdk/sdk",
+                "isapi/poll",
+                "isapi/event",
+                "isapi/queue",
+                "isapi/hybrid",
+            ])
+        );
+        // A qualified entry runs on its backend only.
+        assert_eq!(
+            labels(&v(&BACKENDS), &v(&["hybrid", "isapi/poll", "naive"])),
+            v(&["sdk/hybrid", "sdk/naive", "isapi/hybrid", "isapi/poll"])
+        );
+        assert_eq!(split_label("isapi/queue"), ("isapi", "queue"));
+        assert_eq!(split_label("hybrid"), ("sdk", "hybrid"));
+    }
 }

@@ -172,7 +172,13 @@ pub fn markdown(runs: &[Finished], m: &Machine, svg: Option<&str>) -> String {
     let _ = writeln!(
         o,
         "| daemon settings | defaults (`heartbeat_interval` 5 s × 3, login cap {LOGIN_CAP}, SDK heartbeat 30 s), \
-         `strategy` per row, `log.repeat_window` 1 s |\n"
+         `backend/strategy` per row, `log.repeat_window` 1 s |"
+    );
+    let _ = writeln!(
+        o,
+        "| backends | `sdk/…` rows: the SDK backend (the vendor SDK, ISAPI login mode); `isapi/…` \
+         rows: the ISAPI backend (`backend = \"isapi\"`, no SDK loaded: SDK handles `–`); the \
+         peers `naive` and `sdk` exist on the SDK backend only |\n"
     );
 
     if !runs.is_empty() {
@@ -271,7 +277,11 @@ fn table(o: &mut String, s: Scenario, rows: &[&Finished]) {
             m.peak_rss_kib as f64 / 1024.0,
             i128::from(m.rss_kib.1) - i128::from(m.rss_kib.0),
             m.state_writes,
-            pair(m.sdk_handles.0, m.sdk_handles.1),
+            if f.strategy.starts_with("isapi/") {
+                "–".to_string() // no SDK loaded
+            } else {
+                pair(m.sdk_handles.0, m.sdk_handles.1)
+            },
             pair(Some(m.threads.0), Some(m.threads.1)),
             pair(Some(m.fds.0), Some(m.fds.1)),
             m.online_end.0,

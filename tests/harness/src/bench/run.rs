@@ -22,6 +22,10 @@ pub struct RunConfig {
     pub sdk_dir: PathBuf,
     /// `strategy = …`.
     pub strategy: String,
+    /// `backend = …` (`"sdk"`, `"isapi"`).
+    pub backend: String,
+    /// The run's name in the report and in file names (`sdk/hybrid`, `isapi/poll`).
+    pub label: String,
     /// The scenario's plan.
     pub plan: Plan,
     /// Wait this long before starting (strategies side by side are staggered).
@@ -111,7 +115,7 @@ pub struct Snapshot {
 /// Everything one run recorded.
 #[derive(Debug, Default)]
 pub struct RawRun {
-    /// The strategy.
+    /// The run's label (backend and strategy, `sdk/hybrid`).
     pub strategy: String,
     /// The plan it ran.
     pub plan: Option<Plan>,
@@ -233,7 +237,7 @@ struct Step {
 pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
     std::thread::sleep(cfg.delay);
     let plan = &cfg.plan;
-    let tag = format!("{}/{}", plan.scenario.name(), cfg.strategy);
+    let tag = format!("{}/{}", plan.scenario.name(), cfg.label);
     let say = |msg: &str| {
         if cfg.verbose {
             eprintln!("[{tag}] {msg}");
@@ -247,8 +251,13 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
     })
     .map_err(|e| format!("{tag}: simcam fleet: {e}"))?;
 
-    let dir = TempDir::new(&format!("bench-{}-{}", plan.scenario.name(), cfg.strategy));
+    let dir = TempDir::new(&format!(
+        "bench-{}-{}",
+        plan.scenario.name(),
+        cfg.label.replace('/', "-")
+    ));
     let mut dc = DaemonConfig::new(&cfg.sdk_dir);
+    dc.backend = Some(cfg.backend.clone());
     // The daemon's defaults, except the strategy and what the measurement needs: every
     // per-camera line logged (the shortest repeat window), info level.
     dc.supervisor = vec![
@@ -271,7 +280,7 @@ pub fn run(cfg: &RunConfig) -> Result<RawRun, String> {
     }
 
     let mut raw = RawRun {
-        strategy: cfg.strategy.clone(),
+        strategy: cfg.label.clone(),
         plan: Some(plan.clone()),
         ..RawRun::default()
     };

@@ -2,11 +2,18 @@
 //! and runs it).
 //!
 //! ```text
-//! bench [--scenario S]... [--strategies a,b,...] [--quick] [--seed N] [--out DIR]
+//! bench [--scenario S]... [--strategies a,b,...] [--backends sdk,isapi] [--quick]
+//!       [--seed N] [--out DIR]
 //!       [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT]
 //!       [--armv7 BIN --armv7-sdk DIR] [--aarch64 BIN --aarch64-sdk DIR]
 //!       [--footprint-only] [--quiet]
 //! ```
+//!
+//! Every strategy runs on every backend of `--backends` (default both), except the
+//! benchmark-only peers (`naive`, `sdk`), which run on the SDK backend only; a strategy
+//! written `isapi/hybrid` runs on that backend only. Rows are labelled `backend/strategy`.
+//! `--armv7` also measures the armv7 daemon with the ISAPI backend (no SDK) against 16 and
+//! 64 simcam cameras.
 //!
 //! Writes `DIR/results.md`, `DIR/storm.svg` (when the storm ran) and one JSON file per run
 //! into `DIR` (default `bench/runs/<UTC time>`), and prints the report. With `--aarch64`
@@ -20,16 +27,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use harness::bench::{self, Finished, Plan, STRATEGIES, Scale, Scenario, footprint, report, svg};
+use harness::bench::{
+    self, BACKENDS, Finished, Plan, STRATEGIES, Scale, Scenario, footprint, report, svg,
+};
 
 const USAGE: &str = "usage: bench [--scenario flap|storm|silent|badpass|steady|outage]... \
-[--strategies poll,event,queue,hybrid,naive,sdk] [--quick] [--seed N] [--out DIR] \
+[--strategies poll,event,queue,hybrid,naive,sdk] [--backends sdk,isapi] [--quick] [--seed N] [--out DIR] \
 [--hikwatch PATH] [--sdk DIR] [--outage-mins M] [--commit TEXT] \
 [--armv7 BIN --armv7-sdk DIR] [--aarch64 BIN --aarch64-sdk DIR] [--footprint-only] [--quiet]";
 
 struct Args {
     scenarios: Vec<Scenario>,
     strategies: Vec<String>,
+    backends: Vec<String>,
     scale: Scale,
     seed: u64,
     out: Option<PathBuf>,
@@ -59,6 +69,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         scenarios: Vec::new(),
         strategies: STRATEGIES.iter().map(|s| (*s).to_string()).collect(),
+        backends: BACKENDS.iter().map(|s| (*s).to_string()).collect(),
         scale: Scale::Full,
         seed: 7,
         out: None,
@@ -87,14 +98,26 @@ fn parse() -> Result<Args, String> {
             "--strategies" => {
                 let v = val("--strategies")?;
                 a.strategies = v.split(',').map(str::to_string).collect();
-                if let Some(bad) = a
-                    .strategies
-                    .iter()
-                    .find(|s| !STRATEGIES.contains(&s.as_str()))
-                {
+                for s in &a.strategies {
+                    let (b, st) = bench::split_label(s);
+                    if !STRATEGIES.contains(&st) {
+                        return Err(format!(
+                            "unknown strategy {st:?} (one of {})",
+                            STRATEGIES.join(", ")
+                        ));
+                    }
+                    if !BACKENDS.contains(&b) {
+                        return Err(format!("unknown backend {b:?} in {s:?}"));
+                    }
+                }
+            }
+            "--backends" => {
+                let v = val("--backends")?;
+                a.backends = v.split(',').map(str::to_string).collect();
+                if let Some(bad) = a.backends.iter().find(|b| !BACKENDS.contains(&b.as_str())) {
                     return Err(format!(
-                        "unknown strategy {bad:?} (one of {})",
-                        STRATEGIES.join(", ")
+                        "unknown backend {bad:?} (one of {})",
+                        BACKENDS.join(", ")
                     ));
                 }
             }
@@ -137,6 +160,10 @@ fn parse() -> Result<Args, String> {
         }
     } else if a.scenarios.is_empty() {
         a.scenarios = Scenario::DEFAULT.to_vec();
+    }
+    a.strategies = bench::labels(&a.backends, &a.strategies);
+    if a.strategies.is_empty() && !a.scenarios.is_empty() {
+        return Err("no run left: the peers naive and sdk run on the SDK backend only".into());
     }
     Ok(a)
 }
@@ -187,9 +214,10 @@ fn main() -> ExitCode {
     let machine = report::Machine::here(&args.commit, &command, args.seed);
     if args.verbose {
         eprintln!(
-            "bench: {} scenario(s) × {} strategies; hikwatch {}; SDK {}; output {}; open files {nofile}",
+            "bench: {} scenario(s) × {} runs ({}); hikwatch {}; SDK {}; output {}; open files {nofile}",
             args.scenarios.len(),
             args.strategies.len(),
+            args.strategies.join(", "),
             hikwatch.display(),
             sdk.display(),
             out.display()
@@ -211,11 +239,12 @@ fn main() -> ExitCode {
         match bench::run_scenario(&plan, &args.strategies, &hikwatch, &sdk, args.verbose) {
             Ok(runs) => {
                 for f in &runs {
-                    let path = out.join(format!("{}-{}.json", s.name(), f.strategy));
+                    let name = f.strategy.replace('/', "-");
+                    let path = out.join(format!("{}-{name}.json", s.name()));
                     if let Err(e) = std::fs::write(&path, report::json(f)) {
                         eprintln!("bench: {}: {e}", path.display());
                     }
-                    let log = out.join(format!("{}-{}.log", s.name(), f.strategy));
+                    let log = out.join(format!("{}-{name}.log", s.name()));
                     if let Err(e) = std::fs::write(&log, &f.raw.log_text) {
                         eprintln!("bench: {}: {e}", log.display());
                     }
@@ -248,6 +277,24 @@ fn main() -> ExitCode {
                 md.push_str(&format!("## armv7 footprint\n\nfailed: {e}\n"));
             }
         }
+        let mut runs = Vec::new();
+        for cameras in [16, 64] {
+            if args.verbose {
+                eprintln!(
+                    "bench: armv7 footprint, ISAPI backend: {} under qemu-arm, {cameras} simcam cameras",
+                    bin.display()
+                );
+            }
+            match footprint::run_isapi(bin, cameras, Duration::from_secs(20)) {
+                Ok(f) => runs.push(f),
+                Err(e) => eprintln!("bench: armv7 ISAPI footprint at {cameras} cameras: {e}"),
+            }
+        }
+        md.push_str(&if runs.is_empty() {
+            "### armv7 with the ISAPI backend\n\nfailed (see the bench's stderr)\n".to_string()
+        } else {
+            footprint::markdown_isapi(&runs)
+        });
     }
     if let Some((bin, dir)) = &args.aarch64 {
         let mut runs = Vec::new();
