@@ -13,11 +13,12 @@ pub struct CamId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Token(pub u32);
 
-/// An SDK login handle (`lUserID` from `NET_DVR_Login_V40`).
+/// A login handle from the camera's backend (the SDK's `lUserID`; the ISAPI backend's own
+/// session number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Session(pub i32);
 
-/// An SDK preview handle (from `NET_DVR_RealPlay_V40`).
+/// A watched-stream handle from the backend (the SDK's `NET_DVR_RealPlay_V40` handle).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamHandle(pub i32);
 
@@ -92,9 +93,9 @@ pub enum Event {
     LoginFailed {
         /// The login's token.
         token: Token,
-        /// What the failure means (from `crate::sdk`'s table).
+        /// What the failure means (the backend's classification, `crate::backend`).
         class: ErrorClass,
-        /// `NET_DVR_GetLastError` code, for status and logs.
+        /// The backend's own code (SDK error number, or 0), for status and logs.
         code: u32,
     },
     /// `Heartbeat` succeeded (`CHECK_USER_STATUS` returned TRUE).
@@ -186,7 +187,7 @@ pub enum Event {
     ReleaseHold,
 }
 
-/// Which SDK call an action or alert is about.
+/// Which backend call an action or alert is about (SDK function names as examples).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallKind {
     /// `NET_DVR_Login_V40`.
@@ -258,24 +259,24 @@ pub enum ActionKind {
         /// Echo in `ProbeResult`.
         token: Token,
     },
-    /// `NET_DVR_Login_V40` with the camera's current config. Answer: `LoginOk`/`LoginFailed`.
+    /// Log in with the camera's current config (SDK `NET_DVR_Login_V40`). Answer: `LoginOk`/`LoginFailed`.
     Login {
         /// Echo in the result.
         token: Token,
     },
-    /// `CHECK_USER_STATUS` on the session. Answer: `HeartbeatOk`/`HeartbeatFailed`.
+    /// A heartbeat on the session (SDK `CHECK_USER_STATUS`). Answer: `HeartbeatOk`/`HeartbeatFailed`.
     Heartbeat {
         /// The session to check.
         session: Session,
         /// Echo in the result.
         token: Token,
     },
-    /// `NET_DVR_Logout`. Answer: `LogoutDone`.
+    /// Log the session out (SDK `NET_DVR_Logout`). Answer: `LogoutDone`.
     Logout {
         /// The session to log out.
         session: Session,
     },
-    /// `NET_DVR_RealPlay_V40` on the session. Answer: `StreamStarted`/`StreamFailed`, then
+    /// Start the watched stream on the session (SDK `NET_DVR_RealPlay_V40`). Answer: `StreamStarted`/`StreamFailed`, then
     /// `StreamData` while data flows.
     StartStream {
         /// The session to preview on.
@@ -283,7 +284,7 @@ pub enum ActionKind {
         /// Echo in the result.
         token: Token,
     },
-    /// `NET_DVR_StopRealPlay`. No answer needed.
+    /// Stop the watched stream (SDK `NET_DVR_StopRealPlay`). No answer needed.
     StopStream {
         /// The preview handle.
         stream: StreamHandle,
