@@ -4,9 +4,9 @@
 # (every strategy side by side), and writes a markdown report, an SVG timeline of the storm
 # and one JSON file per run. See bench/README.md.
 #
-# Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--quick] [--seed N]
-#                         [--outage-mins M] [--no-armv7] [--no-aarch64] [--footprint-only]
-#                         [--publish]
+# Usage: scripts/bench.sh [--scenario S ...] [--strategies a,b,...] [--backends b,...]
+#                         [--quick] [--seed N] [--outage-mins M] [--no-armv7]
+#                         [--no-aarch64] [--footprint-only] [--publish]
 #   --scenario S     flap | storm | silent | badpass | steady | outage | stream | netfault
 #                    (repeatable; default: the first five, ~20 min on 2 cores; `outage` takes
 #                    an hour; `stream` alone, without --quick, publishes
@@ -14,6 +14,9 @@
 #                    the strategies side by side behind the network fault lab, ~7 min, into
 #                    netfault.md)
 #   --strategies L   default poll,event,queue,hybrid,naive,sdk
+#   --backends L     default sdk,isapi: each strategy once per backend, rows labelled
+#                    backend/strategy; the peers naive and sdk run on the SDK backend only
+#                    (bench/results/backends.md)
 #   --quick          a few cameras and seconds per scenario (checks the pipeline only)
 #   --no-armv7       skip the armv7 footprint (needs the cross toolchain and qemu-arm)
 #   --no-aarch64     skip the aarch64 footprint with the vendor's aarch64 SDK (it runs when
