@@ -411,8 +411,7 @@ impl SupervisorDriver {
                     "exception",
                     format_args!("the device's event stream ended or fell silent"),
                 );
-                let kind = ExceptionKind::Exchange;
-                self.handle(cam, Event::Exception { kind, session });
+                self.handle(cam, Event::EventStreamLost { session });
             }
             Msg::Probe { cam, token, open } => {
                 self.handle(cam, Event::ProbeResult { token, open });
