@@ -181,9 +181,10 @@ impl FleetStatusReport {
                     }
                     o.push_str(",\"message\":");
                     crate::json::push_str(&mut o, &e.message);
-                    if let Some(cause) = e.cause {
-                        o.push_str(",\"cause\":");
-                        crate::json::push_str(&mut o, cause);
+                    o.push_str(",\"cause\":");
+                    match e.cause {
+                        Some(cause) => crate::json::push_str(&mut o, cause),
+                        None => o.push_str("null"),
                     }
                     let _ = write!(o, ",\"at\":{}}}", unix_secs(e.at));
                 }

@@ -90,9 +90,10 @@ fn json_is_valid_and_stable() {
         "connect failed: \"device offline\""
     );
     assert_eq!(cams[1]["last_error"]["at"], 1_700_000_500u64);
-    // Added field, present only for a lost session.
+    // Added field: the loss path of a lost session, null for other errors.
     assert_eq!(cams[1]["last_error"]["cause"], "heartbeats-missed");
-    assert!(cams[2]["last_error"].get("cause").is_none());
+    assert!(cams[2]["last_error"]["cause"].is_null());
+    assert!(cams[2]["last_error"].get("cause").is_some());
     assert_eq!(cams[1]["login_attempts"], 12);
     assert_eq!(cams[1]["reconnects"], 3);
     assert_eq!(cams[1]["next_attempt"], 1_700_000_620u64);

@@ -33,9 +33,13 @@ pub(crate) fn describe_loss(
     code: u32,
     backend: BackendKind,
 ) -> String {
-    let detail = |what: &str| match (class, code) {
-        (ErrorClass::Timeout, 0) => what.to_owned(),
-        _ => format!("{what} ({})", describe(class, code)),
+    // The confirming heartbeat's error, where it had one.
+    let detail = |what: &str| match code {
+        0 => what.to_owned(),
+        _ => format!(
+            "{what} (the confirming heartbeat: {})",
+            describe(class, code)
+        ),
     };
     match cause {
         LossCause::HeartbeatsMissed => match (class, code) {
@@ -258,5 +262,57 @@ impl SupervisorDriver {
             line.push_str("; stopping");
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_loss_cause_has_its_own_words_and_isapi_ones_name_no_sdk_exception() {
+        let causes = [
+            LossCause::HeartbeatsMissed,
+            LossCause::BackendException,
+            LossCause::ReloginUnfinished,
+            LossCause::EventStreamLost,
+            LossCause::LinkLost,
+            LossCause::LinkSilent,
+            LossCause::StreamStartFailed,
+            LossCause::StreamGap,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for cause in causes {
+            let text = describe_loss(cause, ErrorClass::Timeout, 0, BackendKind::Isapi);
+            assert!(seen.insert(text.clone()), "{cause:?}: {text}");
+            if cause != LossCause::BackendException && cause != LossCause::ReloginUnfinished {
+                assert!(!text.contains("SDK"), "{cause:?}: {text}");
+            }
+        }
+        let stream = describe_loss(
+            LossCause::EventStreamLost,
+            ErrorClass::Network,
+            0,
+            BackendKind::Isapi,
+        );
+        assert_eq!(stream, "the device's event stream ended or fell silent");
+        assert_eq!(
+            describe_loss(
+                LossCause::StreamGap,
+                ErrorClass::Timeout,
+                0,
+                BackendKind::Isapi
+            ),
+            "the watched stream stopped sending data"
+        );
+        assert!(
+            describe_loss(
+                LossCause::BackendException,
+                ErrorClass::Network,
+                0x8000,
+                BackendKind::Sdk
+            )
+            .starts_with("SDK exception")
+        );
     }
 }
