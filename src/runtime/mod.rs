@@ -768,7 +768,13 @@ fn add_cameras(driver: &mut SupervisorDriver, cameras: &[CameraConfig], loaded: 
         if start.origin == Origin::CredentialsChanged {
             crate::cam_info!(conf.id, "credentials changed since the last run");
         }
-        if driver.store.device_session(&conf.id).is_some() {
+        if driver.end_left_session_if_idle(cam) {
+            crate::cam_info!(
+                conf.id,
+                "the last run left a device session; ending it now (no login before the \
+                 hold or lock ends)"
+            );
+        } else if driver.store.device_session(&conf.id).is_some() {
             crate::cam_info!(
                 conf.id,
                 "the last run left a device session; ending it first"

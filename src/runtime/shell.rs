@@ -29,11 +29,25 @@ use super::calls::{self, Msg};
 /// [`Job`] when it starts, so a login uses the configuration current at that moment.
 #[derive(Clone, Copy, Debug)]
 enum Intent {
-    Login { token: Token },
-    Heartbeat { session: Session, token: Token },
-    Logout { session: Session },
-    StartStream { session: Session, token: Token },
-    StopStream { stream: StreamHandle },
+    Login {
+        token: Token,
+    },
+    Heartbeat {
+        session: Session,
+        token: Token,
+    },
+    Logout {
+        session: Session,
+    },
+    StartStream {
+        session: Session,
+        token: Token,
+    },
+    StopStream {
+        stream: StreamHandle,
+    },
+    /// Not from the core: end the device session the last run left, without a login.
+    EndLeftSession,
 }
 
 /// After a link watch could not connect, the next try waits this long.
@@ -317,6 +331,26 @@ impl SupervisorDriver {
         }
     }
 
+    /// Ends the device session the last run left for `cam` now, without a login, when the
+    /// camera will not log in soon (auth-hold until the config changes, or a device lock):
+    /// its next login would end it first, but that may be hours away, and the session
+    /// holds one of the device's slots meanwhile. Sends no password, so it is no login
+    /// attempt for the device's lockout count. Whether it was asked for.
+    pub(super) fn end_left_session_if_idle(&mut self, cam: CamId) -> bool {
+        let idle = self
+            .sup
+            .status(cam)
+            .is_some_and(|s| matches!(s.state, State::AuthHold | State::Locked));
+        let left = self
+            .slots
+            .get(cam.0 as usize)
+            .is_some_and(|slot| self.store.device_session(&slot.conf.id).is_some());
+        if idle && left {
+            self.queue(cam, Intent::EndLeftSession);
+        }
+        idle && left
+    }
+
     /// Starts the next call of the camera's lane, if any.
     fn start_next(&mut self, cam: CamId) {
         let s = &self.settings;
@@ -353,6 +387,17 @@ impl SupervisorDriver {
                     }),
                     deadline: s.stream_deadline,
                 },
+                Intent::EndLeftSession => {
+                    // Gone meanwhile (a login ended it first): nothing to do.
+                    let Some(cookie) = self.store.device_session(&slot.conf.id) else {
+                        continue;
+                    };
+                    Job::EndLeftSession {
+                        conf: slot.conf.clone(),
+                        cookie: cookie.to_owned(),
+                        deadline: s.logout_deadline,
+                    }
+                }
                 Intent::StopStream { stream } => {
                     // Only streams we started and still hold; an unknown handle was
                     // stopped already.
@@ -525,6 +570,8 @@ impl SupervisorDriver {
             Outcome::StreamFailed { token, class, code } => {
                 self.handle(cam, Event::StreamFailed { token, class, code });
             }
+            // Not the core's call; the store already heard what the backend did.
+            Outcome::LeftSessionTried => {}
             // The backend has let the stream go; the core forgot it when it asked.
             Outcome::StreamStopped { stream } => {
                 log::debug!("{}: stream {} stopped", self.id(cam), stream.0);
