@@ -51,6 +51,18 @@ fn remembered(path: &Path, ids: &[&str]) -> bool {
     })
 }
 
+/// Waits (longer than the flush interval, then until `state show` says so) for the state
+/// file to remember a session of every camera of `ids` (`want`), or of none of them.
+fn state_file_says(d: &Daemon, ids: &[&str], want: bool) -> bool {
+    std::thread::sleep(FLUSH + Duration::from_millis(500));
+    harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        let all = remembered(d.state_path(), ids);
+        let none = ids.iter().all(|id| !remembered(d.state_path(), &[id]));
+        (if want { all } else { none }).then_some(())
+    })
+    .is_some()
+}
+
 #[test]
 fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
     let rounds: usize = std::env::var("HIKWATCH_KILL_LOOPS")
@@ -126,13 +138,8 @@ fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
         }
         // The state file must hold the sessions before the kill: longer than the flush
         // interval, then until `state show` says so.
-        std::thread::sleep(FLUSH + Duration::from_millis(500));
-        let on_disk =
-            harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
-                remembered(d.state_path(), &IDS).then_some(())
-            });
         assert!(
-            on_disk.is_some(),
+            state_file_says(&d, &IDS, true),
             "round {round}: state file without the sessions"
         );
         let evs = fleet.events_since(seq);
@@ -163,11 +170,10 @@ fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
         "{:?}",
         d.status()
     );
-    std::thread::sleep(FLUSH + Duration::from_millis(500));
-    let on_disk = harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
-        remembered(d.state_path(), &["c0"]).then_some(())
-    });
-    assert!(on_disk.is_some(), "state file without the session");
+    assert!(
+        state_file_says(&d, &["c0"], true),
+        "state file without the session"
+    );
     d.kill9();
     let state = d.state_path().to_path_buf();
     drop(d);
@@ -231,11 +237,11 @@ fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
         Some("auth-hold".into())
     );
     // Forgotten once ended: the state file no longer remembers it.
-    std::thread::sleep(FLUSH + Duration::from_millis(500));
-    let forgotten = harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
-        (!remembered(d.state_path(), &["c0"])).then_some(())
-    });
-    assert!(forgotten.is_some(), "still remembered: {}", d.log_text());
+    assert!(
+        state_file_says(&d, &["c0"], false),
+        "still remembered: {}",
+        d.log_text()
+    );
     assert!(
         d.log_text()
             .contains("c0: ended the device session a previous login left"),

@@ -27,26 +27,15 @@ use super::calls::{self, Msg};
 
 /// A call the core asked for, waiting for its turn in the camera's lane. Turned into a
 /// [`Job`] when it starts, so a login uses the configuration current at that moment.
+/// `EndLeftSession` is the runtime's own: end the device session the last run left,
+/// without a login.
 #[derive(Clone, Copy, Debug)]
 enum Intent {
-    Login {
-        token: Token,
-    },
-    Heartbeat {
-        session: Session,
-        token: Token,
-    },
-    Logout {
-        session: Session,
-    },
-    StartStream {
-        session: Session,
-        token: Token,
-    },
-    StopStream {
-        stream: StreamHandle,
-    },
-    /// Not from the core: end the device session the last run left, without a login.
+    Login { token: Token },
+    Heartbeat { session: Session, token: Token },
+    Logout { session: Session },
+    StartStream { session: Session, token: Token },
+    StopStream { stream: StreamHandle },
     EndLeftSession,
 }
 

@@ -468,18 +468,18 @@ impl Camera {
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
             (S::Online | S::Suspect, I::Event(E::EventStreamLost { session }))
-                if cx.p.traits.sdk_owns_session() && self.session == Some(session) =>
+                if (cx.p.traits.sdk_owns_session() || cx.p.traits.exceptions)
+                    && self.session == Some(session) =>
             {
-                // As the SDK's EXCEPTION_EXCHANGE would be for this peer.
+                // As the SDK's EXCEPTION_EXCHANGE would be: the `sdk` peer loses the session,
+                // the others confirm with one heartbeat or lose it, as they do for that.
                 self.counters.exceptions += 1;
-                self.lose_session(cx, LossCause::EventStreamLost, ErrorClass::Network, 0);
-            }
-            (S::Online | S::Suspect, I::Event(E::EventStreamLost { session }))
-                if cx.p.traits.exceptions && self.session == Some(session) =>
-            {
-                // As the SDK's EXCEPTION_EXCHANGE: confirm with one heartbeat, or lose.
-                self.counters.exceptions += 1;
-                self.trouble(cx, LossCause::EventStreamLost, 0);
+                let cause = LossCause::EventStreamLost;
+                if cx.p.traits.sdk_owns_session() {
+                    self.lose_session(cx, cause, ErrorClass::Network, 0);
+                } else {
+                    self.trouble(cx, cause, 0);
+                }
             }
             (_, I::Event(E::EventStreamLost { .. })) => {} // as for exceptions
             (S::Online | S::Suspect, I::Event(E::LinkLost { session }))

@@ -190,6 +190,16 @@ fn down(acts: &[ActionKind]) -> Option<(LossCause, ErrorClass, u32)> {
     })
 }
 
+/// The heartbeat sent among `acts` (a suspicion's confirmation); panics with `what`.
+fn confirming_heartbeat(acts: &[ActionKind], what: &str) -> Token {
+    acts.iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{what}: {acts:?}"))
+}
+
 fn kinds(acts: &[Action]) -> Vec<ActionKind> {
     acts.iter().map(|a| a.kind).collect()
 }
@@ -548,13 +558,7 @@ fn hybrid_exception_confirms_with_one_heartbeat() {
         },
     );
     assert_eq!(h.state(c), State::Suspect);
-    let token = acts
-        .iter()
-        .find_map(|k| match k {
-            ActionKind::Heartbeat { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("confirming heartbeat sent at once");
+    let token = confirming_heartbeat(&acts, "confirming heartbeat sent at once");
     let acts = h.ev(
         c,
         Event::HeartbeatFailed {
@@ -748,13 +752,7 @@ fn a_lost_event_stream_takes_the_exchange_exception_rows_with_its_own_cause() {
             None if hb.state(cb) == State::Suspect => {
                 // Hybrid: confirmed by one heartbeat; its failure is the stream's loss.
                 let mut hb = hb;
-                let token = b
-                    .iter()
-                    .find_map(|k| match k {
-                        ActionKind::Heartbeat { token, .. } => Some(*token),
-                        _ => None,
-                    })
-                    .expect("confirming heartbeat");
+                let token = confirming_heartbeat(&b, "confirming heartbeat");
                 let acts = hb.ev(
                     cb,
                     Event::HeartbeatFailed {
@@ -780,13 +778,7 @@ fn a_healed_suspicion_does_not_name_a_later_loss() {
     // A lost link confirmed healthy, then heartbeats fail on their own: that loss is
     // missed heartbeats, not the old link alarm.
     let (mut h, c, _, acts) = lose_to(Strategy::Hybrid, |session| Event::LinkLost { session });
-    let token = acts
-        .iter()
-        .find_map(|k| match k {
-            ActionKind::Heartbeat { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("confirming heartbeat");
+    let token = confirming_heartbeat(&acts, "confirming heartbeat");
     h.ev(c, Event::HeartbeatOk { token });
     let mut last = Vec::new();
     while h.state(c).has_session() {
@@ -2420,13 +2412,7 @@ fn a_false_link_alarm_keeps_the_session() {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
     let s = h.online(c, 3);
     let acts = h.ev(c, Event::LinkLost { session: s });
-    let token = acts
-        .iter()
-        .find_map(|k| match k {
-            ActionKind::Heartbeat { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("confirming heartbeat");
+    let token = confirming_heartbeat(&acts, "confirming heartbeat");
     let acts = h.ev(c, Event::HeartbeatOk { token });
     assert!(!has(&acts, is_logout(s)), "{acts:?}");
     assert_eq!(h.state(c), State::Online);
