@@ -573,6 +573,7 @@ impl Daemon {
             progress,
             housekeeping,
             next_housekeeping: Instant::now(),
+            next_left_sweep: Instant::now() + shell::LEFT_SESSION_SWEEP,
             stop_by: None,
             // Counted from READY (the real SDK's init alone takes seconds).
             #[cfg(debug_assertions)]
@@ -815,6 +816,9 @@ struct SupervisorLoop<'d> {
     progress: Progress,
     housekeeping: Duration,
     next_housekeeping: Instant,
+    /// The next [`SupervisorDriver::end_idle_left_sessions`] (the first is at the start,
+    /// with the cameras).
+    next_left_sweep: Instant,
     /// Set by the shutdown signal: the graceful stop ends by then at the latest.
     stop_by: Option<Instant>,
     #[cfg(debug_assertions)]
@@ -845,6 +849,10 @@ impl SupervisorLoop<'_> {
                 d.repeat.flush();
                 d.send_status();
                 d.maybe_flush(now);
+                if now >= self.next_left_sweep {
+                    d.end_idle_left_sessions();
+                    self.next_left_sweep = now + shell::LEFT_SESSION_SWEEP;
+                }
                 self.next_housekeeping = now + self.housekeeping;
             }
             if let Some(by) = self.stop_by {

@@ -39,6 +39,11 @@ enum Intent {
     EndLeftSession,
 }
 
+/// How often the runtime looks for remembered device sessions of cameras that will not
+/// log in soon (see [`SupervisorDriver::end_idle_left_sessions`]): each try is one short
+/// request per such camera.
+pub(super) const LEFT_SESSION_SWEEP: Duration = Duration::from_secs(60);
+
 /// After a link watch could not connect, the next try waits this long.
 const WATCH_RETRY: Duration = Duration::from_secs(60);
 
@@ -324,20 +329,34 @@ impl SupervisorDriver {
     /// camera will not log in soon (auth-hold until the config changes, or a device lock):
     /// its next login would end it first, but that may be hours away, and the session
     /// holds one of the device's slots meanwhile. Sends no password, so it is no login
-    /// attempt for the device's lockout count. Whether it was asked for.
+    /// attempt for the device's lockout count. Not while the camera's lane has work.
+    /// Whether it was asked for.
     pub(super) fn end_left_session_if_idle(&mut self, cam: CamId) -> bool {
         let idle = self
             .sup
             .status(cam)
             .is_some_and(|s| matches!(s.state, State::AuthHold | State::Locked));
-        let left = self
-            .slots
-            .get(cam.0 as usize)
-            .is_some_and(|slot| self.store.device_session(&slot.conf.id).is_some());
+        let left = self.slots.get(cam.0 as usize).is_some_and(|slot| {
+            !slot.busy && slot.lane.is_empty() && self.store.device_session(&slot.conf.id).is_some()
+        });
         if idle && left {
             self.queue(cam, Intent::EndLeftSession);
         }
         idle && left
+    }
+
+    /// [`SupervisorDriver::end_left_session_if_idle`] for every camera: a camera that went
+    /// into a hold or lock with a session still remembered (its logout failed in
+    /// transport), or whose last try failed in transport. Run every
+    /// [`LEFT_SESSION_SWEEP`].
+    pub(super) fn end_idle_left_sessions(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let cams: Vec<CamId> = self.by_id.values().copied().collect();
+        for cam in cams {
+            self.end_left_session_if_idle(cam);
+        }
     }
 
     /// Starts the next call of the camera's lane, if any.
