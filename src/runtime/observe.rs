@@ -58,10 +58,10 @@ pub(crate) fn describe_loss(
             }
         }
         LossCause::EventStreamLost => detail("the device's event stream ended or fell silent"),
-        LossCause::LinkLost => detail("the link to the device was reset or closed"),
-        LossCause::LinkSilent => {
-            "the link to the device went silent (keepalives unanswered)".into()
+        LossCause::LinkLost => {
+            detail("the link watch's connection to the device was reset or closed")
         }
+        LossCause::LinkSilent => "the link watch's connection to the device went silent".into(),
         LossCause::StreamStartFailed => match (class, code) {
             (ErrorClass::Timeout, 0) => {
                 "the watched stream did not start before the deadline".into()
