@@ -64,6 +64,9 @@ pub struct LastErrorReport {
     pub code: Option<u32>,
     /// What happened, one line, never containing a password.
     pub message: String,
+    /// When the error ended a live session: how it was found, as a stable name
+    /// (`LossCause::name`: `"heartbeats-missed"`, `"event-stream-lost"`, `"stream-gap"`...).
+    pub cause: Option<&'static str>,
     /// When.
     pub at: SystemTime,
 }
@@ -178,6 +181,11 @@ impl FleetStatusReport {
                     }
                     o.push_str(",\"message\":");
                     crate::json::push_str(&mut o, &e.message);
+                    o.push_str(",\"cause\":");
+                    match e.cause {
+                        Some(cause) => crate::json::push_str(&mut o, cause),
+                        None => o.push_str("null"),
+                    }
                     let _ = write!(o, ",\"at\":{}}}", unix_secs(e.at));
                 }
             }

@@ -26,6 +26,7 @@ fn sample() -> FleetStatusReport {
         last_error: code.map(|c| LastErrorReport {
             code: Some(c),
             message: "x".into(),
+            cause: None,
             at: at(1_700_000_100),
         }),
         login_attempts: 5,

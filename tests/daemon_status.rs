@@ -38,6 +38,7 @@ fn sample() -> FleetStatusReport {
             last_error: Some(LastErrorReport {
                 code: Some(7),
                 message: "connect failed: \"device offline\"".into(),
+                cause: Some("heartbeats-missed"),
                 at: at(1_700_000_500),
             }),
             login_attempts: 12,
@@ -52,6 +53,7 @@ fn sample() -> FleetStatusReport {
             last_error: Some(LastErrorReport {
                 code: None,
                 message: "wrong password".into(),
+                cause: None,
                 at: at(1_700_000_300),
             }),
             login_attempts: 1,
@@ -88,6 +90,10 @@ fn json_is_valid_and_stable() {
         "connect failed: \"device offline\""
     );
     assert_eq!(cams[1]["last_error"]["at"], 1_700_000_500u64);
+    // Added field: the loss path of a lost session, null for other errors.
+    assert_eq!(cams[1]["last_error"]["cause"], "heartbeats-missed");
+    assert!(cams[2]["last_error"]["cause"].is_null());
+    assert!(cams[2]["last_error"].get("cause").is_some());
     assert_eq!(cams[1]["login_attempts"], 12);
     assert_eq!(cams[1]["reconnects"], 3);
     assert_eq!(cams[1]["next_attempt"], 1_700_000_620u64);

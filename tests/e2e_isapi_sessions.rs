@@ -6,8 +6,8 @@
 //!
 //! `HIKWATCH_KILL_LOOPS` sets how many `kill -9` rounds (5 by default).
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use harness::{CameraSpec, Daemon, DaemonConfig, SpawnOptions, TempDir, events, target_command};
 use simcam::{EventKind, Fleet, FleetConfig};
@@ -17,8 +17,24 @@ const IDS: [&str; 3] = ["c0", "c1", "c2"];
 /// The config's `[state] flush_interval`.
 const FLUSH: Duration = Duration::from_secs(1);
 
-/// Whether the state file remembers a device session for every camera.
-fn all_remembered(path: &Path) -> bool {
+/// A config with `ids` on the ISAPI backend (fleet cameras in order), flushing the state
+/// file every second.
+fn isapi_config(dir: &TempDir, fleet: &Fleet, ids: &[&str]) -> PathBuf {
+    // No camera uses the SDK: `[sdk] dir` is not checked.
+    let mut cfg =
+        DaemonConfig::new(Path::new("/nonexistent-sdk")).set("heartbeat_interval", "\"1s\"");
+    cfg.flush_interval = "1s".into();
+    for (i, id) in ids.iter().enumerate() {
+        cfg = cfg.camera(CameraSpec::of(fleet, i, id));
+    }
+    let config = cfg.write(dir);
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, format!("backend = \"isapi\"\n{text}")).expect("write config");
+    config
+}
+
+/// Whether the state file remembers a device session for every camera of `ids`.
+fn remembered(path: &Path, ids: &[&str]) -> bool {
     let out = target_command(BIN)
         .args(["state", "show", "--json"])
         .arg(path)
@@ -27,12 +43,24 @@ fn all_remembered(path: &Path) -> bool {
     let Ok(v) = serde_json::from_slice::<harness::Value>(&out.stdout) else {
         return false;
     };
-    IDS.iter().all(|id| {
+    ids.iter().all(|id| {
         v["cameras"]
             .as_array()
             .and_then(|a| a.iter().find(|c| c["id"] == *id))
             .is_some_and(|c| c["device_session"] == true)
     })
+}
+
+/// Waits (longer than the flush interval, then until `state show` says so) for the state
+/// file to remember a session of every camera of `ids` (`want`), or of none of them.
+fn state_file_says(d: &Daemon, ids: &[&str], want: bool) -> bool {
+    std::thread::sleep(FLUSH + Duration::from_millis(500));
+    harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        let all = remembered(d.state_path(), ids);
+        let none = ids.iter().all(|id| !remembered(d.state_path(), &[id]));
+        (if want { all } else { none }).then_some(())
+    })
+    .is_some()
 }
 
 #[test]
@@ -49,16 +77,7 @@ fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
     .expect("simcam");
     assert_eq!(fleet.config().session_idle_timeout, None);
     let dir = TempDir::new("e2e-isapi-sessions");
-    // No camera uses the SDK: `[sdk] dir` is not checked.
-    let mut cfg =
-        DaemonConfig::new(Path::new("/nonexistent-sdk")).set("heartbeat_interval", "\"1s\"");
-    cfg.flush_interval = "1s".into();
-    for (i, id) in IDS.iter().enumerate() {
-        cfg = cfg.camera(CameraSpec::of(&fleet, i, id));
-    }
-    let config = cfg.write(&dir);
-    let text = std::fs::read_to_string(&config).expect("read config");
-    std::fs::write(&config, format!("backend = \"isapi\"\n{text}")).expect("write config");
+    let config = isapi_config(&dir, &fleet, &IDS);
 
     // The session each camera held when the daemon was killed.
     let mut left: Vec<Option<String>> = vec![None; IDS.len()];
@@ -119,13 +138,8 @@ fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
         }
         // The state file must hold the sessions before the kill: longer than the flush
         // interval, then until `state show` says so.
-        std::thread::sleep(FLUSH + Duration::from_millis(500));
-        let on_disk =
-            harness::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
-                all_remembered(d.state_path()).then_some(())
-            });
         assert!(
-            on_disk.is_some(),
+            state_file_says(&d, &IDS, true),
             "round {round}: state file without the sessions"
         );
         let evs = fleet.events_since(seq);
@@ -135,4 +149,103 @@ fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
         }
         d.kill9();
     }
+}
+
+#[test]
+fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
+    let fleet = Fleet::start(FleetConfig {
+        cameras: 1,
+        threads: 1,
+        ..FleetConfig::default()
+    })
+    .expect("simcam");
+    let dir = TempDir::new("e2e-isapi-hold-session");
+    let config = isapi_config(&dir, &fleet, &["c0"]);
+
+    // A run logs in and is killed with its session remembered in the state file.
+    let mut d = Daemon::spawn_with_config(BIN, &dir, &config, SpawnOptions::default());
+    assert!(
+        d.wait_states(Duration::from_secs(60), &["c0"], "online")
+            .is_some(),
+        "{:?}",
+        d.status()
+    );
+    assert!(
+        state_file_says(&d, &["c0"], true),
+        "state file without the session"
+    );
+    d.kill9();
+    let state = d.state_path().to_path_buf();
+    drop(d);
+
+    // The camera is in auth-hold in that file. A run does not reach this by itself (a
+    // login ends the left session before it can fail), so the file is written here with
+    // the store's own API: the hold of a camera whose password changed at the device,
+    // with the session of its last good login still remembered.
+    let (user, password) = (&fleet.config().user, &fleet.config().password);
+    let key = hikwatch::store::CameraKey {
+        id: "c0",
+        user,
+        password: password.as_bytes(),
+    };
+    let now = Instant::now();
+    let (mut store, loaded) = hikwatch::store::Store::open(
+        &state,
+        hikwatch::store::StoreOptions::default(),
+        &[key],
+        now,
+    );
+    assert!(store.device_session("c0").is_some());
+    let mut held = loaded.cameras[0].state.clone();
+    held.auth_hold = true;
+    held.next_due_in = None;
+    held.last_error = Some(hikwatch::store::StoredError::new(
+        hikwatch::backend::ErrorClass::Auth { retries_left: None },
+        0,
+    ));
+    store.update("c0", &held, now).expect("update");
+    store.flush(now).expect("write the state file");
+    drop(store);
+    // The device's password changed too: a login would fail (and count toward its lock).
+    fleet.camera(0).set_password("changed-at-the-device");
+    let before = fleet.camera(0).stats();
+    assert_eq!(before.sessions, 1, "{before:?}");
+
+    let d = Daemon::spawn_with_config(BIN, &dir, &config, SpawnOptions::default());
+    assert!(
+        d.wait_states(Duration::from_secs(60), &["c0"], "auth-hold")
+            .is_some(),
+        "{:?}",
+        d.status()
+    );
+    let ended = harness::wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        (fleet.camera(0).stats().sessions == 0).then_some(())
+    });
+    let after = fleet.camera(0).stats();
+    assert!(
+        ended.is_some(),
+        "the left session is still there: {after:?}"
+    );
+    assert_eq!(after.logouts, before.logouts + 1, "{after:?}");
+    let attempts = |s: &simcam::CameraStats| {
+        s.logins_ok + s.logins_bad + s.logins_locked + s.logins_rejected_limit + s.logins_stale
+    };
+    assert_eq!(attempts(&after), attempts(&before), "no login: {after:?}");
+    let status = d.status().expect("status");
+    assert_eq!(
+        harness::camera(&status, "c0").map(|c| c["state"].clone()),
+        Some("auth-hold".into())
+    );
+    // Forgotten once ended: the state file no longer remembers it.
+    assert!(
+        state_file_says(&d, &["c0"], false),
+        "still remembered: {}",
+        d.log_text()
+    );
+    assert!(
+        d.log_text()
+            .contains("c0: ended the device session a previous login left"),
+        "{}",
+        d.log_text()
+    );
 }

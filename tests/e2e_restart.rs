@@ -1,16 +1,20 @@
-//! Issue 6.8, end to end: after `kill -9` and a restart the backoff continues. A camera
-//! held on a wrong password stays held and makes no new login; a camera the device locked
-//! stays locked and gets nothing authenticated (which would renew the lock); a healthy
-//! camera simply comes back. With the real SDK: x86_64, and aarch64 under qemu-user (see
-//! `harness::vendor_sdk`).
-#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+//! End to end: after `kill -9` and a restart the backoff continues. A camera held on a
+//! wrong password stays held and makes no new login; a camera the device locked stays
+//! locked and gets nothing authenticated (which would renew the lock); a healthy camera
+//! simply comes back.
+//!
+//! The scenario runs with each backend. With the real SDK: x86_64, and aarch64 under
+//! qemu-user (see `harness::vendor_sdk`). With the ISAPI backend: every target, armv7
+//! under qemu-user too (no vendor SDK). Every step applies to both, except the SDK's
+//! release line (no SDK is loaded with ISAPI) and, for ISAPI only, the session the
+//! healthy camera held when killed: the state file remembers it and the restart ends it,
+//! so the device holds one session, not two.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use harness::{
-    CameraSpec, Daemon, DaemonConfig, RealSdk, SpawnOptions, TempDir, events, target_command,
-    wait_for,
+    CameraSpec, Daemon, DaemonConfig, SpawnOptions, TempDir, events, target_command, wait_for,
 };
 use simcam::{EventKind, Fleet, FleetConfig};
 
@@ -30,11 +34,22 @@ fn record<'v>(state: &'v harness::Value, id: &str) -> Option<&'v harness::Value>
     state["cameras"].as_array()?.iter().find(|c| c["id"] == id)
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
-fn after_kill_9_and_a_restart_hold_and_lock_continue() {
-    let Some(sdk) = RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
+fn after_kill_9_and_a_restart_hold_and_lock_continue_with_the_sdk() {
+    let Some(sdk) = harness::RealSdk::find(env!("CARGO_MANIFEST_DIR")) else {
         return;
     };
+    hold_and_lock_continue_after_kill_9(Some(sdk));
+}
+
+#[test]
+fn after_kill_9_and_a_restart_hold_and_lock_continue_with_isapi() {
+    hold_and_lock_continue_after_kill_9(None);
+}
+
+/// The scenario, with the real SDK when `sdk` is given, else with the ISAPI backend.
+fn hold_and_lock_continue_after_kill_9(sdk: Option<&harness::RealSdk>) {
     // Fleet A locks after 3 wrong passwords (the daemon holds before the last try); fleet
     // B after the first, for 10 minutes.
     let a = Fleet::start(FleetConfig {
@@ -52,8 +67,11 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
         ..FleetConfig::default()
     })
     .expect("fleet B");
-    let dir = TempDir::new("e2e-restart");
-    let cfg = DaemonConfig::new(&sdk.dir)
+    let (dir, base) = match sdk {
+        Some(sdk) => (TempDir::new("e2e-restart"), DaemonConfig::new(&sdk.dir)),
+        None => (TempDir::new("e2e-restart-isapi"), DaemonConfig::isapi()),
+    };
+    let cfg = base
         .set("heartbeat_interval", "\"1s\"")
         .set("slow_backoff_floor", "\"1s\"")
         .set("backoff_cap", "\"3s\"")
@@ -61,7 +79,9 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
         .camera(CameraSpec::of(&a, 1, "fine"))
         .camera(CameraSpec::of(&b, 0, "locked").password("wrong"));
     let mut d = Daemon::spawn(BIN, &dir, &cfg, SpawnOptions::default());
-    d.assert_sdk_release(sdk, Duration::from_secs(20));
+    if let Some(sdk) = sdk {
+        d.assert_sdk_release(sdk, Duration::from_secs(20));
+    }
     let ok = d.wait_status(Duration::from_secs(60), |v| {
         let st = |id| harness::camera(v, id).map(|c| c["state"].clone());
         st("held") == Some("auth-hold".into())
@@ -74,7 +94,9 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
         let s = state_show(d.state_path());
         let held = record(&s, "held")?["auth_hold"] == true;
         let locked = record(&s, "locked")?["lock_left_ms"].as_u64()? > 500_000;
-        (held && locked).then_some(s)
+        // ISAPI: the healthy camera's session too, so that the restart can end it.
+        let session = sdk.is_some() || record(&s, "fine")?["device_session"] == true;
+        (held && locked && session).then_some(s)
     });
     assert!(on_disk.is_some(), "{}", state_show(d.state_path()));
     let bad_before = a.camera(0).stats().logins_bad;
@@ -144,4 +166,14 @@ fn after_kill_9_and_a_restart_hold_and_lock_continue() {
         text.contains("locked: restored device lock from the state file"),
         "{text}"
     );
+    if sdk.is_none() {
+        // The healthy camera's session from before the kill was ended, not left beside
+        // the new one.
+        let fine = a.camera(1).stats();
+        assert_eq!(fine.sessions, 1, "{fine:?}");
+        assert!(
+            text.contains("fine: ended the device session a previous login left"),
+            "{text}"
+        );
+    }
 }

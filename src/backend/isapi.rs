@@ -24,7 +24,9 @@
 //!   before its logout leaves the session in one of the device's slots; the next login of
 //!   the camera ends it first (`end_left_session`: the cookie only, no password, so it is
 //!   no login attempt for the device's lockout count). See [`IsapiBackend::login`] for
-//!   what happens when that fails.
+//!   what happens when that fails. A camera that will not log in soon (restored in
+//!   auth-hold or under a device lock) gets the same without the login
+//!   ([`Job::EndLeftSession`]).
 //! - **streams** are not supported yet (the config refuses `[camera.stream]` for ISAPI
 //!   cameras); a stream start is answered as refused.
 
@@ -95,6 +97,21 @@ async fn within<T>(
             Err(CallEnd::Deadline)
         })
         .await
+}
+
+/// A client for `conf`'s device, not logged in, with `deadline` for each request.
+async fn client_for(conf: &CameraConfig, deadline: Duration) -> Result<IsapiClient, IsapiError> {
+    let Some(addr) = resolve(&conf.host, conf.port).await else {
+        return Err(IsapiError::Connect(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} does not resolve", conf.host),
+        )));
+    };
+    let options = IsapiOptions {
+        request_timeout: deadline,
+        ..IsapiOptions::default()
+    };
+    Ok(IsapiClient::new(addr, options))
 }
 
 /// The first address of `host:port` (host names resolved off the executor thread).
@@ -176,6 +193,20 @@ impl IsapiBackend {
                 }
                 Outcome::LoggedOut { session }
             }
+            Job::EndLeftSession {
+                conf,
+                cookie,
+                deadline,
+            } => {
+                let end = async {
+                    let mut client = client_for(&conf, deadline).await?;
+                    self.end_left(cam, &conf, &mut client, &cookie).await
+                };
+                if let Err(CallEnd::Deadline) = within(deadline, end).await {
+                    log::debug!("isapi: {}: ending the left session timed out", conf.id);
+                }
+                Outcome::LeftSessionTried
+            }
             job @ (Job::StartStream { .. } | Job::StopStream { .. }) => {
                 job.refused("stream watching with backend isapi is not supported yet")
             }
@@ -205,35 +236,9 @@ impl IsapiBackend {
             text: e.to_string(),
         };
         let attempt = async {
-            let Some(addr) = resolve(&conf.host, conf.port).await else {
-                return Err(IsapiError::Connect(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} does not resolve", conf.host),
-                )));
-            };
-            let options = IsapiOptions {
-                request_timeout: deadline,
-                ..IsapiOptions::default()
-            };
-            let mut client = IsapiClient::new(addr, options);
+            let mut client = client_for(conf, deadline).await?;
             if let Some(cookie) = left {
-                match client.end_left_session(cookie).await {
-                    Ok(()) => {
-                        crate::cam_info!(conf.id, "ended the device session a previous login left")
-                    }
-                    Err(
-                        e @ (IsapiError::Connect(_)
-                        | IsapiError::Io(_)
-                        | IsapiError::Closed
-                        | IsapiError::Timeout),
-                    ) => return Err(e),
-                    Err(e) => crate::cam_warn!(
-                        conf.id,
-                        "the device did not end the session a previous login left ({e}); \
-                         it expires there"
-                    ),
-                }
-                self.note_device_session(cam, None);
+                self.end_left(cam, conf, &mut client, cookie).await?;
             }
             client
                 .login(&conf.user, conf.password.expose().as_bytes())
@@ -280,6 +285,34 @@ impl IsapiBackend {
                 token: Some(token),
             },
         }
+    }
+
+    /// Ends `cookie`, the session an earlier login left, on `client` (not logged in): a
+    /// transport failure is returned and the cookie stays remembered; done, or any other
+    /// answer, forgets it (see [`IsapiBackend::login`]).
+    async fn end_left(
+        &self,
+        cam: CamId,
+        conf: &CameraConfig,
+        client: &mut IsapiClient,
+        cookie: &str,
+    ) -> Result<(), IsapiError> {
+        match client.end_left_session(cookie).await {
+            Ok(()) => crate::cam_info!(conf.id, "ended the device session a previous login left"),
+            Err(
+                e @ (IsapiError::Connect(_)
+                | IsapiError::Io(_)
+                | IsapiError::Closed
+                | IsapiError::Timeout),
+            ) => return Err(e),
+            Err(e) => crate::cam_warn!(
+                conf.id,
+                "the device did not end the session a previous login left ({e}); \
+                 it expires there"
+            ),
+        }
+        self.note_device_session(cam, None);
+        Ok(())
     }
 
     async fn heartbeat(

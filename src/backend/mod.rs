@@ -116,6 +116,14 @@ pub(crate) enum Job {
         stream: StreamHandle,
         deadline: Duration,
     },
+    /// End the device session an earlier login left behind (`cookie`, the state file's)
+    /// without logging in: for a camera that will not log in soon (auth-hold, device
+    /// lock). Sends no password. ISAPI only; other backends have none to end.
+    EndLeftSession {
+        conf: CameraConfig,
+        cookie: String,
+        deadline: Duration,
+    },
 }
 
 impl Job {
@@ -142,6 +150,7 @@ impl Job {
                 code: 0,
             },
             Job::StopStream { stream, .. } => Outcome::StreamStopped { stream },
+            Job::EndLeftSession { .. } => Outcome::LeftSessionTried,
         }
     }
 }
@@ -185,6 +194,9 @@ pub(crate) enum Outcome {
     StreamStopped {
         stream: StreamHandle,
     },
+    /// An [`Job::EndLeftSession`] finished, whatever it did (the backend reports whether
+    /// the state file should forget the session): nothing for the core.
+    LeftSessionTried,
     /// The call missed its deadline. `token` is `None` for calls the core tracks by
     /// session (logout) or not at all (stop stream).
     Stuck {

@@ -222,6 +222,8 @@ impl SdkBackend {
                 self.tables.borrow_mut().streams.remove(&stream.0);
                 (Outcome::StreamStopped { stream }, None)
             }
+            // The SDK's sessions are its own: none is remembered to end.
+            job @ Job::EndLeftSession { .. } => (job.refused("no device session"), None),
         }
     }
 

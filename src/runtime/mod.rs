@@ -573,6 +573,7 @@ impl Daemon {
             progress,
             housekeeping,
             next_housekeeping: Instant::now(),
+            next_left_sweep: Instant::now() + shell::LEFT_SESSION_SWEEP,
             stop_by: None,
             // Counted from READY (the real SDK's init alone takes seconds).
             #[cfg(debug_assertions)]
@@ -768,7 +769,13 @@ fn add_cameras(driver: &mut SupervisorDriver, cameras: &[CameraConfig], loaded: 
         if start.origin == Origin::CredentialsChanged {
             crate::cam_info!(conf.id, "credentials changed since the last run");
         }
-        if driver.store.device_session(&conf.id).is_some() {
+        if driver.end_left_session_if_idle(cam) {
+            crate::cam_info!(
+                conf.id,
+                "the last run left a device session; ending it now (no login before the \
+                 hold or lock ends)"
+            );
+        } else if driver.store.device_session(&conf.id).is_some() {
             crate::cam_info!(
                 conf.id,
                 "the last run left a device session; ending it first"
@@ -809,6 +816,9 @@ struct SupervisorLoop<'d> {
     progress: Progress,
     housekeeping: Duration,
     next_housekeeping: Instant,
+    /// The next [`SupervisorDriver::end_idle_left_sessions`] (the first is at the start,
+    /// with the cameras).
+    next_left_sweep: Instant,
     /// Set by the shutdown signal: the graceful stop ends by then at the latest.
     stop_by: Option<Instant>,
     #[cfg(debug_assertions)]
@@ -839,6 +849,10 @@ impl SupervisorLoop<'_> {
                 d.repeat.flush();
                 d.send_status();
                 d.maybe_flush(now);
+                if now >= self.next_left_sweep {
+                    d.end_idle_left_sessions();
+                    self.next_left_sweep = now + shell::LEFT_SESSION_SWEEP;
+                }
                 self.next_housekeeping = now + self.housekeeping;
             }
             if let Some(by) = self.stop_by {

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::ErrorClass;
-use crate::config::format_duration;
+use crate::config::{BackendKind, format_duration};
 use crate::status::{CameraStatusReport, FleetStatusReport, LastErrorReport, QueueStatus};
-use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, State};
+use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, LossCause, State};
 use crate::{cam_error, cam_info};
 
 use super::shell::{CameraSlot, SupervisorDriver};
@@ -19,9 +19,68 @@ pub(crate) fn describe(class: ErrorClass, code: u32) -> String {
             other => other.name().into(),
         },
         #[cfg(feature = "sdk")]
-        0x8000..=0x80ff => format!("SDK exception {}", crate::sdk::ExceptionCode(code).name()),
+        0x8000..=0x80ff => describe_exception(code),
         _ => format!("{} error {code}", class.name()),
     }
+}
+
+/// A lost session in words: the core's loss path, with the failure's class and code where
+/// they add something. The SDK's exception names only for the SDK backend (other backends
+/// have no such codes; their event stream is a cause of its own).
+pub(crate) fn describe_loss(
+    cause: LossCause,
+    class: ErrorClass,
+    code: u32,
+    backend: BackendKind,
+) -> String {
+    // The confirming heartbeat's error, where it had one.
+    let detail = |what: &str| match code {
+        0 => what.to_owned(),
+        _ => format!(
+            "{what} (the confirming heartbeat: {})",
+            describe(class, code)
+        ),
+    };
+    match cause {
+        LossCause::HeartbeatsMissed => match (class, code) {
+            (ErrorClass::Timeout, 0) => "heartbeats went unanswered".into(),
+            _ => format!("heartbeats failed: {}", describe(class, code)),
+        },
+        LossCause::BackendException | LossCause::ReloginUnfinished => {
+            let exception = match backend {
+                BackendKind::Sdk => describe_exception(code),
+                BackendKind::Isapi => format!("backend exception {code:#x}"),
+            };
+            if cause == LossCause::ReloginUnfinished {
+                format!("{exception}: the re-login did not finish in time")
+            } else {
+                exception
+            }
+        }
+        LossCause::EventStreamLost => detail("the device's event stream ended or fell silent"),
+        LossCause::LinkLost => {
+            detail("the link watch's connection to the device was reset or closed")
+        }
+        LossCause::LinkSilent => "the link watch's connection to the device went silent".into(),
+        LossCause::StreamStartFailed => match (class, code) {
+            (ErrorClass::Timeout, 0) => {
+                "the watched stream did not start before the deadline".into()
+            }
+            _ => format!(
+                "the watched stream failed to start: {}",
+                describe(class, code)
+            ),
+        },
+        LossCause::StreamGap => "the watched stream stopped sending data".into(),
+    }
+}
+
+/// An SDK exception type in words.
+fn describe_exception(code: u32) -> String {
+    #[cfg(feature = "sdk")]
+    return format!("SDK exception {}", crate::sdk::ExceptionCode(code).name());
+    #[cfg(not(feature = "sdk"))]
+    format!("SDK exception {code:#x}")
 }
 
 fn whole(d: Duration) -> String {
@@ -38,7 +97,7 @@ impl SupervisorDriver {
             return;
         };
         match alert {
-            Alert::Down { class, code } => {
+            Alert::Down { cause, class, code } => {
                 // Detection latency: from the last evidence of health to this verdict.
                 if let Some(t) = slot.last_good.take() {
                     self.obs.detection.observe(now.saturating_duration_since(t));
@@ -48,7 +107,10 @@ impl SupervisorDriver {
                     log::Level::Warn,
                     &id,
                     "down",
-                    format_args!("session lost: {}", describe(class, code)),
+                    format_args!(
+                        "session lost: {}",
+                        describe_loss(cause, class, code, slot.conf.backend)
+                    ),
                 );
             }
             Alert::Recovered { downtime_ms } => {
@@ -147,10 +209,16 @@ impl SupervisorDriver {
                 since: self.clock.wall(cs.since),
                 last_error: cs.last_error.map(|e| LastErrorReport {
                     code: (e.code != 0).then_some(e.code),
-                    message: match &slot.last_text {
-                        Some((code, text)) if *code == e.code && e.code != 0 => text.clone(),
-                        _ => describe(e.class, e.code),
+                    message: match (e.cause, &slot.last_text) {
+                        (Some(cause), _) => {
+                            describe_loss(cause, e.class, e.code, slot.conf.backend)
+                        }
+                        (None, Some((code, text))) if *code == e.code && e.code != 0 => {
+                            text.clone()
+                        }
+                        (None, _) => describe(e.class, e.code),
                     },
+                    cause: e.cause.map(LossCause::name),
                     at: self.clock.wall(e.at),
                 }),
                 login_attempts: cs.counters.login_attempts,
@@ -194,5 +262,57 @@ impl SupervisorDriver {
             line.push_str("; stopping");
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_loss_cause_has_its_own_words_and_isapi_ones_name_no_sdk_exception() {
+        let causes = [
+            LossCause::HeartbeatsMissed,
+            LossCause::BackendException,
+            LossCause::ReloginUnfinished,
+            LossCause::EventStreamLost,
+            LossCause::LinkLost,
+            LossCause::LinkSilent,
+            LossCause::StreamStartFailed,
+            LossCause::StreamGap,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for cause in causes {
+            let text = describe_loss(cause, ErrorClass::Timeout, 0, BackendKind::Isapi);
+            assert!(seen.insert(text.clone()), "{cause:?}: {text}");
+            if cause != LossCause::BackendException && cause != LossCause::ReloginUnfinished {
+                assert!(!text.contains("SDK"), "{cause:?}: {text}");
+            }
+        }
+        let stream = describe_loss(
+            LossCause::EventStreamLost,
+            ErrorClass::Network,
+            0,
+            BackendKind::Isapi,
+        );
+        assert_eq!(stream, "the device's event stream ended or fell silent");
+        assert_eq!(
+            describe_loss(
+                LossCause::StreamGap,
+                ErrorClass::Timeout,
+                0,
+                BackendKind::Isapi
+            ),
+            "the watched stream stopped sending data"
+        );
+        assert!(
+            describe_loss(
+                LossCause::BackendException,
+                ErrorClass::Network,
+                0x8000,
+                BackendKind::Sdk
+            )
+            .starts_with("SDK exception")
+        );
     }
 }

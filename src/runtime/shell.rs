@@ -27,6 +27,8 @@ use super::calls::{self, Msg};
 
 /// A call the core asked for, waiting for its turn in the camera's lane. Turned into a
 /// [`Job`] when it starts, so a login uses the configuration current at that moment.
+/// `EndLeftSession` is the runtime's own: end the device session the last run left,
+/// without a login.
 #[derive(Clone, Copy, Debug)]
 enum Intent {
     Login { token: Token },
@@ -34,7 +36,13 @@ enum Intent {
     Logout { session: Session },
     StartStream { session: Session, token: Token },
     StopStream { stream: StreamHandle },
+    EndLeftSession,
 }
+
+/// How often the runtime looks for remembered device sessions of cameras that will not
+/// log in soon (see [`SupervisorDriver::end_idle_left_sessions`]): each try is one short
+/// request per such camera.
+pub(super) const LEFT_SESSION_SWEEP: Duration = Duration::from_secs(60);
 
 /// After a link watch could not connect, the next try waits this long.
 const WATCH_RETRY: Duration = Duration::from_secs(60);
@@ -317,6 +325,40 @@ impl SupervisorDriver {
         }
     }
 
+    /// Ends the device session the last run left for `cam` now, without a login, when the
+    /// camera will not log in soon (auth-hold until the config changes, or a device lock):
+    /// its next login would end it first, but that may be hours away, and the session
+    /// holds one of the device's slots meanwhile. Sends no password, so it is no login
+    /// attempt for the device's lockout count. Not while the camera's lane has work.
+    /// Whether it was asked for.
+    pub(super) fn end_left_session_if_idle(&mut self, cam: CamId) -> bool {
+        let idle = self
+            .sup
+            .status(cam)
+            .is_some_and(|s| matches!(s.state, State::AuthHold | State::Locked));
+        let left = self.slots.get(cam.0 as usize).is_some_and(|slot| {
+            !slot.busy && slot.lane.is_empty() && self.store.device_session(&slot.conf.id).is_some()
+        });
+        if idle && left {
+            self.queue(cam, Intent::EndLeftSession);
+        }
+        idle && left
+    }
+
+    /// [`SupervisorDriver::end_left_session_if_idle`] for every camera: a camera that went
+    /// into a hold or lock with a session still remembered (its logout failed in
+    /// transport), or whose last try failed in transport. Run every
+    /// [`LEFT_SESSION_SWEEP`].
+    pub(super) fn end_idle_left_sessions(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let cams: Vec<CamId> = self.by_id.values().copied().collect();
+        for cam in cams {
+            self.end_left_session_if_idle(cam);
+        }
+    }
+
     /// Starts the next call of the camera's lane, if any.
     fn start_next(&mut self, cam: CamId) {
         let s = &self.settings;
@@ -353,6 +395,17 @@ impl SupervisorDriver {
                     }),
                     deadline: s.stream_deadline,
                 },
+                Intent::EndLeftSession => {
+                    // Gone meanwhile (a login ended it first): nothing to do.
+                    let Some(cookie) = self.store.device_session(&slot.conf.id) else {
+                        continue;
+                    };
+                    Job::EndLeftSession {
+                        conf: slot.conf.clone(),
+                        cookie: cookie.to_owned(),
+                        deadline: s.logout_deadline,
+                    }
+                }
                 Intent::StopStream { stream } => {
                     // Only streams we started and still hold; an unknown handle was
                     // stopped already.
@@ -411,8 +464,7 @@ impl SupervisorDriver {
                     "exception",
                     format_args!("the device's event stream ended or fell silent"),
                 );
-                let kind = ExceptionKind::Exchange;
-                self.handle(cam, Event::Exception { kind, session });
+                self.handle(cam, Event::EventStreamLost { session });
             }
             Msg::Probe { cam, token, open } => {
                 self.handle(cam, Event::ProbeResult { token, open });
@@ -526,6 +578,8 @@ impl SupervisorDriver {
             Outcome::StreamFailed { token, class, code } => {
                 self.handle(cam, Event::StreamFailed { token, class, code });
             }
+            // Not the core's call; the store already heard what the backend did.
+            Outcome::LeftSessionTried => {}
             // The backend has let the stream go; the core forgot it when it asked.
             Outcome::StreamStopped { stream } => {
                 log::debug!("{}: stream {} stopped", self.id(cam), stream.0);

@@ -5,8 +5,8 @@ use crate::backend::ErrorClass;
 
 use super::backoff::{self, Pace};
 use super::event::{
-    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, Session,
-    StreamHandle, Token,
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, LossCause,
+    Session, StreamHandle, Token,
 };
 use super::settings::Policy;
 use super::time::Millis;
@@ -206,6 +206,11 @@ pub(crate) struct Camera {
     /// counted for it (one per whole interval without an answer).
     heartbeat_sent: Millis,
     heartbeat_overdue: u8,
+    /// What made the session suspect and sent a confirming heartbeat (an exception, a lost
+    /// link, a lost event stream) and its code: if the confirmation fails, the loss is
+    /// reported as this cause rather than as missed heartbeats. Cleared when the session
+    /// is online again or gone.
+    suspicion: Option<(LossCause, u32)>,
     /// When the newest heartbeat that was answered was sent (or the session began): the
     /// start of the silence that `heartbeat_misses` intervals of ends the session.
     heard_at: Millis,
@@ -311,6 +316,7 @@ impl Camera {
             misses: 0,
             heartbeat_sent: Millis::ZERO,
             heartbeat_overdue: 0,
+            suspicion: None,
             heard_at: Millis::ZERO,
             failures: 0,
             port: PortState::Unknown,
@@ -461,12 +467,27 @@ impl Camera {
                 self.exception(cx, kind);
             }
             (_, I::Event(E::Exception { .. })) => {} // poll ignores them; stale sessions too
+            (S::Online | S::Suspect, I::Event(E::EventStreamLost { session }))
+                if (cx.p.traits.sdk_owns_session() || cx.p.traits.exceptions)
+                    && self.session == Some(session) =>
+            {
+                // As the SDK's EXCEPTION_EXCHANGE would be: the `sdk` peer loses the session,
+                // the others confirm with one heartbeat or lose it, as they do for that.
+                self.counters.exceptions += 1;
+                let cause = LossCause::EventStreamLost;
+                if cx.p.traits.sdk_owns_session() {
+                    self.lose_session(cx, cause, ErrorClass::Network, 0);
+                } else {
+                    self.trouble(cx, cause, 0);
+                }
+            }
+            (_, I::Event(E::EventStreamLost { .. })) => {} // as for exceptions
             (S::Online | S::Suspect, I::Event(E::LinkLost { session }))
                 if cx.p.traits.link_watch && self.session == Some(session) =>
             {
                 // The device reset our idle connection: confirm with one heartbeat.
                 self.counters.exceptions += 1;
-                self.trouble(cx, 0);
+                self.trouble(cx, LossCause::LinkLost, 0);
             }
             (_, I::Event(E::LinkLost { .. })) => {} // another strategy, or a stale session
             (S::Online | S::Suspect, I::Event(E::LinkSilent { session }))
@@ -474,11 +495,16 @@ impl Camera {
             {
                 // Keepalives unanswered and no new connection: the path is dead.
                 self.counters.exceptions += 1;
-                self.lose_session(cx, ErrorClass::Timeout, 0x8000);
+                self.lose_session(cx, LossCause::LinkSilent, ErrorClass::Timeout, 0);
             }
             (_, I::Event(E::LinkSilent { .. })) => {}
             (S::Suspect, I::SuspectTimeout) => {
-                self.lose_session(cx, ErrorClass::Timeout, 0x8040);
+                self.lose_session(
+                    cx,
+                    LossCause::ReloginUnfinished,
+                    ErrorClass::Timeout,
+                    0x8040,
+                );
             }
             (_, I::SuspectTimeout) => self.suspect_until = None,
 
@@ -518,13 +544,13 @@ impl Camera {
                 if self.is_stream_call(token) =>
             {
                 self.stream_call = None;
-                self.lose_session(cx, class, code);
+                self.lose_session(cx, LossCause::StreamStartFailed, class, code);
             }
             (_, I::Event(E::StreamFailed { .. })) => {}
             (S::Online | S::Suspect, I::StreamDeadline) => {
                 self.stream_call = None;
                 self.report_stuck(cx, CallKind::StartStream);
-                self.lose_session(cx, ErrorClass::Timeout, 0);
+                self.lose_session(cx, LossCause::StreamStartFailed, ErrorClass::Timeout, 0);
             }
             (_, I::StreamDeadline) => self.stream_call = None,
             (_, I::Event(E::StreamData)) => {
@@ -533,7 +559,7 @@ impl Camera {
                 }
             }
             (S::Online | S::Suspect, I::StreamGap) => {
-                self.lose_session(cx, ErrorClass::Timeout, 0);
+                self.lose_session(cx, LossCause::StreamGap, ErrorClass::Timeout, 0);
             }
             (_, I::StreamGap) => {}
             (S::Online | S::Suspect, I::StreamRetry) => {
@@ -739,7 +765,7 @@ impl Camera {
                 // Silence: a heartbeat is out and nothing sent since `heard_at` was
                 // answered for `heartbeat_misses` intervals. Found within interval ×
                 // misses of the cut, however slowly the SDK fails.
-                self.lose_session(cx, ErrorClass::Timeout, 0);
+                self.lose_session(cx, LossCause::HeartbeatsMissed, ErrorClass::Timeout, 0);
             }
         }
     }
@@ -764,10 +790,20 @@ impl Camera {
         self.counters.exceptions += 1;
         match kind {
             ExceptionKind::Exchange | ExceptionKind::Relogin | ExceptionKind::ReloginFailed => {
-                self.lose_session(cx, ErrorClass::Network, kind.code());
+                self.lose_session(
+                    cx,
+                    LossCause::BackendException,
+                    ErrorClass::Network,
+                    kind.code(),
+                );
             }
             ExceptionKind::Preview | ExceptionKind::PreviewClosed if self.stream_wanted => {
-                self.lose_session(cx, ErrorClass::Network, kind.code());
+                self.lose_session(
+                    cx,
+                    LossCause::BackendException,
+                    ErrorClass::Network,
+                    kind.code(),
+                );
             }
             ExceptionKind::Resume | ExceptionKind::ReloginOk => self.sdk_back(cx),
             ExceptionKind::Preview | ExceptionKind::PreviewClosed | ExceptionKind::Other(_) => {}
@@ -778,13 +814,15 @@ impl Camera {
     fn exception(&mut self, cx: &mut StepContext<'_>, kind: ExceptionKind) {
         self.counters.exceptions += 1;
         match kind {
-            ExceptionKind::Exchange => self.trouble(cx, 0x8000),
-            ExceptionKind::Preview if self.stream_wanted => self.trouble(cx, 0x8003),
+            ExceptionKind::Exchange => self.trouble(cx, LossCause::BackendException, 0x8000),
+            ExceptionKind::Preview if self.stream_wanted => {
+                self.trouble(cx, LossCause::BackendException, 0x8003);
+            }
             ExceptionKind::ReloginFailed => {
-                self.lose_session(cx, ErrorClass::Network, 0x8044);
+                self.lose_session(cx, LossCause::BackendException, ErrorClass::Network, 0x8044);
             }
             ExceptionKind::PreviewClosed if self.stream_wanted => {
-                self.lose_session(cx, ErrorClass::Network, 0x8045);
+                self.lose_session(cx, LossCause::BackendException, ErrorClass::Network, 0x8045);
             }
             ExceptionKind::Relogin => {
                 // The SDK re-logs in by itself; wait for its verdict (bounded).
@@ -843,6 +881,9 @@ impl Camera {
             self.state = to;
             self.since = cx.now;
         }
+        if to == State::Online || !to.has_session() {
+            self.suspicion = None;
+        }
         if !matches!(to, State::Backoff | State::Stuck) {
             self.probe_at = None;
             self.probe = None;
@@ -882,9 +923,20 @@ impl Camera {
     }
 
     fn record(&mut self, cx: &StepContext<'_>, class: ErrorClass, code: u32) {
+        self.record_loss(cx, None, class, code);
+    }
+
+    fn record_loss(
+        &mut self,
+        cx: &StepContext<'_>,
+        cause: Option<LossCause>,
+        class: ErrorClass,
+        code: u32,
+    ) {
         self.last_error = Some(LastFailure {
             class,
             code,
+            cause,
             at: cx.now,
         });
     }
@@ -1016,42 +1068,59 @@ impl Camera {
         self.misses = self.misses.saturating_add(1);
         // The naive peer drops the session at the first miss.
         if self.misses >= cx.p.heartbeat_misses || cx.p.traits.naive() {
-            self.lose_session(cx, class, code);
+            self.lose_session(cx, LossCause::HeartbeatsMissed, class, code);
         } else {
             self.enter(cx, State::Suspect);
         }
     }
 
-    /// An exception reported trouble with the session.
-    fn trouble(&mut self, cx: &mut StepContext<'_>, code: u32) {
+    /// An exception (or a lost link or event stream) reported trouble with the session.
+    fn trouble(&mut self, cx: &mut StepContext<'_>, cause: LossCause, code: u32) {
         if cx.p.traits.confirm_exceptions {
             // Counts as all but one missed heartbeat; one failed confirmation ends it.
             self.misses = self.misses.max(cx.p.heartbeat_misses.saturating_sub(1));
             self.enter(cx, State::Suspect);
+            self.suspicion = Some((cause, code));
             self.send_heartbeat(cx);
         } else {
-            self.lose_session(cx, ErrorClass::Network, code);
+            self.lose_session(cx, cause, ErrorClass::Network, code);
         }
     }
 
-    /// The session is dead: tear it down and wait for the backoff.
-    fn lose_session(&mut self, cx: &mut StepContext<'_>, class: ErrorClass, code: u32) {
+    /// The session is dead: tear it down and wait for the backoff. Missed heartbeats
+    /// that confirmed a suspicion are reported as the suspicion's cause (with its code,
+    /// where it has one, and the heartbeat's class).
+    fn lose_session(
+        &mut self,
+        cx: &mut StepContext<'_>,
+        cause: LossCause,
+        class: ErrorClass,
+        code: u32,
+    ) {
+        let (cause, code) = match self.suspicion.take() {
+            Some((suspected, own)) if cause == LossCause::HeartbeatsMissed => {
+                (suspected, if own != 0 { own } else { code })
+            }
+            _ => (cause, code),
+        };
         if cx.p.traits.sdk_owns_session() {
             // Benchmark peer: the SDK keeps the handle and re-logs in by itself; we never
             // log out or in again. Down = suspect until the SDK reports the session back.
             if self.state == State::Online {
-                self.record(cx, class, code);
+                self.record_loss(cx, Some(cause), class, code);
                 self.counters.drops += 1;
                 self.down_since = cx.now;
-                cx.emit(self.id, ActionKind::Alert(Alert::Down { class, code }));
+                let down = Alert::Down { cause, class, code };
+                cx.emit(self.id, ActionKind::Alert(down));
                 self.enter(cx, State::Suspect);
             }
             return;
         }
-        self.record(cx, class, code);
+        self.record_loss(cx, Some(cause), class, code);
         self.counters.drops += 1;
         self.down_since = cx.now;
-        cx.emit(self.id, ActionKind::Alert(Alert::Down { class, code }));
+        let down = Alert::Down { cause, class, code };
+        cx.emit(self.id, ActionKind::Alert(down));
         self.teardown(cx);
         self.port = PortState::Unknown;
         // The first attempt of an outage is allowed even if the probe says closed at once;

@@ -159,6 +159,17 @@ pub enum Event {
         /// The session that was live when the watch started.
         session: Session,
     },
+    /// The device's own event stream (the ISAPI backend's `alertStream`, opened with the
+    /// login) ended or sent nothing for its silence limit, while it stood in for the
+    /// backend's keepalive (strategies without link watch). Handled exactly like the SDK's
+    /// `EXCEPTION_EXCHANGE` ([`ExceptionKind::Exchange`]): one confirming heartbeat where
+    /// the strategy confirms exceptions, a loss at once where it does not; ignored by
+    /// strategies that ignore exceptions. Its own event so that the loss is reported as
+    /// what it was ([`LossCause::EventStreamLost`]), not as an SDK exception.
+    EventStreamLost {
+        /// The session the stream belonged to.
+        session: Session,
+    },
     /// The link watch's idle connection got no answer to its keepalives for
     /// `link_watch_timeout` (the kernel's `TCP_USER_TIMEOUT` ran out), and a fresh
     /// connection could not be opened within a second either: the path to the camera is
@@ -202,14 +213,59 @@ pub enum CallKind {
     Probe,
 }
 
+/// Which of the core's loss paths ended a live session: what [`Alert::Down`] and the
+/// recorded [`LastFailure`] say, for the runtime to put in words. Backend-neutral: the
+/// vendor's own code, when there is one, travels beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossCause {
+    /// Heartbeats failed or went unanswered `heartbeat_misses` times, or nothing was
+    /// answered for that many intervals (class and code: the last heartbeat's).
+    HeartbeatsMissed,
+    /// The backend reported an exception for the session (code: its exception type).
+    /// Where the strategy confirms exceptions, the confirming heartbeat failed too.
+    BackendException,
+    /// The backend's own re-login (announced by an exception) did not finish in time.
+    ReloginUnfinished,
+    /// The device's event stream ended or fell silent ([`Event::EventStreamLost`]).
+    EventStreamLost,
+    /// The link watch's connection was reset or closed ([`Event::LinkLost`]), and the
+    /// confirming heartbeat failed where the strategy confirms.
+    LinkLost,
+    /// The link watch's keepalives went unanswered ([`Event::LinkSilent`]).
+    LinkSilent,
+    /// The watched stream could not be started, or its start ran past the deadline.
+    StreamStartFailed,
+    /// The watched stream sent no data for `stream_gap`.
+    StreamGap,
+}
+
+impl LossCause {
+    /// A stable lowercase name (status JSON `last_error.cause`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            LossCause::HeartbeatsMissed => "heartbeats-missed",
+            LossCause::BackendException => "backend-exception",
+            LossCause::ReloginUnfinished => "relogin-unfinished",
+            LossCause::EventStreamLost => "event-stream-lost",
+            LossCause::LinkLost => "link-lost",
+            LossCause::LinkSilent => "link-silent",
+            LossCause::StreamStartFailed => "stream-start-failed",
+            LossCause::StreamGap => "stream-gap",
+        }
+    }
+}
+
 /// Something an operator should hear about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Alert {
     /// A live session was lost.
     Down {
-        /// Why (heartbeats, exception, stream gap…).
+        /// Which loss path ended it.
+        cause: LossCause,
+        /// The failure's class (the heartbeat's or the stream call's, where one failed).
         class: ErrorClass,
-        /// Vendor code, 0 when there is none.
+        /// Vendor code (an exception type, an error number), 0 when there is none.
         code: u32,
     },
     /// The camera is online again (also the first connect after start).
@@ -314,6 +370,9 @@ pub struct LastFailure {
     pub class: ErrorClass,
     /// Vendor code (0 for failures the core detected itself, e.g. a stream gap).
     pub code: u32,
+    /// Which loss path, when the failure ended a live session (`None` for failed logins,
+    /// refused streams and errors restored from the state file).
+    pub cause: Option<LossCause>,
     /// When it happened.
     pub at: Millis,
 }

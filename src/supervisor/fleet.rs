@@ -237,6 +237,7 @@ impl Supervisor {
         let last_error = p.last_error.map(|(class, code)| LastFailure {
             class,
             code,
+            cause: None,
             at: now,
         });
         let mut scratch = Vec::new();

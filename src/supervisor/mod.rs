@@ -53,6 +53,7 @@
 //! | online, suspect | `Exception` relogin-failed / preview-closed | backoff | teardown |
 //! | online, suspect | `LinkLost` (hybrid's link watch: the idle connection was reset) | suspect | one confirming `Heartbeat`; its failure ends the session |
 //! | online, suspect | `LinkSilent` (hybrid's link watch: keepalives unanswered and no new connection) | backoff | the session ends (already confirmed by the runtime) |
+//! | online, suspect | `EventStreamLost` (the device's event stream standing in for the keepalive) | as `Exception` exchange | the same rows as the SDK's exchange exception, per strategy |
 //! | online, suspect | `Exception` relogin | suspect | verdict within `login_deadline` |
 //! | suspect | `Exception` resume / relogin-ok (no heartbeat pending) | online | |
 //! | suspect | relogin verdict timeout | backoff | teardown |
@@ -73,6 +74,21 @@
 //! | auth-hold | `RetryNow` / `ReleaseHold` | backoff | due now |
 //! | locked | `ReleaseHold` | backoff | due now (`RetryNow` alone never breaks a lock) |
 //! | any | anything else | same | ignored (stale tokens, other sessions) |
+//!
+//! # Loss causes
+//! Every `Alert(Down)` carries a [`LossCause`]: which of the rows above ended the session
+//! (missed heartbeats, a backend exception, an unfinished re-login, the device's event
+//! stream, the link watch's lost or silent link, a failed stream start, a stream gap),
+//! beside the failure's class and vendor code; the recorded [`LastFailure`] keeps it for
+//! the status. Where a confirming heartbeat ends a suspicion (an exception, a lost link or
+//! event stream), the cause is the suspicion's, not "heartbeats missed". The core only
+//! names the path; the runtime words it (the SDK's exception names only for the SDK
+//! backend).
+//!
+//! The ISAPI backend's event stream, when it stands in for the keepalive, arrives as its
+//! own event, `EventStreamLost`, rather than as the SDK's `EXCEPTION_EXCHANGE`: its
+//! transitions are those of that exception (same counters, same confirmation), but a
+//! vendor exception code it never had stays out of the alert and the status.
 //!
 //! # Strategies
 //! See [`Strategy`] and [`StrategyTraits`]: `poll` heartbeats and reconnects on its ticker,
@@ -128,8 +144,8 @@ mod time;
 pub use backoff::Pace;
 pub use camera::{Counters, PortState, State};
 pub use event::{
-    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, Session,
-    StreamHandle, Token,
+    Action, ActionKind, Alert, CallKind, CamId, Event, ExceptionKind, LastFailure, LossCause,
+    Session, StreamHandle, Token,
 };
 pub use fleet::{CameraSnapshot, FleetSnapshot, JOB_QUEUE_CAPACITY, Persisted, Supervisor};
 pub use settings::{Error, Settings, Strategy, StrategyTraits};

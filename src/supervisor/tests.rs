@@ -182,6 +182,33 @@ fn is_logout(s: Session) -> impl Fn(&ActionKind) -> bool {
     move |k| matches!(k, ActionKind::Logout { session } if *session == s)
 }
 
+/// The loss an `Alert(Down)` among `acts` reports: cause, class, code.
+fn down(acts: &[ActionKind]) -> Option<(LossCause, ErrorClass, u32)> {
+    acts.iter().find_map(|k| match k {
+        ActionKind::Alert(Alert::Down { cause, class, code }) => Some((*cause, *class, *code)),
+        _ => None,
+    })
+}
+
+/// The heartbeat sent among `acts` (a suspicion's confirmation); panics with `what`.
+fn confirming_heartbeat(acts: &[ActionKind], what: &str) -> Token {
+    acts.iter()
+        .find_map(|k| match k {
+            ActionKind::Heartbeat { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{what}: {acts:?}"))
+}
+
+fn kinds(acts: &[Action]) -> Vec<ActionKind> {
+    acts.iter().map(|a| a.kind).collect()
+}
+
+/// The cause the status keeps for the last loss.
+fn recorded_cause(h: &H, c: CamId) -> Option<LossCause> {
+    h.status(c).last_error.and_then(|e| e.cause)
+}
+
 fn logins(acts: &[Action]) -> usize {
     acts.iter()
         .filter(|a| matches!(a.kind, ActionKind::Login { .. }))
@@ -368,10 +395,10 @@ fn n_missed_heartbeats_tear_down_then_back_off() {
             assert_eq!(h.state(c), State::Suspect);
         } else {
             assert!(has(&acts, is_logout(s)), "{acts:?}");
-            assert!(has(&acts, |k| matches!(
-                k,
-                ActionKind::Alert(Alert::Down { .. })
-            )));
+            assert_eq!(
+                down(&acts),
+                Some((LossCause::HeartbeatsMissed, ErrorClass::Network, 7))
+            );
         }
     }
     assert_eq!(h.state(c), State::Backoff);
@@ -395,6 +422,10 @@ fn heartbeat_past_its_deadline_counts_one_miss_per_interval() {
     // session is over.
     assert_eq!(h.status(c).counters.heartbeat_misses, 2);
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&kinds(&acts)),
+        Some((LossCause::HeartbeatsMissed, ErrorClass::Timeout, 0))
+    );
 }
 
 #[test]
@@ -527,13 +558,7 @@ fn hybrid_exception_confirms_with_one_heartbeat() {
         },
     );
     assert_eq!(h.state(c), State::Suspect);
-    let token = acts
-        .iter()
-        .find_map(|k| match k {
-            ActionKind::Heartbeat { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("confirming heartbeat sent at once");
+    let token = confirming_heartbeat(&acts, "confirming heartbeat sent at once");
     let acts = h.ev(
         c,
         Event::HeartbeatFailed {
@@ -544,6 +569,12 @@ fn hybrid_exception_confirms_with_one_heartbeat() {
     );
     assert!(has(&acts, is_logout(s)));
     assert_eq!(h.state(c), State::Backoff);
+    // Reported as the exception it confirmed, not as missed heartbeats.
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::BackendException, ErrorClass::Network, 0x8000))
+    );
+    assert_eq!(recorded_cause(&h, c), Some(LossCause::BackendException));
 }
 
 #[test]
@@ -581,6 +612,10 @@ fn event_strategy_exception_drops_at_once() {
         );
         assert!(has(&acts, is_logout(s)), "{strategy}: {acts:?}");
         assert_eq!(h.state(c), State::Backoff);
+        assert_eq!(
+            down(&acts),
+            Some((LossCause::BackendException, ErrorClass::Network, 0x8000))
+        );
     }
 }
 
@@ -647,6 +682,10 @@ fn sdk_relogin_waits_for_its_verdict() {
     );
     assert!(has(&acts, is_logout(s)));
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::BackendException, ErrorClass::Network, 0x8044))
+    );
 
     // No verdict at all: bounded by the login deadline.
     let s = h.online(c, 4);
@@ -663,6 +702,100 @@ fn sdk_relogin_waits_for_its_verdict() {
             .any(|a| a.kind == ActionKind::Logout { session: s })
     );
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&kinds(&acts)),
+        Some((LossCause::ReloginUnfinished, ErrorClass::Timeout, 0x8040))
+    );
+}
+
+/// One camera of `strategy`, online, given `e` for its session: the actions, the state
+/// after, and the counters' exceptions.
+fn lose_to(
+    strategy: Strategy,
+    e: impl Fn(Session) -> Event,
+) -> (H, CamId, Session, Vec<ActionKind>) {
+    let (mut h, c) = H::with_cam(settings(strategy), false);
+    let s = h.online(c, 3);
+    let acts = h.ev(c, e(s));
+    (h, c, s, acts)
+}
+
+#[test]
+fn a_lost_event_stream_takes_the_exchange_exception_rows_with_its_own_cause() {
+    let exchange = |session| Event::Exception {
+        kind: ExceptionKind::Exchange,
+        session,
+    };
+    let lost = |session| Event::EventStreamLost { session };
+    for strategy in Strategy::ALL {
+        let (ha, ca, _, a) = lose_to(strategy, exchange);
+        let (hb, cb, s, b) = lose_to(strategy, lost);
+        // Same transition, same actions but the alert, same counters.
+        assert_eq!(ha.state(ca), hb.state(cb), "{strategy}");
+        assert_eq!(
+            ha.status(ca).counters.exceptions,
+            hb.status(cb).counters.exceptions,
+            "{strategy}"
+        );
+        let calls = |v: &[ActionKind]| {
+            v.iter()
+                .filter(|k| !matches!(k, ActionKind::Alert(_) | ActionKind::Persist))
+                .count()
+        };
+        assert_eq!(calls(&a), calls(&b), "{strategy}: {a:?} / {b:?}");
+        match down(&b) {
+            // Event, queue: a loss at once, without the SDK's exception code.
+            Some(loss) => {
+                assert_eq!(loss, (LossCause::EventStreamLost, ErrorClass::Network, 0));
+                assert!(has(&b, is_logout(s)));
+            }
+            None if hb.state(cb) == State::Suspect => {
+                // Hybrid: confirmed by one heartbeat; its failure is the stream's loss.
+                let mut hb = hb;
+                let token = confirming_heartbeat(&b, "confirming heartbeat");
+                let acts = hb.ev(
+                    cb,
+                    Event::HeartbeatFailed {
+                        token,
+                        class: ErrorClass::Timeout,
+                        code: 0,
+                    },
+                );
+                assert_eq!(
+                    down(&acts),
+                    Some((LossCause::EventStreamLost, ErrorClass::Timeout, 0))
+                );
+                assert_eq!(recorded_cause(&hb, cb), Some(LossCause::EventStreamLost));
+            }
+            // Poll: ignored, as the exception is.
+            None => assert_eq!(hb.state(cb), State::Online, "{strategy}"),
+        }
+    }
+}
+
+#[test]
+fn a_healed_suspicion_does_not_name_a_later_loss() {
+    // A lost link confirmed healthy, then heartbeats fail on their own: that loss is
+    // missed heartbeats, not the old link alarm.
+    let (mut h, c, _, acts) = lose_to(Strategy::Hybrid, |session| Event::LinkLost { session });
+    let token = confirming_heartbeat(&acts, "confirming heartbeat");
+    h.ev(c, Event::HeartbeatOk { token });
+    let mut last = Vec::new();
+    while h.state(c).has_session() {
+        let token = h.heartbeat(c);
+        last = h.ev(
+            c,
+            Event::HeartbeatFailed {
+                token,
+                class: ErrorClass::Network,
+                code: 7,
+            },
+        );
+    }
+    assert_eq!(
+        down(&last),
+        Some((LossCause::HeartbeatsMissed, ErrorClass::Network, 7))
+    );
 }
 
 #[test]
@@ -716,11 +849,16 @@ fn stream_data_gap_is_a_failure_with_stop_then_logout() {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), true);
     let (s, handle) = online_with_stream(&mut h, c);
     for _ in 0..5 {
-        h.advance(2_000);
+        for a in h.advance(2_000) {
+            if let ActionKind::Heartbeat { token, .. } = a.kind {
+                h.ev(c, Event::HeartbeatOk { token });
+            }
+        }
         h.ev(c, Event::StreamData);
     }
     assert_eq!(h.state(c), State::Online);
-    // Heartbeats answer fine, but data stops: the gap is the truth.
+    // Heartbeats answer fine, but data stops: the gap is the truth (before this test
+    // checked the cause, unanswered heartbeats above ended the session instead).
     let mut acts = Vec::new();
     for _ in 0..6 {
         for a in h.advance(2_000) {
@@ -740,6 +878,10 @@ fn stream_data_gap_is_a_failure_with_stop_then_logout() {
         .expect("logged out");
     assert!(stop < logout, "stop the stream before the logout");
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::StreamGap, ErrorClass::Timeout, 0))
+    );
 }
 
 #[test]
@@ -759,7 +901,7 @@ fn stream_failure_and_deadline_drop_the_session() {
     else {
         panic!("no stream start")
     };
-    h.ev(
+    let acts = h.ev(
         c,
         Event::StreamFailed {
             token: st,
@@ -768,6 +910,10 @@ fn stream_failure_and_deadline_drop_the_session() {
         },
     );
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::StreamStartFailed, ErrorClass::Network, 7))
+    );
     h.ev(
         c,
         Event::LogoutDone {
@@ -791,6 +937,10 @@ fn stream_failure_and_deadline_drop_the_session() {
         })
     )));
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&kinds(&acts)),
+        Some((LossCause::StreamStartFailed, ErrorClass::Timeout, 0))
+    );
 }
 
 #[test]
@@ -2251,6 +2401,10 @@ fn a_reset_link_is_confirmed_by_one_heartbeat_then_the_session_ends() {
     );
     assert!(has(&acts, is_logout(s)), "{acts:?}");
     assert_eq!(h.state(c), State::Backoff);
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::LinkLost, ErrorClass::Network, 7))
+    );
 }
 
 #[test]
@@ -2258,13 +2412,7 @@ fn a_false_link_alarm_keeps_the_session() {
     let (mut h, c) = H::with_cam(settings(Strategy::Hybrid), false);
     let s = h.online(c, 3);
     let acts = h.ev(c, Event::LinkLost { session: s });
-    let token = acts
-        .iter()
-        .find_map(|k| match k {
-            ActionKind::Heartbeat { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("confirming heartbeat");
+    let token = confirming_heartbeat(&acts, "confirming heartbeat");
     let acts = h.ev(c, Event::HeartbeatOk { token });
     assert!(!has(&acts, is_logout(s)), "{acts:?}");
     assert_eq!(h.state(c), State::Online);
@@ -2287,6 +2435,12 @@ fn a_silent_link_ends_the_session_at_once() {
     );
     assert_eq!(h.state(c), State::Backoff);
     assert_eq!(h.status(c).session, None);
+    // Not an SDK exception code any more: the link watch is the runtime's own.
+    assert_eq!(
+        down(&acts),
+        Some((LossCause::LinkSilent, ErrorClass::Timeout, 0))
+    );
+    assert_eq!(recorded_cause(&h, c), Some(LossCause::LinkSilent));
 }
 
 #[test]
