@@ -151,15 +151,18 @@ fn a_kill_9_loop_never_piles_up_sessions_at_the_camera() {
     }
 }
 
-#[test]
-fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
+/// One simcam camera `c0` and an ISAPI config for it (in a new folder named after `name`),
+/// whose state file holds the camera in auth-hold with the session of its last good login
+/// still remembered and still live at simcam, and whose password at the device changed
+/// meanwhile (a login would fail and count toward its lock).
+fn held_with_left_session(name: &str) -> (Fleet, TempDir, PathBuf) {
     let fleet = Fleet::start(FleetConfig {
         cameras: 1,
         threads: 1,
         ..FleetConfig::default()
     })
     .expect("simcam");
-    let dir = TempDir::new("e2e-isapi-hold-session");
+    let dir = TempDir::new(name);
     let config = isapi_config(&dir, &fleet, &["c0"]);
 
     // A run logs in and is killed with its session remembered in the state file.
@@ -206,8 +209,13 @@ fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
     store.update("c0", &held, now).expect("update");
     store.flush(now).expect("write the state file");
     drop(store);
-    // The device's password changed too: a login would fail (and count toward its lock).
     fleet.camera(0).set_password("changed-at-the-device");
+    (fleet, dir, config)
+}
+
+#[test]
+fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
+    let (fleet, dir, config) = held_with_left_session("e2e-isapi-hold-session");
     let before = fleet.camera(0).stats();
     assert_eq!(before.sessions, 1, "{before:?}");
 
@@ -247,5 +255,67 @@ fn a_camera_restored_in_auth_hold_ends_its_left_session_without_a_login() {
             .contains("c0: ended the device session a previous login left"),
         "{}",
         d.log_text()
+    );
+}
+
+/// The left session of a held camera that could not be reached at start (every connection
+/// closed at once) stays remembered, and the sweep ends it once the camera answers again:
+/// without a login, while the camera stays in auth-hold. Debug builds only: the sweep runs
+/// every minute, `HIKWATCH_TEST_LEFT_SWEEP_MS` shortens it.
+#[test]
+fn an_unreachable_held_cameras_left_session_is_ended_by_the_sweep_once_it_answers() {
+    let (fleet, dir, config) = held_with_left_session("e2e-isapi-hold-sweep");
+    let cam = fleet.camera(0);
+    cam.set_accept_close(true);
+    let before = cam.stats();
+    assert_eq!(before.sessions, 1, "{before:?}");
+
+    let options = SpawnOptions {
+        env: vec![("HIKWATCH_TEST_LEFT_SWEEP_MS".into(), "1500".into())],
+        ..SpawnOptions::default()
+    };
+    let d = Daemon::spawn_with_config(BIN, &dir, &config, options);
+    assert!(
+        d.wait_states(Duration::from_secs(60), &["c0"], "auth-hold")
+            .is_some(),
+        "{:?}",
+        d.status()
+    );
+    // The start's try and at least one sweep reached the camera and were closed.
+    let tried = harness::wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        (cam.stats().accepted >= before.accepted + 2).then_some(())
+    });
+    assert!(
+        tried.is_some(),
+        "no try reached the camera: {:?}",
+        cam.stats()
+    );
+    assert_eq!(cam.stats().sessions, 1, "{:?}", cam.stats());
+    assert!(
+        state_file_says(&d, &["c0"], true),
+        "forgotten without being ended: {}",
+        d.log_text()
+    );
+
+    cam.set_accept_close(false);
+    let ended = harness::wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        (cam.stats().sessions == 0).then_some(())
+    });
+    let after = cam.stats();
+    assert!(
+        ended.is_some(),
+        "the left session is still there: {after:?}\n{}",
+        d.log_text()
+    );
+    assert_eq!(after.logouts, before.logouts + 1, "{after:?}");
+    assert_eq!(
+        after.logins_ok + after.logins_bad + after.logins_locked,
+        before.logins_ok + before.logins_bad + before.logins_locked,
+        "no login: {after:?}"
+    );
+    let status = d.status().expect("status");
+    assert_eq!(
+        harness::camera(&status, "c0").map(|c| c["state"].clone()),
+        Some("auth-hold".into())
     );
 }

@@ -5,6 +5,9 @@
 //! keep running). `HIKWATCH_TEST_STALL=block:MS` blocks the executor thread itself (no
 //! task runs at all). Either way the `WATCHDOG=1` pings must stop.
 //!
+//! `HIKWATCH_TEST_LEFT_SWEEP_MS=MS` shortens the sweep that ends a held camera's left
+//! device session (every minute otherwise), so a test can watch it happen.
+//!
 //! Why `cfg(debug_assertions)` and an environment variable rather than a cargo feature
 //! switched on through a dev-dependency on ourselves: `cargo test` builds the binary that
 //! the end-to-end tests run with the dev profile, so the hook is there without any
@@ -75,6 +78,20 @@ impl Stall {
             },
         }
     }
+}
+
+/// The environment variable of the left-session sweep's period.
+pub const LEFT_SWEEP_ENV: &str = "HIKWATCH_TEST_LEFT_SWEEP_MS";
+
+/// The sweep period from [`LEFT_SWEEP_ENV`], when set; a malformed value is reported and
+/// ignored.
+pub fn left_sweep_from_env() -> Option<Duration> {
+    let v = std::env::var(LEFT_SWEEP_ENV).ok()?;
+    let ms = v.parse::<u64>().ok().filter(|&ms| ms > 0);
+    if ms.is_none() {
+        eprintln!("hikwatch: ignoring {LEFT_SWEEP_ENV}={v:?} (expected milliseconds > 0)");
+    }
+    ms.map(Duration::from_millis)
 }
 
 #[cfg(test)]

@@ -573,7 +573,7 @@ impl Daemon {
             progress,
             housekeeping,
             next_housekeeping: Instant::now(),
-            next_left_sweep: Instant::now() + shell::LEFT_SESSION_SWEEP,
+            next_left_sweep: Instant::now() + shell::left_session_sweep(),
             stop_by: None,
             // Counted from READY (the real SDK's init alone takes seconds).
             #[cfg(debug_assertions)]
@@ -851,7 +851,7 @@ impl SupervisorLoop<'_> {
                 d.maybe_flush(now);
                 if now >= self.next_left_sweep {
                     d.end_idle_left_sessions();
-                    self.next_left_sweep = now + shell::LEFT_SESSION_SWEEP;
+                    self.next_left_sweep = now + shell::left_session_sweep();
                 }
                 self.next_housekeeping = now + self.housekeeping;
             }

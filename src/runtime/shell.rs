@@ -44,6 +44,16 @@ enum Intent {
 /// request per such camera.
 pub(super) const LEFT_SESSION_SWEEP: Duration = Duration::from_secs(60);
 
+/// [`LEFT_SESSION_SWEEP`], or in debug builds the end-to-end tests' shorter period
+/// (`HIKWATCH_TEST_LEFT_SWEEP_MS`, see `hook.rs`).
+pub(super) fn left_session_sweep() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(period) = super::hook::left_sweep_from_env() {
+        return period;
+    }
+    LEFT_SESSION_SWEEP
+}
+
 /// After a link watch could not connect, the next try waits this long.
 const WATCH_RETRY: Duration = Duration::from_secs(60);
 
