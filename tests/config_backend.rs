@@ -159,7 +159,7 @@ backend = \"vendor\"
 }
 
 #[test]
-fn an_isapi_camera_cannot_watch_a_stream_yet_and_ignores_login_mode() {
+fn an_isapi_camera_watches_a_stream_on_its_rtsp_port_and_ignores_login_mode() {
     let dir = TempDir::new("cfg-backend-stream");
     let f = dir.join("hikwatch.toml");
     let text = "\
@@ -171,16 +171,60 @@ user = \"admin\"
 password = \"x\"
 [camera.stream]
 channel = 1
+type = \"sub\"
+[[camera]]
+id = \"b\"
+host = \"192.0.2.11\"
+user = \"admin\"
+password = \"x\"
+[camera.stream]
+rtsp_port = 8554
+";
+    let c = load(&dir, text).unwrap().config;
+    let (a, b) = (c.cameras[0].stream.unwrap(), c.cameras[1].stream.unwrap());
+    assert_eq!(
+        (a.channel, a.stream_type.as_str(), a.rtsp_port),
+        (1, "sub", None)
+    );
+    assert_eq!(
+        (b.channel, b.stream_type.as_str(), b.rtsp_port),
+        (1, "main", Some(8554))
+    );
+
+    // Out of range, and on an SDK camera (whose SDK asks the device for its port).
+    let text = "\
+backend = \"isapi\"
+[[camera]]
+id = \"a\"
+host = \"192.0.2.10\"
+user = \"admin\"
+password = \"x\"
+[camera.stream]
+rtsp_port = 70000
+[[camera]]
+id = \"b\"
+host = \"192.0.2.11\"
+user = \"admin\"
+password = \"x\"
+backend = \"sdk\"
+[camera.stream]
+rtsp_port = 554
 ";
     let got = problems(load(&dir, text).unwrap_err());
-    assert_eq!(
-        got,
-        vec![format!(
-            "{}:7: camera[0].stream: stream watching with backend isapi is not supported yet; \
-             remove [camera.stream] or use backend = \"sdk\"",
+    for want in [
+        format!(
+            "{}:8: camera[0].stream.rtsp_port: 70000 is out of range 1..=65535",
             f.display()
-        )]
-    );
+        ),
+        format!(
+            "{}:16: camera[1].stream.rtsp_port: only for backend = \"isapi\" (the SDK takes \
+             the RTSP port from the device)",
+            f.display()
+        ),
+    ] {
+        assert!(got.contains(&want), "{want}\nnot in {got:#?}");
+    }
+
     let text = "\
 backend = \"isapi\"
 [[camera]]

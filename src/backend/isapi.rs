@@ -27,23 +27,34 @@
 //!   what happens when that fails. A camera that will not log in soon (restored in
 //!   auth-hold or under a device lock) gets the same without the login
 //!   ([`Job::EndLeftSession`]).
-//! - **streams** are not supported yet (the config refuses `[camera.stream]` for ISAPI
-//!   cameras); a stream start is answered as refused.
+//! - **streams.** A stream start opens an RTSP session ([`RtspSession`], the camera's
+//!   Digest credentials) on `[camera.stream] rtsp_port` (default [`RTSP_PORT`]) and spawns
+//!   one reader task for it on the run's executor. The reader counts complete frames; the
+//!   runtime reads the counts with [`IsapiBackend::streams_moved`] for its gap detector,
+//!   as it reads the SDK's frame counters. A playing stream that breaks (the device
+//!   closed it, [`IsapiError::StreamSilent`], garbage) ends its reader, which reports
+//!   [`ExceptionKind::PreviewClosed`] on the backend's event channel (the SDK's "the live
+//!   view broke and will not come back"). A stream stop, a logout of its session and the
+//!   end of the run send `TEARDOWN` (bounded by the call's deadline); a refused stream
+//!   (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused preview.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use futures_lite::FutureExt;
+use smol::{LocalExecutor, Task};
 
-use crate::config::CameraConfig;
-use crate::isapi::{AlertStream, IsapiClient, IsapiError, IsapiOptions};
-use crate::supervisor::{CamId, Session, Token};
+use crate::config::{CameraConfig, StreamConfig};
+use crate::isapi::rtsp::{RTSP_PORT, stream_path};
+use crate::isapi::{AlertStream, IsapiClient, IsapiError, IsapiOptions, RtspOptions, RtspSession};
+use crate::supervisor::{CamId, ExceptionKind, Session, StreamHandle, Token};
 
-use super::{BackendFailure, Job, LateOutcome, Outcome};
+use super::{BackendEvent, BackendFailure, Job, LateOutcome, Outcome};
 
 /// How much longer than its deadline a whole call may take before it is dropped (each of
 /// its requests has the deadline itself).
@@ -59,12 +70,33 @@ struct IsapiSession {
     alert: Option<AlertStream>,
 }
 
-/// The live sessions.
+/// A watched stream: its reader task and the frames it counted.
+#[derive(Debug)]
+struct IsapiStream {
+    cam: CamId,
+    /// The session number it was started for.
+    session: i32,
+    /// Complete frames the reader counted so far.
+    frames: Rc<Cell<u64>>,
+    /// `frames` at the last [`IsapiBackend::streams_moved`].
+    frames_seen: u64,
+    /// Closing it asks the reader to send `TEARDOWN` and end.
+    stop: Sender<()>,
+    /// The reader. Dropping it cancels the reader, which closes the connection without
+    /// `TEARDOWN` (a removed camera, or the run's end past its deadline).
+    reader: Task<()>,
+}
+
+/// The live sessions and streams.
 #[derive(Debug, Default)]
 struct IsapiTables {
     sessions: HashMap<i32, IsapiSession>,
     /// The last session number handed out.
     last: i32,
+    /// Stream handle → the stream.
+    streams: HashMap<i32, IsapiStream>,
+    /// The last stream handle handed out.
+    last_stream: i32,
     /// Device sessions taken (`Some(cookie)`) or given up (`None`) since the runtime last
     /// asked, per camera, oldest first.
     device_sessions: Vec<(CamId, Option<String>)>,
@@ -77,6 +109,14 @@ pub(crate) struct IsapiBackend {
     /// Open the event stream at login, with this silence limit (`None`: the run watches no
     /// links).
     alert_silence: Option<Duration>,
+    /// A watched stream with no complete frame for this long is broken (the run's
+    /// `stream_gap`).
+    stream_silence: Duration,
+    /// The run's executor, for the stream readers. Weak: the executor's tasks hold this
+    /// backend, and the run drops the executor (cancelling every reader) when it ends.
+    ex: Weak<LocalExecutor<'static>>,
+    /// Where readers report a broken stream ([`super::EventSource`] receives).
+    events: Sender<BackendEvent>,
 }
 
 /// Why a call of this backend did not finish.
@@ -123,12 +163,83 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     smol::unblock(move || (host.as_str(), port).to_socket_addrs().ok()?.next()).await
 }
 
+/// A complete number, unique among `taken`'s keys, after `last` (positive, wrapping).
+fn next_number<V>(last: &mut i32, taken: &HashMap<i32, V>) -> i32 {
+    let mut n = *last;
+    loop {
+        n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
+        if !taken.contains_key(&n) {
+            break;
+        }
+    }
+    *last = n;
+    n
+}
+
+/// Reads a playing stream until it breaks or `stop` says to end it: counts complete frames
+/// into `frames`; a break sends `broken` on `events` (it is the one thing the reader
+/// reports), a stop sends `TEARDOWN` (under the session's exchange deadline).
+async fn read_stream(
+    mut rtsp: RtspSession,
+    frames: Rc<Cell<u64>>,
+    stop: Receiver<()>,
+    events: Sender<BackendEvent>,
+    broken: BackendEvent,
+) {
+    loop {
+        // `None`: asked to stop (a message, or the sender gone with the table entry).
+        let next = async { Some(rtsp.next_progress().await) }.or(async {
+            let _ = stop.recv().await;
+            None
+        });
+        match next.await {
+            Some(Ok(p)) => frames.set(frames.get().saturating_add(p.frames)),
+            Some(Err(e)) => {
+                log::debug!("isapi: a watched stream broke: {e}");
+                // Unbounded, and each reader sends once: at most one event per stream.
+                let _ = events.try_send(broken);
+                return;
+            }
+            None => break,
+        }
+    }
+    if let Err(e) = rtsp.teardown().await {
+        log::debug!("isapi: TEARDOWN of a watched stream: {e}");
+    }
+}
+
 impl IsapiBackend {
-    /// A backend that opens the event stream at each login when `alert_silence` is set.
-    pub(crate) fn new(alert_silence: Option<Duration>) -> IsapiBackend {
+    /// A backend that opens the event stream at each login when `alert_silence` is set,
+    /// and whose stream readers run on `ex`, find a stream silent after `stream_silence`
+    /// and report broken streams on `events`.
+    pub(crate) fn new(
+        alert_silence: Option<Duration>,
+        stream_silence: Duration,
+        ex: Weak<LocalExecutor<'static>>,
+        events: Sender<BackendEvent>,
+    ) -> IsapiBackend {
         IsapiBackend {
             tables: Rc::new(RefCell::new(IsapiTables::default())),
             alert_silence,
+            stream_silence,
+            ex,
+            events,
+        }
+    }
+
+    /// Whether `stream` is one this backend started and still holds.
+    pub(crate) fn holds_stream(&self, stream: StreamHandle) -> bool {
+        self.tables.borrow().streams.contains_key(&stream.0)
+    }
+
+    /// The cameras whose stream counted complete frames since the last call.
+    pub(crate) fn streams_moved(&self, moved: &mut Vec<CamId>) {
+        for s in self.tables.borrow_mut().streams.values_mut() {
+            let frames = s.frames.get();
+            if frames > s.frames_seen {
+                s.frames_seen = frames;
+                moved.push(s.cam);
+            }
         }
     }
 
@@ -151,12 +262,13 @@ impl IsapiBackend {
         t.device_sessions.push((cam, cookie.map(str::to_owned)));
     }
 
-    /// Forgets the sessions of a removed camera (they were logged out, or expire).
+    /// Forgets the sessions of a removed camera (they were logged out, or expire) and
+    /// cancels its stream readers (stopped already: the camera's teardown stops its
+    /// stream before the logout).
     pub(crate) fn forget_camera(&self, cam: CamId) {
-        self.tables
-            .borrow_mut()
-            .sessions
-            .retain(|_, s| s.cam != cam);
+        let mut t = self.tables.borrow_mut();
+        t.sessions.retain(|_, s| s.cam != cam);
+        t.streams.retain(|_, s| s.cam != cam);
     }
 
     /// Runs one lane call (see the module docs). Never has a late result.
@@ -177,6 +289,14 @@ impl IsapiBackend {
                 deadline,
             } => self.heartbeat(cam, token, session, deadline).await,
             Job::Logout { session, deadline } => {
+                // A stream still open on the session (normally stopped before) ends first.
+                let left: Vec<i32> = (self.tables.borrow().streams.iter())
+                    .filter(|(_, s)| s.session == session.0)
+                    .map(|(&h, _)| h)
+                    .collect();
+                for h in left {
+                    self.stop_stream(StreamHandle(h), deadline).await;
+                }
                 let held = self.tables.borrow_mut().sessions.remove(&session.0);
                 if let Some(mut client) = held.and_then(|s| s.client) {
                     match within(deadline, client.logout()).await {
@@ -207,8 +327,19 @@ impl IsapiBackend {
                 }
                 Outcome::LeftSessionTried
             }
-            job @ (Job::StartStream { .. } | Job::StopStream { .. }) => {
-                job.refused("stream watching with backend isapi is not supported yet")
+            Job::StartStream {
+                token,
+                session,
+                stream,
+                conf,
+                deadline,
+            } => {
+                self.start_stream(cam, token, session, stream, &conf, deadline)
+                    .await
+            }
+            Job::StopStream { stream, deadline } => {
+                self.stop_stream(stream, deadline).await;
+                Outcome::StreamStopped { stream }
             }
         };
         (outcome, None)
@@ -258,16 +389,10 @@ impl IsapiBackend {
         match within(deadline, attempt).await {
             Ok((client, alert)) => {
                 self.note_device_session(cam, client.session_cookie());
-                let mut t = self.tables.borrow_mut();
+                let mut guard = self.tables.borrow_mut();
+                let t = &mut *guard;
                 // Session numbers are positive and unique among the live ones.
-                let mut n = t.last;
-                loop {
-                    n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
-                    if !t.sessions.contains_key(&n) {
-                        break;
-                    }
-                }
-                t.last = n;
+                let n = next_number(&mut t.last, &t.sessions);
                 let session = IsapiSession {
                     cam,
                     client: Some(client),
@@ -356,6 +481,109 @@ impl IsapiBackend {
                 call: "heartbeat",
                 token: Some(token),
             },
+        }
+    }
+
+    /// Opens the watched stream of `session`'s camera and starts its reader (see the
+    /// module docs). A refusal fails with the error's class (`Resource` for RTSP 453/503)
+    /// and the RTSP status as its code.
+    async fn start_stream(
+        &self,
+        cam: CamId,
+        token: Token,
+        session: Session,
+        stream: StreamConfig,
+        conf: &CameraConfig,
+        deadline: Duration,
+    ) -> Outcome {
+        let options = RtspOptions {
+            exchange_timeout: deadline,
+            silence: self.stream_silence,
+            ..RtspOptions::default()
+        };
+        let path = stream_path(
+            u16::try_from(stream.channel).unwrap_or(1),
+            stream.stream_type.sdk_value() as u8,
+        );
+        let port = stream.rtsp_port.unwrap_or(RTSP_PORT);
+        let open = async {
+            let addr = resolve(&conf.host, port).await.ok_or(IsapiError::Connect(
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))?;
+            let password = conf.password.expose().as_bytes();
+            RtspSession::open(addr, &path, &conf.user, password, options).await
+        };
+        let rtsp = match within(deadline, open).await {
+            Ok(rtsp) => rtsp,
+            Err(CallEnd::Failed(e)) => {
+                log::debug!("isapi: {}: stream {path} on port {port}: {e}", conf.id);
+                return Outcome::StreamFailed {
+                    token,
+                    class: e.class(),
+                    code: e.code().unwrap_or(0),
+                };
+            }
+            Err(CallEnd::Deadline) => {
+                return Outcome::Stuck {
+                    call: "start_stream",
+                    token: Some(token),
+                };
+            }
+        };
+        let Some(ex) = self.ex.upgrade() else {
+            // The run is ending: nothing would read the stream.
+            let _ = rtsp.teardown().await;
+            return Outcome::StreamFailed {
+                token,
+                class: IsapiError::Closed.class(),
+                code: 0,
+            };
+        };
+        let frames = Rc::new(Cell::new(0));
+        let (stop, stopped) = async_channel::bounded(1);
+        let broken = BackendEvent::Exception {
+            cam,
+            session,
+            kind: ExceptionKind::PreviewClosed,
+        };
+        let reader = read_stream(rtsp, frames.clone(), stopped, self.events.clone(), broken);
+        let reader = ex.spawn(reader);
+        let mut guard = self.tables.borrow_mut();
+        let t = &mut *guard;
+        let handle = next_number(&mut t.last_stream, &t.streams);
+        let entry = IsapiStream {
+            cam,
+            session: session.0,
+            frames,
+            frames_seen: 0,
+            stop,
+            reader,
+        };
+        t.streams.insert(handle, entry);
+        Outcome::StreamStarted {
+            token,
+            stream: StreamHandle(handle),
+        }
+    }
+
+    /// Stops `stream`: its reader sends `TEARDOWN` (one that ended already has nothing to
+    /// send); past `deadline` plus [`DEADLINE_SLACK`] the reader is cancelled, which closes
+    /// the connection.
+    async fn stop_stream(&self, stream: StreamHandle, deadline: Duration) {
+        let Some(s) = self.tables.borrow_mut().streams.remove(&stream.0) else {
+            return;
+        };
+        let _ = s.stop.try_send(());
+        let ended = async {
+            s.reader.await;
+            true
+        }
+        .or(async {
+            Timer::after(deadline + DEADLINE_SLACK).await;
+            false
+        });
+        if !ended.await {
+            log::debug!("isapi: TEARDOWN of stream {} timed out", stream.0);
         }
     }
 }

@@ -83,9 +83,6 @@ impl Backend {
 }
 
 /// One call of a camera's serial lane, with everything a backend needs for it.
-// Streams: only the SDK backend watches them (the ISAPI backend refuses them until its
-// RTSP client exists), so a build without the SDK reads none of their fields.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Job {
     /// Log in with the camera's configuration as it is when the call starts.
@@ -110,6 +107,9 @@ pub(crate) enum Job {
         token: Token,
         session: Session,
         stream: StreamConfig,
+        /// The camera's configuration as it is when the call starts: the ISAPI backend's
+        /// stream client connects and authenticates on its own. Others ignore it.
+        conf: CameraConfig,
         deadline: Duration,
     },
     StopStream {
@@ -156,8 +156,6 @@ impl Job {
 }
 
 /// The result of one lane call.
-// See `Job`: a build without the SDK never starts a stream.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Outcome {
     LoginOk {
@@ -210,11 +208,13 @@ pub(crate) type LateOutcome = std::pin::Pin<Box<dyn std::future::Future<Output =
 
 /// What a backend reports on its own, outside the calls, translated for the camera that
 /// holds the session.
+// A build without the SDK reports only broken streams.
 #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum BackendEvent {
     /// Something happened to a live session (the SDK's exception callback: its own
-    /// keepalive failed, the session came back, the preview broke...).
+    /// keepalive failed, the session came back, the preview broke...; the ISAPI backend's
+    /// stream reader: the stream broke, as `PreviewClosed`).
     Exception {
         cam: CamId,
         session: Session,
@@ -226,42 +226,57 @@ pub(crate) enum BackendEvent {
     Overflow { dropped: u64, unattributed: u64 },
 }
 
-/// A backend's own event before [`Backends::translate`]. A build without the SDK has none
-/// (the enum is then empty).
+/// A backend's own event before [`Backends::translate`].
 #[derive(Debug)]
 pub(crate) enum RawEvent {
     /// An SDK callback event.
     #[cfg(feature = "sdk")]
     Sdk(crate::sdk::SdkEvent),
+    /// The ISAPI backend's (a broken stream), already for the camera it concerns.
+    Isapi(BackendEvent),
 }
 
-/// The receiving end of the backends' own events (the SDK's callback queue). Kept apart
-/// from [`Backends`] so the supervisor loop can wait on it without holding the driver.
-/// Dropping it closes the queue and then releases the run's hold on the SDK (`NET_DVR_Cleanup`
-/// once the last holder is gone).
-#[derive(Debug, Default)]
+/// The receiving end of the backends' own events (the SDK's callback queue, the ISAPI
+/// stream readers' channel). Kept apart from [`Backends`] so the supervisor loop can wait
+/// on it without holding the driver. Dropping it closes the queue and then releases the
+/// run's hold on the SDK (`NET_DVR_Cleanup` once the last holder is gone).
+#[derive(Debug)]
 pub(crate) struct EventSource {
     #[cfg(feature = "sdk")]
     sdk: Option<(crate::sdk::EventReceiver, std::sync::Arc<crate::sdk::Sdk>)>,
+    isapi: async_channel::Receiver<BackendEvent>,
 }
 
 impl EventSource {
     /// The next event; never resolves when no backend reports events.
     pub(crate) async fn recv(&mut self) -> RawEvent {
+        use futures_lite::FutureExt as _;
+        let isapi = &self.isapi;
+        let from_isapi = async {
+            match isapi.recv().await {
+                Ok(e) => RawEvent::Isapi(e),
+                // The backend holds the sender for the whole run.
+                Err(_) => std::future::pending().await,
+            }
+        };
         #[cfg(feature = "sdk")]
         if let Some((rx, _)) = &mut self.sdk {
-            return RawEvent::Sdk(rx.recv().await);
+            return from_isapi
+                .or(async { RawEvent::Sdk(rx.recv().await) })
+                .await;
         }
-        std::future::pending().await
+        from_isapi.await
     }
 
     /// An event already waiting, if any.
     pub(crate) fn try_recv(&mut self) -> Option<RawEvent> {
         #[cfg(feature = "sdk")]
         if let Some((rx, _)) = &mut self.sdk {
-            return rx.try_recv().map(RawEvent::Sdk);
+            if let Some(e) = rx.try_recv() {
+                return Some(RawEvent::Sdk(e));
+            }
         }
-        None
+        self.isapi.try_recv().ok().map(RawEvent::Isapi)
     }
 }
 
@@ -287,14 +302,28 @@ impl EventSource {
 }
 
 impl Backends {
-    /// The backends of a run without the SDK (yet). `alert_silence`: open each ISAPI
-    /// session's event stream for the link watch, with this silence limit.
-    pub(crate) fn new(alert_silence: Option<Duration>) -> Backends {
-        Backends {
+    /// The backends of a run without the SDK (yet), and their event source.
+    /// `alert_silence`: open each ISAPI session's event stream for the link watch, with
+    /// this silence limit; `stream_silence`: an ISAPI stream without a frame for this long
+    /// is broken; `ex`: the run's executor, for the ISAPI stream readers.
+    pub(crate) fn new(
+        alert_silence: Option<Duration>,
+        stream_silence: Duration,
+        ex: std::rc::Weak<smol::LocalExecutor<'static>>,
+    ) -> (Backends, EventSource) {
+        // Unbounded: each stream reader sends at most one event before it ends.
+        let (tx, rx) = async_channel::unbounded();
+        let backends = Backends {
             #[cfg(feature = "sdk")]
             sdk: None,
-            isapi: IsapiBackend::new(alert_silence),
-        }
+            isapi: IsapiBackend::new(alert_silence, stream_silence, ex, tx),
+        };
+        let events = EventSource {
+            #[cfg(feature = "sdk")]
+            sdk: None,
+            isapi: rx,
+        };
+        (backends, events)
     }
 
     /// The event stream opened with an ISAPI session's login, once (for its link watch).
@@ -347,29 +376,32 @@ impl Backends {
         match ev {
             #[cfg(feature = "sdk")]
             RawEvent::Sdk(ev) => self.sdk.as_ref().and_then(|b| b.translate(ev)),
+            RawEvent::Isapi(ev) => Some(ev),
         }
     }
 
     /// Whether a backend started `stream` and still holds it (a stop of any other handle
     /// has nothing to do).
-    #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
     pub(crate) fn holds_stream(&self, kind: BackendKind, stream: StreamHandle) -> bool {
         match kind {
             #[cfg(feature = "sdk")]
             BackendKind::Sdk => self.sdk.as_ref().is_some_and(|b| b.holds_stream(stream)),
             #[cfg(not(feature = "sdk"))]
             BackendKind::Sdk => false,
-            BackendKind::Isapi => false,
+            BackendKind::Isapi => self.isapi.holds_stream(stream),
         }
     }
 
     /// The cameras whose watched stream delivered data since the last call.
     pub(crate) fn streams_moved(&self) -> Vec<CamId> {
+        #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
+        let mut moved = Vec::new();
         #[cfg(feature = "sdk")]
         if let Some(b) = &self.sdk {
-            return b.streams_moved();
+            moved = b.streams_moved();
         }
-        Vec::new()
+        self.isapi.streams_moved(&mut moved);
+        moved
     }
 
     /// The device sessions cameras took or gave up since the last call (ISAPI session

@@ -89,7 +89,7 @@ const CAMERA_KEYS: &[&str] = &[
 /// The `backend` values.
 const BACKENDS: &[(&str, BackendKind)] =
     &[("sdk", BackendKind::Sdk), ("isapi", BackendKind::Isapi)];
-const STREAM_KEYS: &[&str] = &["channel", "type"];
+const STREAM_KEYS: &[&str] = &["channel", "type", "rtsp_port"];
 
 /// Longest password and user name the SDK's `char[64]` fields hold with a NUL.
 const MAX_CREDENTIAL_LEN: usize = 63;
@@ -1278,16 +1278,6 @@ fn camera<'a, 'i>(
 
     let stream = match sec.get("stream") {
         None => None,
-        // The ISAPI backend has no stream client yet (an RTSP client is being written).
-        Some(item) if backend == BackendKind::Isapi => {
-            ctx.error_at_item(
-                item,
-                &sec.field("stream"),
-                "stream watching with backend isapi is not supported yet; remove [camera.stream] \
-                 or use backend = \"sdk\"",
-            );
-            None
-        }
         Some(item) => {
             let spath = sec.field("stream");
             let ssec = ctx.section(item.src, &spath, item.value, STREAM_KEYS)?;
@@ -1303,6 +1293,7 @@ fn camera<'a, 'i>(
                         ("third", StreamType::Third),
                     ],
                 ),
+                rtsp_port: rtsp_port(ctx, &ssec, backend),
             })
         }
     };
@@ -1318,6 +1309,22 @@ fn camera<'a, 'i>(
         login_mode,
         stream,
     })
+}
+
+/// `[camera.stream] rtsp_port`: the device's RTSP port for the ISAPI backend's stream
+/// client (`None`: the default, 554). The SDK asks the device for its port itself, so the
+/// field is a problem on an SDK camera.
+fn rtsp_port(ctx: &mut Ctx<'_>, ssec: &Section<'_, '_>, backend: BackendKind) -> Option<u16> {
+    let item = ssec.get("rtsp_port")?;
+    if backend != BackendKind::Isapi {
+        ctx.error_at_item(
+            item,
+            &ssec.field("rtsp_port"),
+            "only for backend = \"isapi\" (the SDK takes the RTSP port from the device)",
+        );
+        return None;
+    }
+    Some(ctx.uint(ssec, "rtsp_port", 554, 1, 65535) as u16)
 }
 
 /// The camera's `backend`, else the file's; a backend this build lacks is a problem (once:

@@ -439,7 +439,8 @@ impl Daemon {
             start_wall: SystemTime::now(),
         };
         let settings = config.supervisor.settings();
-        let (backends, events) = open_backends(&config, settings.strategy, &opts)?;
+        let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
+        let (backends, events) = open_backends(&config, settings.strategy, &opts, &ex)?;
         let (store, loaded) = open_store(&config, &settings, opts.seed, clock.start);
 
         let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -463,7 +464,6 @@ impl Daemon {
             (p / 4).clamp(Duration::from_millis(10), HOUSEKEEPING)
         });
 
-        let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
         let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
         let cameras = config.cameras.clone();
         let strategy = settings.strategy;
@@ -608,12 +608,14 @@ impl Daemon {
 /// (keepalives off): devices send a heartbeat part every few seconds.
 const ALERT_SILENCE_DEFAULT: Duration = Duration::from_secs(30);
 
-/// Opens the backends `config` needs: the SDK only when some camera uses it.
+/// Opens the backends `config` needs: the SDK only when some camera uses it. `ex` runs
+/// the ISAPI backend's stream readers.
 #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
 fn open_backends(
     config: &Config,
     strategy: Strategy,
     opts: &RunOptions,
+    ex: &Rc<LocalExecutor<'static>>,
 ) -> Result<(Backends, EventSource), RunError> {
     #[cfg(feature = "bench-peers")]
     if strategy.is_benchmark_peer() {
@@ -634,9 +636,8 @@ fn open_backends(
         }
     });
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
-    let mut backends = Backends::new(alert_silence);
-    #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
-    let mut events = EventSource::default();
+    let (mut backends, mut events) =
+        Backends::new(alert_silence, settings.stream_gap, Rc::downgrade(ex));
     #[cfg(feature = "sdk")]
     if config.uses_sdk() {
         let (sdk, pool, rx) = open_sdk(config, strategy, &opts.sdk)?;
