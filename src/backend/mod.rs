@@ -250,7 +250,6 @@ pub(crate) struct EventSource {
 impl EventSource {
     /// The next event; never resolves when no backend reports events.
     pub(crate) async fn recv(&mut self) -> RawEvent {
-        use futures_lite::FutureExt as _;
         let isapi = &self.isapi;
         let from_isapi = async {
             match isapi.recv().await {
@@ -261,9 +260,8 @@ impl EventSource {
         };
         #[cfg(feature = "sdk")]
         if let Some((rx, _)) = &mut self.sdk {
-            return from_isapi
-                .or(async { RawEvent::Sdk(rx.recv().await) })
-                .await;
+            let from_sdk = async { RawEvent::Sdk(rx.recv().await) };
+            return futures_lite::future::or(from_isapi, from_sdk).await;
         }
         from_isapi.await
     }
