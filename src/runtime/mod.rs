@@ -42,7 +42,8 @@
 //! | Input | Becomes |
 //! |---|---|
 //! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results); the SDK reuses freed ids, so an exception stamped with an earlier login of the id (`LoginEpoch`) is dropped |
-//! | stream data (the SDK's per-stream counters, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
+//! | an ISAPI stream reader's broken stream (connection ended, silent for `stream_gap`, garbage) | `Event::Exception` (`PreviewClosed`) for its session, at once |
+//! | stream data (the SDK's per-stream counters and the ISAPI stream readers' frame counts, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
 //! | a probe | `Event::ProbeResult` |
