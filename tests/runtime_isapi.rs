@@ -204,6 +204,19 @@ fn renewed(run: &Run, what: &str, reconnects: u64) -> serde_json::Value {
     })
 }
 
+/// A daemon with `strategy` whose one camera (`f`'s) watches its stream, once pictures
+/// flow; with the camera's reconnect count then.
+fn watching(dir: &TempDir, f: &Fleet, strategy: &str) -> (Run, Option<u64>) {
+    let seq0 = f.next_seq();
+    let sup = format!("strategy = \"{strategy}\"\n{STREAMING}");
+    let run = Run::start(config_with(&dir.0, f, &sup, &[], true));
+    run.wait_state("c0", "online");
+    stream_started(f, 0, seq0, strategy);
+    pictures_flow(f, 0, 5, strategy);
+    let before = run.camera("c0").expect("c0")["reconnects"].as_u64();
+    (run, before)
+}
+
 #[test]
 fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
     // The stream stops while the session and the RTSP connection live (an encoder hang):
@@ -214,14 +227,9 @@ fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
         let dir = TempDir::new(&format!("rti-gap-{strategy}"));
         let f = fleet(1);
         let cam = f.camera(0);
-        let seq0 = f.next_seq();
-        let sup = format!("strategy = \"{strategy}\"\n{STREAMING}");
-        let run = Run::start(config_with(&dir.0, &f, &sup, &[], true));
-        run.wait_state("c0", "online");
-        stream_started(&f, 0, seq0, strategy);
+        let (run, before) = watching(&dir, &f, strategy);
         // The frames reach the gap detector: 5 s of pictures (more than two gaps) pass
         // without a loss.
-        let before = run.camera("c0").expect("c0")["reconnects"].as_u64();
         pictures_flow(&f, 0, 50, strategy);
         let c = run.camera("c0").expect("c0");
         assert_eq!(
@@ -266,13 +274,7 @@ fn a_broken_stream_is_reported_as_such_and_the_session_renewed() {
         let dir = TempDir::new(&format!("rti-cut-{strategy}"));
         let f = fleet(1);
         let cam = f.camera(0);
-        let seq0 = f.next_seq();
-        let sup = format!("strategy = \"{strategy}\"\n{STREAMING}");
-        let run = Run::start(config_with(&dir.0, &f, &sup, &[], true));
-        run.wait_state("c0", "online");
-        stream_started(&f, 0, seq0, strategy);
-        pictures_flow(&f, 0, 5, strategy);
-        let before = run.camera("c0").expect("c0")["reconnects"].as_u64();
+        let (run, before) = watching(&dir, &f, strategy);
 
         let seq = f.next_seq();
         cam.cut_streams();
