@@ -33,8 +33,9 @@
 //!   runtime reads the counts with [`IsapiBackend::streams_moved`] for its gap detector,
 //!   as it reads the SDK's frame counters. A playing stream that breaks (the device
 //!   closed it, [`IsapiError::StreamSilent`], garbage) ends its reader, which reports
-//!   [`ExceptionKind::PreviewClosed`] on the backend's event channel (the SDK's "the live
-//!   view broke and will not come back"). A stream stop, a logout of its session and the
+//!   [`ExceptionKind::PreviewClosed`] (the SDK's "the live
+//!   view broke and will not come back"); the runtime takes it with the frame counts
+//!   ([`IsapiBackend::take_events`]). A stream stop, a logout of its session and the
 //!   end of the run send `TEARDOWN` (bounded by the call's deadline); a refused stream
 //!   (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused preview.
 
@@ -80,7 +81,8 @@ struct IsapiStream {
     frames: Rc<Cell<u64>>,
     /// `frames` at the last [`IsapiBackend::streams_moved`].
     frames_seen: u64,
-    /// Closing it asks the reader to send `TEARDOWN` and end.
+    /// Dropping it (nothing is ever sent) closes the channel, which asks the reader to
+    /// send `TEARDOWN` and end.
     stop: Sender<()>,
     /// The reader. Dropping it cancels the reader, which closes the connection without
     /// `TEARDOWN` (a removed camera, or the run's end past its deadline).
@@ -115,8 +117,9 @@ pub(crate) struct IsapiBackend {
     /// The run's executor, for the stream readers. Weak: the executor's tasks hold this
     /// backend, and the run drops the executor (cancelling every reader) when it ends.
     ex: Weak<LocalExecutor<'static>>,
-    /// Where readers report a broken stream ([`super::EventSource`] receives).
-    events: Sender<BackendEvent>,
+    /// Broken streams the readers reported, until [`IsapiBackend::take_events`]. Apart
+    /// from the tables: readers hold it, and the tables hold the readers.
+    events: Rc<RefCell<Vec<BackendEvent>>>,
 }
 
 /// Why a call of this backend did not finish.
@@ -177,17 +180,17 @@ fn next_number<V>(last: &mut i32, taken: &HashMap<i32, V>) -> i32 {
 }
 
 /// Reads a playing stream until it breaks or `stop` says to end it: counts complete frames
-/// into `frames`; a break sends `broken` on `events` (it is the one thing the reader
+/// into `frames`; a break adds `broken` to `events` (it is the one thing the reader
 /// reports), a stop sends `TEARDOWN` (under the session's exchange deadline).
 async fn read_stream(
     mut rtsp: RtspSession,
     frames: Rc<Cell<u64>>,
     stop: Receiver<()>,
-    events: Sender<BackendEvent>,
+    events: Rc<RefCell<Vec<BackendEvent>>>,
     broken: BackendEvent,
 ) {
     loop {
-        // `None`: asked to stop (a message, or the sender gone with the table entry).
+        // `None`: asked to stop (the sender dropped).
         let next = async { Some(rtsp.next_progress().await) }.or(async {
             let _ = stop.recv().await;
             None
@@ -196,8 +199,8 @@ async fn read_stream(
             Some(Ok(p)) => frames.set(frames.get().saturating_add(p.frames)),
             Some(Err(e)) => {
                 log::debug!("isapi: a watched stream broke: {e}");
-                // Unbounded, and each reader sends once: at most one event per stream.
-                let _ = events.try_send(broken);
+                // Each reader adds one at most: the list is bounded by the streams.
+                events.borrow_mut().push(broken);
                 return;
             }
             None => break,
@@ -210,21 +213,25 @@ async fn read_stream(
 
 impl IsapiBackend {
     /// A backend that opens the event stream at each login when `alert_silence` is set,
-    /// and whose stream readers run on `ex`, find a stream silent after `stream_silence`
-    /// and report broken streams on `events`.
+    /// and whose stream readers run on `ex` and find a stream silent after
+    /// `stream_silence`.
     pub(crate) fn new(
         alert_silence: Option<Duration>,
         stream_silence: Duration,
         ex: Weak<LocalExecutor<'static>>,
-        events: Sender<BackendEvent>,
     ) -> IsapiBackend {
         IsapiBackend {
             tables: Rc::new(RefCell::new(IsapiTables::default())),
             alert_silence,
             stream_silence,
             ex,
-            events,
+            events: Rc::default(),
         }
+    }
+
+    /// The broken streams reported since the last call (see [`super::Backends::take_events`]).
+    pub(crate) fn take_events(&self) -> Vec<BackendEvent> {
+        std::mem::take(&mut self.events.borrow_mut())
     }
 
     /// Whether `stream` is one this backend started and still holds.
@@ -289,14 +296,7 @@ impl IsapiBackend {
                 deadline,
             } => self.heartbeat(cam, token, session, deadline).await,
             Job::Logout { session, deadline } => {
-                // A stream still open on the session (normally stopped before) ends first.
-                let left: Vec<i32> = (self.tables.borrow().streams.iter())
-                    .filter(|(_, s)| s.session == session.0)
-                    .map(|(&h, _)| h)
-                    .collect();
-                for h in left {
-                    self.stop_stream(StreamHandle(h), deadline).await;
-                }
+                self.end_streams_of(session);
                 let held = self.tables.borrow_mut().sessions.remove(&session.0);
                 if let Some(mut client) = held.and_then(|s| s.client) {
                     match within(deadline, client.logout()).await {
@@ -566,6 +566,21 @@ impl IsapiBackend {
         }
     }
 
+    /// Asks the readers of `session`'s streams to send `TEARDOWN` and end, on their own
+    /// (bounded by their exchange deadline). The camera's teardown stops its stream before
+    /// the logout, so normally there is none.
+    fn end_streams_of(&self, session: Session) {
+        let mut t = self.tables.borrow_mut();
+        let of: Vec<i32> = (t.streams.iter())
+            .filter(|(_, s)| s.session == session.0)
+            .map(|(&h, _)| h)
+            .collect();
+        for s in of.iter().filter_map(|h| t.streams.remove(h)) {
+            drop(s.stop);
+            s.reader.detach();
+        }
+    }
+
     /// Stops `stream`: its reader sends `TEARDOWN` (one that ended already has nothing to
     /// send); past `deadline` plus [`DEADLINE_SLACK`] the reader is cancelled, which closes
     /// the connection.
@@ -573,7 +588,7 @@ impl IsapiBackend {
         let Some(s) = self.tables.borrow_mut().streams.remove(&stream.0) else {
             return;
         };
-        let _ = s.stop.try_send(());
+        drop(s.stop);
         let ended = async {
             s.reader.await;
             true

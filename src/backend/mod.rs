@@ -208,7 +208,7 @@ pub(crate) type LateOutcome = std::pin::Pin<Box<dyn std::future::Future<Output =
 
 /// What a backend reports on its own, outside the calls, translated for the camera that
 /// holds the session.
-// A build without the SDK reports only broken streams.
+// A build without the SDK reports only broken streams (`Exception`).
 #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum BackendEvent {
@@ -226,55 +226,43 @@ pub(crate) enum BackendEvent {
     Overflow { dropped: u64, unattributed: u64 },
 }
 
-/// A backend's own event before [`Backends::translate`].
+/// A backend's own event before [`Backends::translate`]. A build without the SDK has none
+/// (the enum is then empty).
 #[derive(Debug)]
 pub(crate) enum RawEvent {
     /// An SDK callback event.
     #[cfg(feature = "sdk")]
     Sdk(crate::sdk::SdkEvent),
-    /// The ISAPI backend's (a broken stream), already for the camera it concerns.
-    Isapi(BackendEvent),
 }
 
-/// The receiving end of the backends' own events (the SDK's callback queue, the ISAPI
-/// stream readers' channel). Kept apart from [`Backends`] so the supervisor loop can wait
-/// on it without holding the driver. Dropping it closes the queue and then releases the
-/// run's hold on the SDK (`NET_DVR_Cleanup` once the last holder is gone).
-#[derive(Debug)]
+/// The receiving end of the backends' own events (the SDK's callback queue). Kept apart
+/// from [`Backends`] so the supervisor loop can wait on it without holding the driver.
+/// Dropping it closes the queue and then releases the run's hold on the SDK (`NET_DVR_Cleanup`
+/// once the last holder is gone). The ISAPI backend's events (broken streams) are not
+/// here: the runtime takes them with [`Backends::take_events`].
+#[derive(Debug, Default)]
 pub(crate) struct EventSource {
     #[cfg(feature = "sdk")]
     sdk: Option<(crate::sdk::EventReceiver, std::sync::Arc<crate::sdk::Sdk>)>,
-    isapi: async_channel::Receiver<BackendEvent>,
 }
 
 impl EventSource {
     /// The next event; never resolves when no backend reports events.
     pub(crate) async fn recv(&mut self) -> RawEvent {
-        let isapi = &self.isapi;
-        let from_isapi = async {
-            match isapi.recv().await {
-                Ok(e) => RawEvent::Isapi(e),
-                // The backend holds the sender for the whole run.
-                Err(_) => std::future::pending().await,
-            }
-        };
         #[cfg(feature = "sdk")]
         if let Some((rx, _)) = &mut self.sdk {
-            let from_sdk = async { RawEvent::Sdk(rx.recv().await) };
-            return futures_lite::future::or(from_isapi, from_sdk).await;
+            return RawEvent::Sdk(rx.recv().await);
         }
-        from_isapi.await
+        std::future::pending().await
     }
 
     /// An event already waiting, if any.
     pub(crate) fn try_recv(&mut self) -> Option<RawEvent> {
         #[cfg(feature = "sdk")]
         if let Some((rx, _)) = &mut self.sdk {
-            if let Some(e) = rx.try_recv() {
-                return Some(RawEvent::Sdk(e));
-            }
+            return rx.try_recv().map(RawEvent::Sdk);
         }
-        self.isapi.try_recv().ok().map(RawEvent::Isapi)
+        None
     }
 }
 
@@ -300,28 +288,26 @@ impl EventSource {
 }
 
 impl Backends {
-    /// The backends of a run without the SDK (yet), and their event source.
-    /// `alert_silence`: open each ISAPI session's event stream for the link watch, with
-    /// this silence limit; `stream_silence`: an ISAPI stream without a frame for this long
-    /// is broken; `ex`: the run's executor, for the ISAPI stream readers.
+    /// The backends of a run without the SDK (yet). `alert_silence`: open each ISAPI
+    /// session's event stream for the link watch, with this silence limit;
+    /// `stream_silence`: an ISAPI stream without a frame for this long is broken; `ex`: the
+    /// run's executor, for the ISAPI stream readers.
     pub(crate) fn new(
         alert_silence: Option<Duration>,
         stream_silence: Duration,
         ex: std::rc::Weak<smol::LocalExecutor<'static>>,
-    ) -> (Backends, EventSource) {
-        // Unbounded: each stream reader sends at most one event before it ends.
-        let (tx, rx) = async_channel::unbounded();
-        let backends = Backends {
+    ) -> Backends {
+        Backends {
             #[cfg(feature = "sdk")]
             sdk: None,
-            isapi: IsapiBackend::new(alert_silence, stream_silence, ex, tx),
-        };
-        let events = EventSource {
-            #[cfg(feature = "sdk")]
-            sdk: None,
-            isapi: rx,
-        };
-        (backends, events)
+            isapi: IsapiBackend::new(alert_silence, stream_silence, ex),
+        }
+    }
+
+    /// The events the ISAPI backend reported since the last call (broken streams), oldest
+    /// first. The runtime takes them with the stream data, about once a second.
+    pub(crate) fn take_events(&self) -> Vec<BackendEvent> {
+        self.isapi.take_events()
     }
 
     /// The event stream opened with an ISAPI session's login, once (for its link watch).
@@ -374,7 +360,6 @@ impl Backends {
         match ev {
             #[cfg(feature = "sdk")]
             RawEvent::Sdk(ev) => self.sdk.as_ref().and_then(|b| b.translate(ev)),
-            RawEvent::Isapi(ev) => Some(ev),
         }
     }
 

@@ -42,7 +42,7 @@
 //! | Input | Becomes |
 //! |---|---|
 //! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results); the SDK reuses freed ids, so an exception stamped with an earlier login of the id (`LoginEpoch`) is dropped |
-//! | an ISAPI stream reader's broken stream (connection ended, silent for `stream_gap`, garbage) | `Event::Exception` (`PreviewClosed`) for its session, at once |
+//! | an ISAPI stream reader's broken stream (connection ended, silent for `stream_gap`, garbage) | `Event::Exception` (`PreviewClosed`) for its session, taken with the stream data (about once a second) |
 //! | stream data (the SDK's per-stream counters and the ISAPI stream readers' frame counts, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
@@ -637,8 +637,9 @@ fn open_backends(
         }
     });
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
-    let (mut backends, mut events) =
-        Backends::new(alert_silence, settings.stream_gap, Rc::downgrade(ex));
+    let mut backends = Backends::new(alert_silence, settings.stream_gap, Rc::downgrade(ex));
+    #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
+    let mut events = EventSource::default();
     #[cfg(feature = "sdk")]
     if config.uses_sdk() {
         let (sdk, pool, rx) = open_sdk(config, strategy, &opts.sdk)?;

@@ -720,9 +720,13 @@ impl SupervisorDriver {
 
     /// Reports stream data at most once per call (the runtime calls this about once a
     /// second): a camera whose frame counter moved gets one `StreamData`.
+    /// Then the ISAPI backend's broken streams.
     pub(super) fn poll_streams(&mut self) {
         for cam in self.backends.streams_moved() {
             self.stream_data(cam);
+        }
+        for ev in self.backends.take_events() {
+            self.on_backend_event(ev);
         }
     }
 
