@@ -74,6 +74,8 @@ struct IsapiSession {
 /// A watched stream: its reader task and the frames it counted.
 #[derive(Debug)]
 struct IsapiStream {
+    /// Its handle (positive, unique among the live streams).
+    handle: i32,
     cam: CamId,
     /// The session number it was started for.
     session: i32,
@@ -95,8 +97,8 @@ struct IsapiTables {
     sessions: HashMap<i32, IsapiSession>,
     /// The last session number handed out.
     last: i32,
-    /// Stream handle → the stream.
-    streams: HashMap<i32, IsapiStream>,
+    /// The live streams (a few per run at most: a list, not a map).
+    streams: Vec<IsapiStream>,
     /// The last stream handle handed out.
     last_stream: i32,
     /// Device sessions taken (`Some(cookie)`) or given up (`None`) since the runtime last
@@ -167,11 +169,11 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 }
 
 /// A complete number, unique among `taken`'s keys, after `last` (positive, wrapping).
-fn next_number<V>(last: &mut i32, taken: &HashMap<i32, V>) -> i32 {
+fn next_number(last: &mut i32, taken: impl Fn(i32) -> bool) -> i32 {
     let mut n = *last;
     loop {
         n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
-        if !taken.contains_key(&n) {
+        if !taken(n) {
             break;
         }
     }
@@ -236,12 +238,16 @@ impl IsapiBackend {
 
     /// Whether `stream` is one this backend started and still holds.
     pub(crate) fn holds_stream(&self, stream: StreamHandle) -> bool {
-        self.tables.borrow().streams.contains_key(&stream.0)
+        self.tables
+            .borrow()
+            .streams
+            .iter()
+            .any(|s| s.handle == stream.0)
     }
 
     /// The cameras whose stream counted complete frames since the last call.
     pub(crate) fn streams_moved(&self, moved: &mut Vec<CamId>) {
-        for s in self.tables.borrow_mut().streams.values_mut() {
+        for s in &mut self.tables.borrow_mut().streams {
             let frames = s.frames.get();
             if frames > s.frames_seen {
                 s.frames_seen = frames;
@@ -275,7 +281,7 @@ impl IsapiBackend {
     pub(crate) fn forget_camera(&self, cam: CamId) {
         let mut t = self.tables.borrow_mut();
         t.sessions.retain(|_, s| s.cam != cam);
-        t.streams.retain(|_, s| s.cam != cam);
+        t.streams.retain(|s| s.cam != cam);
     }
 
     /// Runs one lane call (see the module docs). Never has a late result.
@@ -392,7 +398,8 @@ impl IsapiBackend {
                 let mut guard = self.tables.borrow_mut();
                 let t = &mut *guard;
                 // Session numbers are positive and unique among the live ones.
-                let n = next_number(&mut t.last, &t.sessions);
+                let sessions = &t.sessions;
+                let n = next_number(&mut t.last, |n| sessions.contains_key(&n));
                 let session = IsapiSession {
                     cam,
                     client: Some(client),
@@ -496,8 +503,11 @@ impl IsapiBackend {
         conf: &CameraConfig,
         deadline: Duration,
     ) -> Outcome {
+        // Connect, DESCRIBE, SETUP and PLAY each get a quarter of the deadline, so the
+        // open as a whole keeps it (host names aside: the login resolved the same name a
+        // moment ago) without a race of its own.
         let options = RtspOptions {
-            exchange_timeout: deadline,
+            exchange_timeout: deadline / 4,
             silence: self.stream_silence,
             ..RtspOptions::default()
         };
@@ -513,31 +523,21 @@ impl IsapiBackend {
             let password = conf.password.expose().as_bytes();
             RtspSession::open(addr, &path, &conf.user, password, options).await
         };
-        let rtsp = match within(deadline, open).await {
-            Ok(rtsp) => rtsp,
-            Err(CallEnd::Failed(e)) => {
-                log::debug!("isapi: {}: stream {path} on port {port}: {e}", conf.id);
-                return Outcome::StreamFailed {
-                    token,
-                    class: e.class(),
-                    code: e.code().unwrap_or(0),
-                };
-            }
-            Err(CallEnd::Deadline) => {
-                return Outcome::Stuck {
-                    call: "start_stream",
-                    token: Some(token),
-                };
+        let failed = |e: IsapiError| {
+            log::debug!("isapi: {}: stream {path} on port {port}: {e}", conf.id);
+            Outcome::StreamFailed {
+                token,
+                class: e.class(),
+                code: e.code().unwrap_or(0),
             }
         };
+        let rtsp = match open.await {
+            Ok(rtsp) => rtsp,
+            Err(e) => return failed(e),
+        };
         let Some(ex) = self.ex.upgrade() else {
-            // The run is ending: nothing would read the stream.
-            let _ = rtsp.teardown().await;
-            return Outcome::StreamFailed {
-                token,
-                class: IsapiError::Closed.class(),
-                code: 0,
-            };
+            // The run is ending: nothing would read the stream (dropped: closed).
+            return failed(IsapiError::Closed);
         };
         let frames = Rc::new(Cell::new(0));
         let (stop, stopped) = async_channel::bounded(1);
@@ -550,8 +550,12 @@ impl IsapiBackend {
         let reader = ex.spawn(reader);
         let mut guard = self.tables.borrow_mut();
         let t = &mut *guard;
-        let handle = next_number(&mut t.last_stream, &t.streams);
+        let streams = &t.streams;
+        let handle = next_number(&mut t.last_stream, |n| {
+            streams.iter().any(|s| s.handle == n)
+        });
         let entry = IsapiStream {
+            handle,
             cam,
             session: session.0,
             frames,
@@ -559,7 +563,7 @@ impl IsapiBackend {
             stop,
             reader,
         };
-        t.streams.insert(handle, entry);
+        t.streams.push(entry);
         Outcome::StreamStarted {
             token,
             stream: StreamHandle(handle),
@@ -570,12 +574,9 @@ impl IsapiBackend {
     /// (bounded by their exchange deadline). The camera's teardown stops its stream before
     /// the logout, so normally there is none.
     fn end_streams_of(&self, session: Session) {
-        let mut t = self.tables.borrow_mut();
-        let of: Vec<i32> = (t.streams.iter())
-            .filter(|(_, s)| s.session == session.0)
-            .map(|(&h, _)| h)
-            .collect();
-        for s in of.iter().filter_map(|h| t.streams.remove(h)) {
+        let streams = &mut self.tables.borrow_mut().streams;
+        while let Some(i) = streams.iter().position(|s| s.session == session.0) {
+            let s = streams.swap_remove(i);
             drop(s.stop);
             s.reader.detach();
         }
@@ -585,8 +586,12 @@ impl IsapiBackend {
     /// send); past `deadline` plus [`DEADLINE_SLACK`] the reader is cancelled, which closes
     /// the connection.
     async fn stop_stream(&self, stream: StreamHandle, deadline: Duration) {
-        let Some(s) = self.tables.borrow_mut().streams.remove(&stream.0) else {
-            return;
+        let s = {
+            let streams = &mut self.tables.borrow_mut().streams;
+            match streams.iter().position(|s| s.handle == stream.0) {
+                Some(i) => streams.swap_remove(i),
+                None => return,
+            }
         };
         drop(s.stop);
         let ended = async {
