@@ -33,11 +33,13 @@
 //!   runtime reads the counts with [`IsapiBackend::streams_moved`] for its gap detector,
 //!   as it reads the SDK's frame counters. A playing stream that breaks (the device
 //!   closed it, [`IsapiError::StreamSilent`], garbage) ends its reader, which reports
-//!   [`ExceptionKind::PreviewClosed`] (the SDK's "the live
-//!   view broke and will not come back"); the runtime takes it with the frame counts
-//!   ([`IsapiBackend::take_events`]). A stream stop, a logout of its session and the
-//!   end of the run send `TEARDOWN` (bounded by the call's deadline); a refused stream
-//!   (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused preview.
+//!   [`ExceptionKind::PreviewClosed`] (the SDK's "the live view broke and will not come
+//!   back"); the runtime takes it with the frame counts ([`IsapiBackend::take_events`]).
+//!   A stream stop (the camera's teardown before every logout: loss, removal, the end of
+//!   the run) sends `TEARDOWN` and waits for it, bounded by the stop call's deadline; a
+//!   logout finding a stream still open has its reader send `TEARDOWN` on its own. A
+//!   refused stream (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused
+//!   preview.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -168,7 +170,7 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     smol::unblock(move || (host.as_str(), port).to_socket_addrs().ok()?.next()).await
 }
 
-/// A complete number, unique among `taken`'s keys, after `last` (positive, wrapping).
+/// The first number after `last` (positive, wrapping) that is not `taken`; becomes `last`.
 fn next_number(last: &mut i32, taken: impl Fn(i32) -> bool) -> i32 {
     let mut n = *last;
     loop {
