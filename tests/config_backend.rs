@@ -158,29 +158,60 @@ backend = \"vendor\"
     );
 }
 
+/// An ISAPI file with cameras `a` (lines 2-6, then `a_tail` from line 7) and `b`
+/// (`[[camera]]` and four keys, then `b_tail`).
+fn two_cameras(a_tail: &str, b_tail: &str) -> String {
+    let cam = |id: &str, n: u8| {
+        format!(
+            "[[camera]]\nid = \"{id}\"\nhost = \"192.0.2.1{n}\"\nuser = \"admin\"\npassword = \"x\"\n"
+        )
+    };
+    format!(
+        "backend = \"isapi\"\n{}{a_tail}{}{b_tail}",
+        cam("a", 0),
+        cam("b", 1)
+    )
+}
+
 #[test]
-fn an_isapi_camera_cannot_watch_a_stream_yet_and_ignores_login_mode() {
+fn an_isapi_camera_watches_a_stream_on_its_rtsp_port_and_ignores_login_mode() {
     let dir = TempDir::new("cfg-backend-stream");
     let f = dir.join("hikwatch.toml");
-    let text = "\
-backend = \"isapi\"
-[[camera]]
-id = \"a\"
-host = \"192.0.2.10\"
-user = \"admin\"
-password = \"x\"
-[camera.stream]
-channel = 1
-";
-    let got = problems(load(&dir, text).unwrap_err());
-    assert_eq!(
-        got,
-        vec![format!(
-            "{}:7: camera[0].stream: stream watching with backend isapi is not supported yet; \
-             remove [camera.stream] or use backend = \"sdk\"",
-            f.display()
-        )]
+    let text = two_cameras(
+        "[camera.stream]\nchannel = 1\ntype = \"sub\"\n",
+        "[camera.stream]\nrtsp_port = 8554\n",
     );
+    let c = load(&dir, &text).unwrap().config;
+    let (a, b) = (c.cameras[0].stream.unwrap(), c.cameras[1].stream.unwrap());
+    assert_eq!(
+        (a.channel, a.stream_type.as_str(), a.rtsp_port),
+        (1, "sub", None)
+    );
+    assert_eq!(
+        (b.channel, b.stream_type.as_str(), b.rtsp_port),
+        (1, "main", Some(8554))
+    );
+
+    // Out of range, and on an SDK camera (whose SDK asks the device for its port).
+    let text = two_cameras(
+        "[camera.stream]\nrtsp_port = 70000\n",
+        "backend = \"sdk\"\n[camera.stream]\nrtsp_port = 554\n",
+    );
+    let got = problems(load(&dir, &text).unwrap_err());
+    for want in [
+        format!(
+            "{}:8: camera[0].stream.rtsp_port: 70000 is out of range 1..=65535",
+            f.display()
+        ),
+        format!(
+            "{}:16: camera[1].stream.rtsp_port: only for backend = \"isapi\" (the SDK takes \
+             the RTSP port from the device)",
+            f.display()
+        ),
+    ] {
+        assert!(got.contains(&want), "{want}\nnot in {got:#?}");
+    }
+
     let text = "\
 backend = \"isapi\"
 [[camera]]

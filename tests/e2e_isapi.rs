@@ -226,3 +226,96 @@ fn event_with_the_isapi_backend_end_to_end() {
 fn queue_with_the_isapi_backend_end_to_end() {
     scenario("queue", false);
 }
+
+#[test]
+fn a_watched_stream_with_the_isapi_backend_end_to_end() {
+    // One camera watching its sub stream over RTSP (simcam's port via `rtsp_port`): the
+    // stream stops (an encoder hang), the gap is found and the session renewed, a new
+    // stream flows once the camera sends again, and SIGTERM tears the stream down before
+    // the logout.
+    let f = Fleet::start(FleetConfig {
+        cameras: 1,
+        ..FleetConfig::default()
+    })
+    .expect("simcam fleet");
+    let cam = f.camera(0);
+    let dir = TempDir::new("e2e-isapi-stream");
+    let cfg = DaemonConfig::isapi()
+        .set("start_spread", "\"300ms\"")
+        .set("heartbeat_interval", "\"1s\"")
+        .set("backoff_initial", "\"1s\"")
+        .set("backoff_cap", "\"2s\"")
+        .set("stream_gap", "\"2s\"")
+        .camera(CameraSpec::of(&f, 0, "gate").rtsp_stream("sub", cam.rtsp_addr().port()));
+    let seq0 = f.next_seq();
+    let mut d = Daemon::spawn(BIN, &dir, &cfg, SpawnOptions::default());
+    let wait = patient(Duration::from_secs(20));
+    assert!(
+        d.wait_states(wait, &["gate"], "online").is_some(),
+        "{:?}",
+        d.status()
+    );
+    assert!(
+        cam.wait_event(seq0, EventKind::StreamStart, wait).is_some(),
+        "no stream started:\n{}",
+        d.log_text()
+    );
+    // The frames reach the gap detector: 50 pictures (5 s of the sub stream's 10 fps, more
+    // than two gaps) pass without a loss.
+    let sent = cam.stream_stats().pictures;
+    assert!(
+        wait_for(wait, Duration::from_millis(50), || {
+            (cam.stream_stats().pictures > sent + 50).then_some(())
+        })
+        .is_some(),
+        "the stream does not flow"
+    );
+    let v = d.status().expect("status");
+    assert_eq!(
+        harness::camera(&v, "gate").expect("gate")["reconnects"],
+        0,
+        "a flowing stream was taken for a gap: {v}"
+    );
+
+    cam.halt_stream();
+    let v = d
+        .wait_status(wait, |v| {
+            harness::camera(v, "gate").is_some_and(|c| c["reconnects"].as_u64() >= Some(1))
+        })
+        .unwrap_or_else(|| panic!("the gap was not found: {:?}", d.status()));
+    let c = harness::camera(&v, "gate").expect("gate");
+    let cause = &c["last_error"]["cause"];
+    assert!(
+        cause == "stream-gap" || cause == "backend-exception",
+        "the loss's cause: {c}"
+    );
+    let seq = f.next_seq();
+    cam.resume_stream();
+    assert!(
+        cam.wait_event(seq, EventKind::StreamStart, wait).is_some(),
+        "no new stream after the camera sent again:\n{}",
+        d.log_text()
+    );
+    assert!(
+        d.wait_states(wait, &["gate"], "online").is_some(),
+        "not online again: {:?}",
+        d.status()
+    );
+    assert!(
+        !d.log_text().contains("SDK exception"),
+        "the ISAPI stream's loss in SDK words:\n{}",
+        d.log_text()
+    );
+
+    let seq = f.next_seq();
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(25)).expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    let evs = f.events_since(seq);
+    let first = |kind| evs.iter().find(|e| e.kind == kind);
+    let stop = first(EventKind::StreamStop).expect("the stream did not end");
+    assert!(stop.detail.contains("reason=teardown"), "{stop:?}");
+    let logout = first(EventKind::Logout).expect("no logout");
+    assert!(stop.seq < logout.seq, "the logout came first: {evs:?}");
+    assert_eq!(cam.stream_stats().active, 0);
+}

@@ -27,23 +27,37 @@
 //!   what happens when that fails. A camera that will not log in soon (restored in
 //!   auth-hold or under a device lock) gets the same without the login
 //!   ([`Job::EndLeftSession`]).
-//! - **streams** are not supported yet (the config refuses `[camera.stream]` for ISAPI
-//!   cameras); a stream start is answered as refused.
+//! - **streams.** A stream start opens an RTSP session ([`RtspSession`], the camera's
+//!   Digest credentials) on `[camera.stream] rtsp_port` (default [`RTSP_PORT`]) and spawns
+//!   one reader task for it on the run's executor. The reader counts complete frames; the
+//!   runtime reads the counts with [`IsapiBackend::streams_moved`] for its gap detector,
+//!   as it reads the SDK's frame counters. A playing stream that breaks (the device
+//!   closed it, [`IsapiError::StreamSilent`], garbage) ends its reader, which reports
+//!   [`ExceptionKind::PreviewClosed`] (the SDK's "the live view broke and will not come
+//!   back"); the runtime takes it with the frame counts ([`IsapiBackend::take_events`]).
+//!   A stream stop (the camera's teardown before every logout: loss, removal, the end of
+//!   the run) sends `TEARDOWN` and waits for it, bounded by the stop call's deadline; a
+//!   logout finding a stream still open has its reader send `TEARDOWN` on its own. A
+//!   refused stream (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused
+//!   preview.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use futures_lite::FutureExt;
+use smol::{LocalExecutor, Task};
 
-use crate::config::CameraConfig;
-use crate::isapi::{AlertStream, IsapiClient, IsapiError, IsapiOptions};
-use crate::supervisor::{CamId, Session, Token};
+use crate::config::{CameraConfig, StreamConfig};
+use crate::isapi::rtsp::{RTSP_PORT, stream_path};
+use crate::isapi::{AlertStream, IsapiClient, IsapiError, IsapiOptions, RtspOptions, RtspSession};
+use crate::supervisor::{CamId, ExceptionKind, Session, StreamHandle, Token};
 
-use super::{BackendFailure, Job, LateOutcome, Outcome};
+use super::{BackendEvent, BackendFailure, Job, LateOutcome, Outcome};
 
 /// How much longer than its deadline a whole call may take before it is dropped (each of
 /// its requests has the deadline itself).
@@ -59,12 +73,36 @@ struct IsapiSession {
     alert: Option<AlertStream>,
 }
 
-/// The live sessions.
+/// A watched stream: its reader task and the frames it counted.
+#[derive(Debug)]
+struct IsapiStream {
+    /// Its handle (positive, unique among the live streams).
+    handle: i32,
+    cam: CamId,
+    /// The session number it was started for.
+    session: i32,
+    /// Complete frames the reader counted so far.
+    frames: Rc<Cell<u64>>,
+    /// `frames` at the last [`IsapiBackend::streams_moved`].
+    frames_seen: u64,
+    /// Dropping it (nothing is ever sent) closes the channel, which asks the reader to
+    /// send `TEARDOWN` and end.
+    stop: Sender<()>,
+    /// The reader. Dropping it cancels the reader, which closes the connection without
+    /// `TEARDOWN` (a removed camera, or the run's end past its deadline).
+    reader: Task<()>,
+}
+
+/// The live sessions and streams.
 #[derive(Debug, Default)]
 struct IsapiTables {
     sessions: HashMap<i32, IsapiSession>,
     /// The last session number handed out.
     last: i32,
+    /// The live streams (a few per run at most: a list, not a map).
+    streams: Vec<IsapiStream>,
+    /// The last stream handle handed out.
+    last_stream: i32,
     /// Device sessions taken (`Some(cookie)`) or given up (`None`) since the runtime last
     /// asked, per camera, oldest first.
     device_sessions: Vec<(CamId, Option<String>)>,
@@ -77,6 +115,15 @@ pub(crate) struct IsapiBackend {
     /// Open the event stream at login, with this silence limit (`None`: the run watches no
     /// links).
     alert_silence: Option<Duration>,
+    /// A watched stream with no complete frame for this long is broken (the run's
+    /// `stream_gap`).
+    stream_silence: Duration,
+    /// The run's executor, for the stream readers. Weak: the executor's tasks hold this
+    /// backend, and the run drops the executor (cancelling every reader) when it ends.
+    ex: Weak<LocalExecutor<'static>>,
+    /// Broken streams the readers reported, until [`IsapiBackend::take_events`]. Apart
+    /// from the tables: readers hold it, and the tables hold the readers.
+    events: Rc<RefCell<Vec<BackendEvent>>>,
 }
 
 /// Why a call of this backend did not finish.
@@ -123,12 +170,91 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     smol::unblock(move || (host.as_str(), port).to_socket_addrs().ok()?.next()).await
 }
 
+/// The first number after `last` (positive, wrapping) that is not `taken`; becomes `last`.
+fn next_number(last: &mut i32, taken: impl Fn(i32) -> bool) -> i32 {
+    let mut n = *last;
+    loop {
+        n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
+        if !taken(n) {
+            break;
+        }
+    }
+    *last = n;
+    n
+}
+
+/// Reads a playing stream until it breaks or `stop` says to end it: counts complete frames
+/// into `frames`; a break adds `broken` to `events` (it is the one thing the reader
+/// reports), a stop sends `TEARDOWN` (under the session's exchange deadline).
+async fn read_stream(
+    mut rtsp: RtspSession,
+    frames: Rc<Cell<u64>>,
+    stop: Receiver<()>,
+    events: Rc<RefCell<Vec<BackendEvent>>>,
+    broken: BackendEvent,
+) {
+    loop {
+        // `None`: asked to stop (the sender dropped).
+        let next = async { Some(rtsp.next_progress().await) }.or(async {
+            let _ = stop.recv().await;
+            None
+        });
+        match next.await {
+            Some(Ok(p)) => frames.set(frames.get().saturating_add(p.frames)),
+            Some(Err(e)) => {
+                log::debug!("isapi: a watched stream broke: {e}");
+                // Each reader adds one at most: the list is bounded by the streams.
+                events.borrow_mut().push(broken);
+                return;
+            }
+            None => break,
+        }
+    }
+    if let Err(e) = rtsp.teardown().await {
+        log::debug!("isapi: TEARDOWN of a watched stream: {e}");
+    }
+}
+
 impl IsapiBackend {
-    /// A backend that opens the event stream at each login when `alert_silence` is set.
-    pub(crate) fn new(alert_silence: Option<Duration>) -> IsapiBackend {
+    /// A backend that opens the event stream at each login when `alert_silence` is set,
+    /// and whose stream readers run on `ex` and find a stream silent after
+    /// `stream_silence`.
+    pub(crate) fn new(
+        alert_silence: Option<Duration>,
+        stream_silence: Duration,
+        ex: Weak<LocalExecutor<'static>>,
+    ) -> IsapiBackend {
         IsapiBackend {
             tables: Rc::new(RefCell::new(IsapiTables::default())),
             alert_silence,
+            stream_silence,
+            ex,
+            events: Rc::default(),
+        }
+    }
+
+    /// The broken streams reported since the last call (see [`super::Backends::take_events`]).
+    pub(crate) fn take_events(&self) -> Vec<BackendEvent> {
+        std::mem::take(&mut self.events.borrow_mut())
+    }
+
+    /// Whether `stream` is one this backend started and still holds.
+    pub(crate) fn holds_stream(&self, stream: StreamHandle) -> bool {
+        self.tables
+            .borrow()
+            .streams
+            .iter()
+            .any(|s| s.handle == stream.0)
+    }
+
+    /// The cameras whose stream counted complete frames since the last call.
+    pub(crate) fn streams_moved(&self, moved: &mut Vec<CamId>) {
+        for s in &mut self.tables.borrow_mut().streams {
+            let frames = s.frames.get();
+            if frames > s.frames_seen {
+                s.frames_seen = frames;
+                moved.push(s.cam);
+            }
         }
     }
 
@@ -151,12 +277,13 @@ impl IsapiBackend {
         t.device_sessions.push((cam, cookie.map(str::to_owned)));
     }
 
-    /// Forgets the sessions of a removed camera (they were logged out, or expire).
+    /// Forgets the sessions of a removed camera (they were logged out, or expire) and
+    /// cancels its stream readers (stopped already: the camera's teardown stops its
+    /// stream before the logout).
     pub(crate) fn forget_camera(&self, cam: CamId) {
-        self.tables
-            .borrow_mut()
-            .sessions
-            .retain(|_, s| s.cam != cam);
+        let mut t = self.tables.borrow_mut();
+        t.sessions.retain(|_, s| s.cam != cam);
+        t.streams.retain(|s| s.cam != cam);
     }
 
     /// Runs one lane call (see the module docs). Never has a late result.
@@ -177,6 +304,7 @@ impl IsapiBackend {
                 deadline,
             } => self.heartbeat(cam, token, session, deadline).await,
             Job::Logout { session, deadline } => {
+                self.end_streams_of(session);
                 let held = self.tables.borrow_mut().sessions.remove(&session.0);
                 if let Some(mut client) = held.and_then(|s| s.client) {
                     match within(deadline, client.logout()).await {
@@ -207,8 +335,19 @@ impl IsapiBackend {
                 }
                 Outcome::LeftSessionTried
             }
-            job @ (Job::StartStream { .. } | Job::StopStream { .. }) => {
-                job.refused("stream watching with backend isapi is not supported yet")
+            Job::StartStream {
+                token,
+                session,
+                stream,
+                conf,
+                deadline,
+            } => {
+                self.start_stream(cam, token, session, stream, &conf, deadline)
+                    .await
+            }
+            Job::StopStream { stream, deadline } => {
+                self.stop_stream(stream, deadline).await;
+                Outcome::StreamStopped { stream }
             }
         };
         (outcome, None)
@@ -258,16 +397,11 @@ impl IsapiBackend {
         match within(deadline, attempt).await {
             Ok((client, alert)) => {
                 self.note_device_session(cam, client.session_cookie());
-                let mut t = self.tables.borrow_mut();
+                let mut guard = self.tables.borrow_mut();
+                let t = &mut *guard;
                 // Session numbers are positive and unique among the live ones.
-                let mut n = t.last;
-                loop {
-                    n = if n >= i32::MAX - 1 { 1 } else { n + 1 };
-                    if !t.sessions.contains_key(&n) {
-                        break;
-                    }
-                }
-                t.last = n;
+                let sessions = &t.sessions;
+                let n = next_number(&mut t.last, |n| sessions.contains_key(&n));
                 let session = IsapiSession {
                     cam,
                     client: Some(client),
@@ -356,6 +490,122 @@ impl IsapiBackend {
                 call: "heartbeat",
                 token: Some(token),
             },
+        }
+    }
+
+    /// Opens the watched stream of `session`'s camera and starts its reader (see the
+    /// module docs). A refusal fails with the error's class (`Resource` for RTSP 453/503)
+    /// and the RTSP status as its code.
+    async fn start_stream(
+        &self,
+        cam: CamId,
+        token: Token,
+        session: Session,
+        stream: StreamConfig,
+        conf: &CameraConfig,
+        deadline: Duration,
+    ) -> Outcome {
+        // Connect, DESCRIBE, SETUP and PLAY each get a quarter of the deadline, so the
+        // open as a whole keeps it (host names aside: the login resolved the same name a
+        // moment ago) without a race of its own.
+        let options = RtspOptions {
+            exchange_timeout: deadline / 4,
+            silence: self.stream_silence,
+            ..RtspOptions::default()
+        };
+        let path = stream_path(
+            u16::try_from(stream.channel).unwrap_or(1),
+            stream.stream_type.sdk_value() as u8,
+        );
+        let port = stream.rtsp_port.unwrap_or(RTSP_PORT);
+        let open = async {
+            let addr = resolve(&conf.host, port).await.ok_or(IsapiError::Connect(
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))?;
+            let password = conf.password.expose().as_bytes();
+            RtspSession::open(addr, &path, &conf.user, password, options).await
+        };
+        let failed = |e: IsapiError| {
+            log::debug!("isapi: {}: stream {path} on port {port}: {e}", conf.id);
+            Outcome::StreamFailed {
+                token,
+                class: e.class(),
+                code: e.code().unwrap_or(0),
+            }
+        };
+        let rtsp = match open.await {
+            Ok(rtsp) => rtsp,
+            Err(e) => return failed(e),
+        };
+        let Some(ex) = self.ex.upgrade() else {
+            // The run is ending: nothing would read the stream (dropped: closed).
+            return failed(IsapiError::Closed);
+        };
+        let frames = Rc::new(Cell::new(0));
+        let (stop, stopped) = async_channel::bounded(1);
+        let broken = BackendEvent::Exception {
+            cam,
+            session,
+            kind: ExceptionKind::PreviewClosed,
+        };
+        let reader = read_stream(rtsp, frames.clone(), stopped, self.events.clone(), broken);
+        let reader = ex.spawn(reader);
+        let mut guard = self.tables.borrow_mut();
+        let t = &mut *guard;
+        let streams = &t.streams;
+        let handle = next_number(&mut t.last_stream, |n| {
+            streams.iter().any(|s| s.handle == n)
+        });
+        let entry = IsapiStream {
+            handle,
+            cam,
+            session: session.0,
+            frames,
+            frames_seen: 0,
+            stop,
+            reader,
+        };
+        t.streams.push(entry);
+        Outcome::StreamStarted {
+            token,
+            stream: StreamHandle(handle),
+        }
+    }
+
+    /// Asks the readers of `session`'s streams to send `TEARDOWN` and end, on their own
+    /// (bounded by their exchange deadline). The camera's teardown stops its stream before
+    /// the logout, so normally there is none.
+    fn end_streams_of(&self, session: Session) {
+        let streams = &mut self.tables.borrow_mut().streams;
+        while let Some(i) = streams.iter().position(|s| s.session == session.0) {
+            let s = streams.swap_remove(i);
+            drop(s.stop);
+            s.reader.detach();
+        }
+    }
+
+    /// Stops `stream`: its reader sends `TEARDOWN` (one that ended already has nothing to
+    /// send); past `deadline` plus [`DEADLINE_SLACK`] the reader is cancelled, which closes
+    /// the connection.
+    async fn stop_stream(&self, stream: StreamHandle, deadline: Duration) {
+        let s = {
+            let streams = &mut self.tables.borrow_mut().streams;
+            match streams.iter().position(|s| s.handle == stream.0) {
+                Some(i) => streams.swap_remove(i),
+                None => return,
+            }
+        };
+        drop(s.stop);
+        let ended = async {
+            s.reader.await;
+            true
+        }
+        .or(async {
+            Timer::after(deadline + DEADLINE_SLACK).await;
+            false
+        });
+        if !ended.await {
+            log::debug!("isapi: TEARDOWN of stream {} timed out", stream.0);
         }
     }
 }

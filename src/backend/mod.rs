@@ -83,9 +83,6 @@ impl Backend {
 }
 
 /// One call of a camera's serial lane, with everything a backend needs for it.
-// Streams: only the SDK backend watches them (the ISAPI backend refuses them until its
-// RTSP client exists), so a build without the SDK reads none of their fields.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Job {
     /// Log in with the camera's configuration as it is when the call starts.
@@ -110,6 +107,9 @@ pub(crate) enum Job {
         token: Token,
         session: Session,
         stream: StreamConfig,
+        /// The camera's configuration as it is when the call starts: the ISAPI backend's
+        /// stream client connects and authenticates on its own. Others ignore it.
+        conf: CameraConfig,
         deadline: Duration,
     },
     StopStream {
@@ -156,8 +156,6 @@ impl Job {
 }
 
 /// The result of one lane call.
-// See `Job`: a build without the SDK never starts a stream.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum Outcome {
     LoginOk {
@@ -210,11 +208,13 @@ pub(crate) type LateOutcome = std::pin::Pin<Box<dyn std::future::Future<Output =
 
 /// What a backend reports on its own, outside the calls, translated for the camera that
 /// holds the session.
+// A build without the SDK reports only broken streams (`Exception`).
 #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) enum BackendEvent {
     /// Something happened to a live session (the SDK's exception callback: its own
-    /// keepalive failed, the session came back, the preview broke...).
+    /// keepalive failed, the session came back, the preview broke...; the ISAPI backend's
+    /// stream reader: the stream broke, as `PreviewClosed`).
     Exception {
         cam: CamId,
         session: Session,
@@ -238,7 +238,8 @@ pub(crate) enum RawEvent {
 /// The receiving end of the backends' own events (the SDK's callback queue). Kept apart
 /// from [`Backends`] so the supervisor loop can wait on it without holding the driver.
 /// Dropping it closes the queue and then releases the run's hold on the SDK (`NET_DVR_Cleanup`
-/// once the last holder is gone).
+/// once the last holder is gone). The ISAPI backend's events (broken streams) are not
+/// here: the runtime takes them with [`Backends::take_events`].
 #[derive(Debug, Default)]
 pub(crate) struct EventSource {
     #[cfg(feature = "sdk")]
@@ -288,13 +289,25 @@ impl EventSource {
 
 impl Backends {
     /// The backends of a run without the SDK (yet). `alert_silence`: open each ISAPI
-    /// session's event stream for the link watch, with this silence limit.
-    pub(crate) fn new(alert_silence: Option<Duration>) -> Backends {
+    /// session's event stream for the link watch, with this silence limit;
+    /// `stream_silence`: an ISAPI stream without a frame for this long is broken; `ex`: the
+    /// run's executor, for the ISAPI stream readers.
+    pub(crate) fn new(
+        alert_silence: Option<Duration>,
+        stream_silence: Duration,
+        ex: std::rc::Weak<smol::LocalExecutor<'static>>,
+    ) -> Backends {
         Backends {
             #[cfg(feature = "sdk")]
             sdk: None,
-            isapi: IsapiBackend::new(alert_silence),
+            isapi: IsapiBackend::new(alert_silence, stream_silence, ex),
         }
+    }
+
+    /// The events the ISAPI backend reported since the last call (broken streams), oldest
+    /// first. The runtime takes them with the stream data, about once a second.
+    pub(crate) fn take_events(&self) -> Vec<BackendEvent> {
+        self.isapi.take_events()
     }
 
     /// The event stream opened with an ISAPI session's login, once (for its link watch).
@@ -352,24 +365,26 @@ impl Backends {
 
     /// Whether a backend started `stream` and still holds it (a stop of any other handle
     /// has nothing to do).
-    #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
     pub(crate) fn holds_stream(&self, kind: BackendKind, stream: StreamHandle) -> bool {
         match kind {
             #[cfg(feature = "sdk")]
             BackendKind::Sdk => self.sdk.as_ref().is_some_and(|b| b.holds_stream(stream)),
             #[cfg(not(feature = "sdk"))]
             BackendKind::Sdk => false,
-            BackendKind::Isapi => false,
+            BackendKind::Isapi => self.isapi.holds_stream(stream),
         }
     }
 
     /// The cameras whose watched stream delivered data since the last call.
     pub(crate) fn streams_moved(&self) -> Vec<CamId> {
+        #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
+        let mut moved = Vec::new();
         #[cfg(feature = "sdk")]
         if let Some(b) = &self.sdk {
-            return b.streams_moved();
+            moved = b.streams_moved();
         }
-        Vec::new()
+        self.isapi.streams_moved(&mut moved);
+        moved
     }
 
     /// The device sessions cameras took or gave up since the last call (ISAPI session

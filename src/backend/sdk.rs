@@ -209,6 +209,7 @@ impl SdkBackend {
                 session,
                 stream,
                 deadline,
+                ..
             } => {
                 self.start_stream(cam, token, session, stream, deadline)
                     .await

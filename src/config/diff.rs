@@ -275,6 +275,7 @@ mod tests {
         c2.stream = Some(StreamConfig {
             channel: 1,
             stream_type: StreamType::Sub,
+            rtsp_port: None,
         });
         let new = config(vec![c2, b2, cam("d", "w")]);
         let d = diff(&old, &new);

@@ -246,6 +246,9 @@ pub struct StreamConfig {
     pub channel: u32,
     /// Stream type. Default main.
     pub stream_type: StreamType,
+    /// The device's RTSP port for the ISAPI backend (`rtsp_port`); `None` for the default
+    /// (554). Refused for SDK cameras (the SDK asks the device).
+    pub rtsp_port: Option<u16>,
 }
 
 /// Where a camera's password came from.

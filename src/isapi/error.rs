@@ -103,11 +103,11 @@ impl BackendFailure for IsapiError {
         IsapiError::class(self)
     }
 
-    /// The unexpected HTTP status, when that was the failure; the other failures have
-    /// no number of their own.
+    /// The unexpected HTTP or RTSP status, when that was the failure (RTSP 453 for a
+    /// refused stream); the other failures have no number of their own.
     fn code(&self) -> Option<u32> {
         match self {
-            IsapiError::Status(s) => Some(u32::from(*s)),
+            IsapiError::Status(s) | IsapiError::RtspStatus(s) => Some(u32::from(*s)),
             _ => None,
         }
     }

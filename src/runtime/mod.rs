@@ -42,7 +42,8 @@
 //! | Input | Becomes |
 //! |---|---|
 //! | SDK exception callback (`lUserID`, type) | `Event::Exception` for the camera holding that session (a map kept from login and logout results); the SDK reuses freed ids, so an exception stamped with an earlier login of the id (`LoginEpoch`) is dropped |
-//! | stream data (the SDK's per-stream counters, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
+//! | an ISAPI stream reader's broken stream (connection ended, silent for `stream_gap`, garbage) | `Event::Exception` (`PreviewClosed`) for its session, taken with the stream data (about once a second) |
+//! | stream data (the SDK's per-stream counters and the ISAPI stream readers' frame counts, read about once a second; the SDK's "started"/"resumed" events at once) | `Event::StreamData`, at most about once a second per camera |
 //! | a call's result | `LoginOk`/`LoginFailed`/`HeartbeatOk`/…, with the call's token |
 //! | a call past its deadline | `Event::CallStuck`, then its late result |
 //! | a probe | `Event::ProbeResult` |
@@ -439,7 +440,8 @@ impl Daemon {
             start_wall: SystemTime::now(),
         };
         let settings = config.supervisor.settings();
-        let (backends, events) = open_backends(&config, settings.strategy, &opts)?;
+        let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
+        let (backends, events) = open_backends(&config, settings.strategy, &opts, &ex)?;
         let (store, loaded) = open_store(&config, &settings, opts.seed, clock.start);
 
         let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -463,7 +465,6 @@ impl Daemon {
             (p / 4).clamp(Duration::from_millis(10), HOUSEKEEPING)
         });
 
-        let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
         let (tx, rx) = async_channel::bounded::<Msg>(INBOX);
         let cameras = config.cameras.clone();
         let strategy = settings.strategy;
@@ -608,12 +609,14 @@ impl Daemon {
 /// (keepalives off): devices send a heartbeat part every few seconds.
 const ALERT_SILENCE_DEFAULT: Duration = Duration::from_secs(30);
 
-/// Opens the backends `config` needs: the SDK only when some camera uses it.
+/// Opens the backends `config` needs: the SDK only when some camera uses it. `ex` runs
+/// the ISAPI backend's stream readers.
 #[cfg_attr(not(feature = "sdk"), allow(unused_variables))]
 fn open_backends(
     config: &Config,
     strategy: Strategy,
     opts: &RunOptions,
+    ex: &Rc<LocalExecutor<'static>>,
 ) -> Result<(Backends, EventSource), RunError> {
     #[cfg(feature = "bench-peers")]
     if strategy.is_benchmark_peer() {
@@ -634,7 +637,7 @@ fn open_backends(
         }
     });
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
-    let mut backends = Backends::new(alert_silence);
+    let mut backends = Backends::new(alert_silence, settings.stream_gap, Rc::downgrade(ex));
     #[cfg_attr(not(feature = "sdk"), allow(unused_mut))]
     let mut events = EventSource::default();
     #[cfg(feature = "sdk")]

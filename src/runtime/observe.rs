@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::backend::ErrorClass;
 use crate::config::{BackendKind, format_duration};
 use crate::status::{CameraStatusReport, FleetStatusReport, LastErrorReport, QueueStatus};
-use crate::supervisor::{Alert, CamId, JOB_QUEUE_CAPACITY, LossCause, State};
+use crate::supervisor::{Alert, CamId, ExceptionKind, JOB_QUEUE_CAPACITY, LossCause, State};
 use crate::{cam_error, cam_info};
 
 use super::shell::{CameraSlot, SupervisorDriver};
@@ -49,7 +49,13 @@ pub(crate) fn describe_loss(
         LossCause::BackendException | LossCause::ReloginUnfinished => {
             let exception = match backend {
                 BackendKind::Sdk => describe_exception(code),
-                BackendKind::Isapi => format!("backend exception {code:#x}"),
+                // The ISAPI backend's one event: its stream reader saw the stream break.
+                BackendKind::Isapi => match ExceptionKind::from_code(code) {
+                    ExceptionKind::Preview | ExceptionKind::PreviewClosed => {
+                        "the device's watched stream broke".into()
+                    }
+                    _ => format!("backend event {code:#x}"),
+                },
             };
             if cause == LossCause::ReloginUnfinished {
                 format!("{exception}: the re-login did not finish in time")

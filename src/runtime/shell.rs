@@ -402,7 +402,9 @@ impl SupervisorDriver {
                     stream: slot.conf.stream.unwrap_or(crate::config::StreamConfig {
                         channel: 1,
                         stream_type: crate::config::StreamType::Main,
+                        rtsp_port: None,
                     }),
+                    conf: slot.conf.clone(),
                     deadline: s.stream_deadline,
                 },
                 Intent::EndLeftSession => {
@@ -679,7 +681,8 @@ impl SupervisorDriver {
         slot.watch = Some((session, self.ex.spawn(task)));
     }
 
-    /// An event a backend reported on its own (the SDK's callbacks).
+    /// An event a backend reported on its own (the SDK's callbacks, the ISAPI backend's
+    /// broken streams).
     pub(super) fn on_backend_event(&mut self, ev: BackendEvent) {
         match ev {
             BackendEvent::Exception { cam, session, kind } => {
@@ -689,11 +692,18 @@ impl SupervisorDriver {
                     }
                 }
                 let id = self.id(cam).to_string();
+                let isapi = (self.slots.get(cam.0 as usize))
+                    .is_some_and(|s| s.conf.backend == BackendKind::Isapi);
+                // The ISAPI backend's only event is its stream reader's.
+                let what = match isapi {
+                    true => "the device's watched stream broke, session",
+                    false => &format!("SDK exception callback {kind:?} for uid"),
+                };
                 self.repeat.log(
                     log::Level::Info,
                     &id,
                     "exception",
-                    format_args!("SDK exception callback {kind:?} for uid {}", session.0),
+                    format_args!("{what} {}", session.0),
                 );
                 self.handle(cam, Event::Exception { kind, session });
             }
@@ -720,9 +730,13 @@ impl SupervisorDriver {
 
     /// Reports stream data at most once per call (the runtime calls this about once a
     /// second): a camera whose frame counter moved gets one `StreamData`.
+    /// Then the ISAPI backend's broken streams.
     pub(super) fn poll_streams(&mut self) {
         for cam in self.backends.streams_moved() {
             self.stream_data(cam);
+        }
+        for ev in self.backends.take_events() {
+            self.on_backend_event(ev);
         }
     }
 

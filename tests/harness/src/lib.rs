@@ -254,6 +254,8 @@ pub struct CameraSpec {
     pub login_mode: String,
     /// `[camera.stream] type` (`main`, `sub`): watch that stream of channel 1.
     pub stream: Option<String>,
+    /// `[camera.stream] rtsp_port` (ISAPI cameras: simcam's RTSP port is not 554).
+    pub rtsp_port: Option<u16>,
 }
 
 impl CameraSpec {
@@ -266,12 +268,21 @@ impl CameraSpec {
             password: fleet.config().password.clone(),
             login_mode: "isapi".into(),
             stream: None,
+            rtsp_port: None,
         }
     }
 
     /// The same camera with a watched stream of channel 1 (`main` or `sub`).
     pub fn stream(mut self, stream_type: &str) -> CameraSpec {
         self.stream = Some(stream_type.to_string());
+        self
+    }
+
+    /// The same camera with a watched stream of channel 1 (`main` or `sub`) read by the
+    /// ISAPI backend from simcam's RTSP server at `port` (simcam's `rtsp_addr`).
+    pub fn rtsp_stream(mut self, stream_type: &str, port: u16) -> CameraSpec {
+        self.stream = Some(stream_type.to_string());
+        self.rtsp_port = Some(port);
         self
     }
 
@@ -411,6 +422,9 @@ impl DaemonConfig {
             }
             if let Some(st) = &c.stream {
                 let _ = writeln!(t, "[camera.stream]\nchannel = 1\ntype = {st:?}");
+                if let Some(p) = c.rtsp_port {
+                    let _ = writeln!(t, "rtsp_port = {p}");
+                }
             }
         }
         t.push_str(&self.extra);

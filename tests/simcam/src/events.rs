@@ -74,12 +74,12 @@ pub enum EventKind {
     /// A stream started (RTSP PLAY); `detail` is `ch=<101|102> fps=<n> bitrate=<bit/s>`.
     StreamStart,
     /// A stream ended; `detail` is `ch=… bytes=<RTP bytes sent> pictures=… secs=…
-    /// reason=<teardown|closed|power_off>`.
+    /// reason=<teardown|closed|power_off|cut>`.
     StreamStop,
     /// SETUP refused with RTSP 453 (the stream limit); `detail` is `ch=…`.
     StreamRefused,
     /// A stream fault or setting changed; `detail` is `halt`, `resume`, `stall ms=<n>`,
-    /// `fps_cap=<n|none>`, `limit=<n|none>` or `profile ch=… fps=… bitrate=…`.
+    /// `fps_cap=<n|none>`, `limit=<n|none>`, `cut` or `profile ch=… fps=… bitrate=…`.
     StreamFault,
 }
 

@@ -22,7 +22,7 @@ const USAGE: &str =
 commands on stdin (CAM is an index, A-B, or all):
   off CAM | on CAM [boot_ms] | freeze CAM | thaw CAM | slow CAM MS | passwd CAM NEW
   logindelay CAM MS | limit CAM N|none | ace CAM on|off | unlock CAM | kick CAM | stats [CAM] | total
-  halt CAM | resume CAM | stall CAM MS | fpscap CAM N|none | streamlimit CAM N|none
+  halt CAM | resume CAM | stall CAM MS | cut CAM | fpscap CAM N|none | streamlimit CAM N|none
   events | quit";
 
 fn parse_args() -> Result<(FleetConfig, bool, bool), String> {
@@ -243,6 +243,7 @@ fn command(fleet: &Fleet, line: &str, events_cursor: &mut u64) -> bool {
                         },
                         "halt" => c.halt_stream(),
                         "resume" => c.resume_stream(),
+                        "cut" => c.cut_streams(),
                         "stall" => {
                             let v = arg2.ok_or("stall needs MS")?;
                             let ms: u64 = v.parse().map_err(|_| format!("bad MS {v:?}"))?;

@@ -343,6 +343,8 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>) {
     let ts_base = fastrand::u32(..);
     let mut enc: Option<H264Gen> = None;
     let mut next_at = Instant::now();
+    // Streams started before a later `cut_streams` end.
+    let cuts = cam.stream.lock().cuts;
     loop {
         // Answer every complete request in the buffer.
         loop {
@@ -519,11 +521,15 @@ async fn serve(cam: &Arc<CamShared>, stream: &Async<TcpStream>) {
             Wake::Tick => {
                 let Some(kind) = guard.kind else { return };
                 let now = Instant::now();
-                let (flowing, fps, bitrate) = {
+                let (flowing, fps, bitrate, cut) = {
                     let mut st = cam.stream.lock();
                     let (flowing, fps) = st.flowing(now, kind);
-                    (flowing, fps, st.profile(kind).bitrate)
+                    (flowing, fps, st.profile(kind).bitrate, st.cuts != cuts)
                 };
+                if cut {
+                    guard.why = "cut";
+                    return;
+                }
                 let interval = Duration::from_secs(1) / fps;
                 next_at += interval;
                 if next_at + Duration::from_secs(1) < now {

@@ -105,6 +105,9 @@ pub(crate) struct StreamState {
     pub stall_until: Option<Instant>,
     /// Frame-rate drop: send at most this many pictures per second.
     pub fps_cap: Option<u32>,
+    /// Bumped by [`Camera::cut_streams`]: a playing stream that started under an earlier
+    /// value closes its connection at its next picture.
+    pub cuts: u64,
     pub stats: StreamStats,
 }
 
@@ -133,6 +136,7 @@ impl StreamCtl {
                 halted: false,
                 stall_until: None,
                 fps_cap: None,
+                cuts: 0,
                 stats: StreamStats::default(),
             }),
         })
@@ -249,6 +253,14 @@ impl Camera {
         self.cam.stream.lock().limit = n;
         let d = n.map_or_else(|| "none".to_owned(), |n| n.to_string());
         self.cam.log(EventKind::StreamFault, format!("limit={d}"));
+    }
+
+    /// Closes the RTSP connection of every playing stream (within one picture interval)
+    /// while the session lives: a stream that breaks, not one that stalls. The stops are
+    /// logged with `reason=cut`.
+    pub fn cut_streams(&self) {
+        self.cam.stream.lock().cuts += 1;
+        self.cam.log(EventKind::StreamFault, "cut".into());
     }
 
     /// A snapshot of the stream counters.

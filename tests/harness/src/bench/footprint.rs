@@ -180,6 +180,7 @@ pub fn run(
             password: "pw".into(),
             login_mode: "isapi".into(),
             stream: None,
+            rtsp_port: None,
         });
     }
     let mut d = Daemon::spawn(&wrapper, &dir, &cfg, SpawnOptions::default());
