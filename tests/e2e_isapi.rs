@@ -277,6 +277,8 @@ fn a_watched_stream_with_the_isapi_backend_end_to_end() {
         "a flowing stream was taken for a gap: {v}"
     );
 
+    // Taken before the halt: the new stream may open before the loss is seen here.
+    let seq = f.next_seq();
     cam.halt_stream();
     let v = d
         .wait_status(wait, |v| {
@@ -289,11 +291,10 @@ fn a_watched_stream_with_the_isapi_backend_end_to_end() {
         cause == "stream-gap" || cause == "backend-exception",
         "the loss's cause: {c}"
     );
-    let seq = f.next_seq();
     cam.resume_stream();
     assert!(
         cam.wait_event(seq, EventKind::StreamStart, wait).is_some(),
-        "no new stream after the camera sent again:\n{}",
+        "no new stream after the loss:\n{}",
         d.log_text()
     );
     assert!(

@@ -37,7 +37,8 @@
 //!   back"); the runtime takes it with the frame counts ([`IsapiBackend::take_events`]).
 //!   A stream stop (the camera's teardown before every logout: loss, removal, the end of
 //!   the run) sends `TEARDOWN` and waits for it, bounded by the stop call's deadline; a
-//!   logout finding a stream still open has its reader send `TEARDOWN` on its own. A
+//!   logout finding a stream still open (the stop came while it was opening) sends its
+//!   `TEARDOWN` first, within half the logout's deadline. A
 //!   refused stream (RTSP 453 or 503) fails with class `Resource`, like the SDK's refused
 //!   preview.
 
@@ -45,7 +46,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
@@ -304,7 +305,9 @@ impl IsapiBackend {
                 deadline,
             } => self.heartbeat(cam, token, session, deadline).await,
             Job::Logout { session, deadline } => {
-                self.end_streams_of(session);
+                let started = Instant::now();
+                self.end_streams_of(session, deadline / 2).await;
+                let deadline = deadline.saturating_sub(started.elapsed());
                 let held = self.tables.borrow_mut().sessions.remove(&session.0);
                 if let Some(mut client) = held.and_then(|s| s.client) {
                     match within(deadline, client.logout()).await {
@@ -572,15 +575,39 @@ impl IsapiBackend {
         }
     }
 
-    /// Asks the readers of `session`'s streams to send `TEARDOWN` and end, on their own
-    /// (bounded by their exchange deadline). The camera's teardown stops its stream before
-    /// the logout, so normally there is none.
-    fn end_streams_of(&self, session: Session) {
-        let streams = &mut self.tables.borrow_mut().streams;
-        while let Some(i) = streams.iter().position(|s| s.session == session.0) {
-            let s = streams.swap_remove(i);
-            drop(s.stop);
-            s.reader.detach();
+    /// Ends `session`'s streams before its logout: each reader sends `TEARDOWN`, so the
+    /// device sees it before the logout, within `deadline` (then the rest are cancelled,
+    /// which closes their connections). The camera's teardown stops its streams before
+    /// the logout, so normally there is none; one is left when the stop came while the
+    /// stream was still opening.
+    async fn end_streams_of(&self, session: Session, deadline: Duration) {
+        let mut readers = Vec::new();
+        {
+            let streams = &mut self.tables.borrow_mut().streams;
+            while let Some(i) = streams.iter().position(|s| s.session == session.0) {
+                let s = streams.swap_remove(i);
+                drop(s.stop);
+                readers.push(s.reader);
+            }
+        }
+        if readers.is_empty() {
+            return;
+        }
+        let ended = async {
+            for reader in readers {
+                reader.await;
+            }
+            true
+        }
+        .or(async {
+            Timer::after(deadline).await;
+            false
+        });
+        if !ended.await {
+            log::debug!(
+                "isapi: TEARDOWN before the logout of session {} timed out",
+                session.0
+            );
         }
     }
 
