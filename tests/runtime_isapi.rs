@@ -221,8 +221,8 @@ fn watching(dir: &TempDir, f: &Fleet, strategy: &str) -> (Run, Option<u64>) {
 fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
     // The stream stops while the session and the RTSP connection live (an encoder hang):
     // found by the gap detector (poll), or by the reader's own silence limit, whichever is
-    // first (hybrid, event). Either way the session is renewed and a new stream flows.
-    for strategy in ["hybrid", "poll", "event"] {
+    // first (hybrid, event, queue). Either way the session is renewed and a new stream flows.
+    for strategy in ["hybrid", "poll", "event", "queue"] {
         let _g = serial();
         let dir = TempDir::new(&format!("rti-gap-{strategy}"));
         let f = fleet(1);
@@ -238,6 +238,8 @@ fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
             "{strategy}: a loss while flowing: {c}"
         );
 
+        // Taken before the halt: the new stream may open before the loss is seen here.
+        let seq = f.next_seq();
         cam.halt_stream();
         let c = run.wait_camera("c0", &format!("{strategy}: the gap found"), |c| {
             c["reconnects"].as_u64() > before
@@ -250,7 +252,6 @@ fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
                 "{strategy}: {c}"
             ),
         }
-        let seq = f.next_seq();
         cam.resume_stream();
         stream_started(&f, 0, seq, strategy);
         pictures_flow(&f, 0, 5, strategy);
@@ -267,9 +268,9 @@ fn a_watched_streams_gap_is_detected_and_recovers_with_every_strategy() {
 #[test]
 fn a_broken_stream_is_reported_as_such_and_the_session_renewed() {
     // The RTSP connection closes while the session lives: the reader reports the broken
-    // stream at once (hybrid, event: a loss of its own, in words that name no SDK); poll
+    // stream at once (hybrid, event, queue: a loss of its own, in words that name no SDK); poll
     // acts on no backend event and finds the gap instead.
-    for strategy in ["hybrid", "event", "poll"] {
+    for strategy in ["hybrid", "event", "queue", "poll"] {
         let _g = serial();
         let dir = TempDir::new(&format!("rti-cut-{strategy}"));
         let f = fleet(1);
